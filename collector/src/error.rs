@@ -1,0 +1,169 @@
+//! The collector's error type and its one mapping to HTTP responses.
+//!
+//! The status comes from [`event_model::ErrorClass`], the same table the tracker reads to decide
+//! whether to retry, so server and client cannot drift apart.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use event_model::{ErrorClass, ErrorCode, Violation};
+use serde::Serialize;
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A wire-format or ingest rule was broken.
+    #[error("{0}")]
+    Ingest(Violation),
+    /// The admin token is missing.
+    #[error("the admin API needs `Authorization: Bearer <token>`")]
+    MissingAdminToken,
+    /// The admin token is wrong.
+    #[error("the admin token is not valid")]
+    InvalidAdminToken,
+    /// An admin request body broke a rule.
+    #[error("{message}")]
+    Invalid {
+        /// Machine-readable code.
+        code: &'static str,
+        /// The offending field.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The addressed resource does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The request conflicts with current state.
+    #[error("{message}")]
+    Conflict {
+        /// Machine-readable code.
+        code: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// ClickHouse could not be reached or refused the statement.
+    #[error("storage is unavailable: {0}")]
+    Storage(#[from] StorageError),
+    /// Too many requests are waiting for storage.
+    #[error("the collector is overloaded; retry later")]
+    Overloaded,
+}
+
+/// A failure talking to ClickHouse.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// From the ClickHouse client.
+    #[error(transparent)]
+    ClickHouse(#[from] clickhouse::error::Error),
+    /// A request took longer than the configured timeout.
+    #[error("ClickHouse did not answer within {0:?}")]
+    Timeout(std::time::Duration),
+    /// A commit failed; the message is the underlying error, shared by every waiting request.
+    #[error("commit failed: {0}")]
+    Commit(String),
+    /// The sink task is gone (shutting down).
+    #[error("the sink is shut down")]
+    SinkClosed,
+}
+
+/// JSON error body: `{"error": {"code", "message", "field"}}`.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody<'a> {
+    /// The error.
+    pub error: ErrorDetail<'a>,
+}
+
+/// One error, as clients see it.
+#[derive(Debug, Serialize)]
+pub struct ErrorDetail<'a> {
+    /// Stable machine-readable code.
+    pub code: &'a str,
+    /// A sentence for people.
+    pub message: String,
+    /// The offending field, if any.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub field: &'a str,
+}
+
+/// Seconds clients are told to wait after a 503/429 unless configured otherwise.
+pub const DEFAULT_RETRY_AFTER_SECS: u64 = 5;
+
+impl ApiError {
+    /// The class that decides the status.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            ApiError::Ingest(v) => v.code.class(),
+            ApiError::MissingAdminToken => ErrorClass::Unauthenticated,
+            ApiError::InvalidAdminToken => ErrorClass::Forbidden,
+            ApiError::Invalid { .. } => ErrorClass::Invalid,
+            ApiError::NotFound(_) => ErrorClass::NotFound,
+            ApiError::Conflict { .. } => ErrorClass::Conflict,
+            ApiError::Storage(_) => ErrorClass::Unavailable,
+            ApiError::Overloaded => ErrorClass::RateLimited,
+        }
+    }
+
+    /// The machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Ingest(v) => v.code.as_str(),
+            ApiError::MissingAdminToken => "missing_admin_token",
+            ApiError::InvalidAdminToken => "invalid_admin_token",
+            ApiError::Invalid { code, .. } | ApiError::Conflict { code, .. } => code,
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Storage(_) => ErrorCode::StorageUnavailable.as_str(),
+            ApiError::Overloaded => ErrorCode::Overloaded.as_str(),
+        }
+    }
+
+    fn field(&self) -> &str {
+        match self {
+            ApiError::Ingest(v) => &v.field,
+            ApiError::Invalid { field, .. } => field,
+            _ => "",
+        }
+    }
+
+    fn client_message(&self) -> String {
+        match self {
+            // Internal details stay in the logs; clients learn what to do.
+            ApiError::Storage(_) => {
+                "events could not be stored right now and none were kept; retry after the Retry-After delay".into()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Builds a response with the status of `class`, adding `Retry-After` where clients should wait.
+pub fn response_for_class(class: ErrorClass) -> actix_web::HttpResponseBuilder {
+    let status = StatusCode::from_u16(class.http_status()).expect("valid status");
+    let mut builder = HttpResponse::build(status);
+    if class.is_retryable() {
+        builder.insert_header((
+            header::RETRY_AFTER,
+            HeaderValue::from(DEFAULT_RETRY_AFTER_SECS),
+        ));
+    }
+    builder
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.class().http_status()).expect("valid status")
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Storage(e) = self {
+            tracing::error!(error = %e, "storage failure");
+        }
+        response_for_class(self.class()).json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message: self.client_message(),
+                field: self.field(),
+            },
+        })
+    }
+}

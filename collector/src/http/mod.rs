@@ -1,0 +1,63 @@
+//! HTTP: routes, shared state, and the mapping of extractor failures to our error bodies.
+
+pub mod admin;
+mod body;
+pub mod ingest;
+pub mod ops;
+
+use std::sync::Arc;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::sink::Sink;
+use crate::store::Store;
+
+/// What every handler can reach.
+pub struct AppState {
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// Partners and sources.
+    pub registry: Arc<Registry>,
+    /// The batching writer.
+    pub sink: Sink,
+    /// ClickHouse (readiness).
+    pub store: Store,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let _ = req;
+    Err(ApiError::NotFound("route"))
+}
+
+/// Registers every route and the JSON/path error handlers.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(64 * 1024)
+            .error_handler(|err, _| {
+                ApiError::Invalid {
+                    code: "invalid_request_body",
+                    field: "body",
+                    message: format!("the request body is not what this endpoint expects: {err}"),
+                }
+                .into()
+            }),
+    )
+    .route("/healthz", web::get().to(ops::healthz))
+    .route("/readyz", web::get().to(ops::readyz))
+    .route("/metrics", web::get().to(ops::metrics))
+    .route("/v1/events", web::post().to(ingest::client_events))
+    .route(
+        "/v1/events",
+        web::method(actix_web::http::Method::OPTIONS).to(ingest::preflight),
+    )
+    .route("/v1/server/events", web::post().to(ingest::server_events))
+    .configure(admin::routes)
+    .default_service(web::to(not_found));
+}

@@ -1,0 +1,351 @@
+//! The pure processing step of ingest: a request body plus what the HTTP layer learned about
+//! the request, judged against a registry snapshot, becomes rows to store and a result per
+//! event. No I/O and no clock here; the handler passes `received_at` in.
+
+use event_model::json::{decode_envelope, decode_event};
+use event_model::{
+    validate_event, BatchTimes, ContextValue, ErrorCode, Event, ValidEvent, Violation,
+};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::registry::{origin, Snapshot, SourceRow};
+use crate::store::rows::{ms_to_datetime, EventRow, RejectedRow};
+
+/// How much of a rejected request body is kept in `rejected_events.payload`.
+pub const MAX_STORED_PAYLOAD_BYTES: usize = 64 * 1024;
+
+/// Which door an event came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestPath {
+    /// Browsers and apps: `POST /v1/events`, partner named in the batch, Origin checked.
+    Client,
+    /// The partner's back end: `POST /v1/server/events`, partner from its API key.
+    Server,
+}
+
+impl IngestPath {
+    /// Storage spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IngestPath::Client => "client",
+            IngestPath::Server => "server",
+        }
+    }
+}
+
+/// What the HTTP layer knows about a request.
+#[derive(Debug, Clone)]
+pub struct RequestMeta {
+    /// The door.
+    pub path: IngestPath,
+    /// The partner proven by an API key (server path only).
+    pub authenticated_partner: Option<Uuid>,
+    /// The `Origin` header, if any.
+    pub origin: Option<String>,
+    /// The `User-Agent` header.
+    pub user_agent: String,
+    /// Client IP, or empty if not kept.
+    pub client_ip: String,
+    /// Server clock at receipt, Unix ms.
+    pub received_at_ms: i64,
+}
+
+/// The outcome for one event of the batch.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventResult {
+    /// Position in the batch.
+    pub index: usize,
+    /// The `event_id` as sent (empty if unreadable).
+    pub event_id: String,
+    /// `accepted` or `rejected`.
+    pub status: &'static str,
+    /// Set on an accepted event that had already been stored (a retry); it was not stored again.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
+    /// Reason code when rejected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'static str>,
+    /// Offending field when rejected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Human message when rejected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A batch judged event by event.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The partner every event of the batch belongs to.
+    pub partner_id: Uuid,
+    /// Rows for `events`.
+    pub events: Vec<EventRow>,
+    /// Rows for `rejected_events`.
+    pub rejected: Vec<RejectedRow>,
+    /// One result per event, in batch order.
+    pub results: Vec<EventResult>,
+    /// The first rejection, which decides the status when nothing was accepted.
+    pub first_rejection: Option<Violation>,
+}
+
+/// A request refused as a whole; it is still recorded in `rejected_events`.
+#[derive(Debug)]
+pub struct RequestRejection {
+    /// Why.
+    pub violation: Violation,
+    /// The row that records it (boxed: it is large and travels in `Err`).
+    pub row: Box<RejectedRow>,
+}
+
+fn truncate_utf8(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+fn rejected_row(
+    meta: &RequestMeta,
+    partner_id: Uuid,
+    index: i32,
+    violation: &Violation,
+    payload: &str,
+    source: &str,
+    event_id: &str,
+) -> RejectedRow {
+    RejectedRow {
+        received_at: ms_to_datetime(meta.received_at_ms),
+        partner_id,
+        source: source.into(),
+        event_id: event_id.into(),
+        event_index: index,
+        reason_code: violation.code.as_str().into(),
+        reason_field: violation.field.clone(),
+        reason_message: violation.message(),
+        payload: truncate_utf8(payload, MAX_STORED_PAYLOAD_BYTES).into(),
+        ingest_path: meta.path.as_str().into(),
+        user_agent: meta.user_agent.clone(),
+        client_ip: meta.client_ip.clone(),
+    }
+}
+
+/// Records a request refused before its body could be judged (too large, bad encoding).
+pub fn reject_request(meta: &RequestMeta, violation: Violation, payload: &str) -> RequestRejection {
+    let row = rejected_row(
+        meta,
+        meta.authenticated_partner.unwrap_or(Uuid::nil()),
+        -1,
+        &violation,
+        payload,
+        "",
+        "",
+    );
+    RequestRejection {
+        violation,
+        row: Box::new(row),
+    }
+}
+
+fn resolve_partner(
+    declared: Option<&str>,
+    meta: &RequestMeta,
+    snapshot: &Snapshot,
+) -> Result<Uuid, Violation> {
+    let declared = match declared {
+        Some(text) => Some(Uuid::parse_str(text).map_err(|_| {
+            Violation::new(ErrorCode::UnknownPartner, "partner_id").with_detail("not a UUID")
+        })?),
+        None => None,
+    };
+    match (meta.authenticated_partner, declared) {
+        (Some(authed), Some(declared)) if authed != declared => {
+            Err(Violation::new(ErrorCode::InvalidApiKey, "partner_id")
+                .with_detail("the API key belongs to another partner"))
+        }
+        (Some(authed), _) => Ok(authed),
+        (None, None) => Err(Violation::new(ErrorCode::UnknownPartner, "partner_id")
+            .with_detail("`partner_id` is required")),
+        (None, Some(id)) if snapshot.partner(&id).is_some() => Ok(id),
+        (None, Some(id)) => Err(Violation::new(ErrorCode::UnknownPartner, "partner_id")
+            .with_detail(format!("no partner has id {id}"))),
+    }
+}
+
+fn check_source<'a>(
+    snapshot: &'a Snapshot,
+    partner_id: &Uuid,
+    code: &str,
+    meta: &RequestMeta,
+) -> Result<&'a SourceRow, Violation> {
+    let source = snapshot
+        .partner(partner_id)
+        .and_then(|p| p.sources.get(code))
+        .ok_or_else(|| {
+            Violation::new(ErrorCode::UnknownSource, "source")
+                .with_detail(format!("`{code}` is not a source of this partner"))
+        })?;
+    if !source.active {
+        return Err(Violation::new(ErrorCode::SourceDisabled, "source")
+            .with_detail(format!("source `{code}` is disabled")));
+    }
+    if meta.path == IngestPath::Client {
+        if let Some(origin) = &meta.origin {
+            if !origin::origin_allowed(origin, &source.domain) {
+                let allowed = if source.domain.is_empty() {
+                    "no browser origin is configured for it".to_string()
+                } else {
+                    format!("it accepts {} and its subdomains", source.domain)
+                };
+                return Err(
+                    Violation::new(ErrorCode::OriginNotAllowed, "source").with_detail(format!(
+                        "origin {origin} may not send to `{code}`: {allowed}"
+                    )),
+                );
+            }
+        }
+    }
+    Ok(source)
+}
+
+fn event_row(
+    valid: ValidEvent,
+    source: &SourceRow,
+    partner_id: Uuid,
+    sent_at_ms: i64,
+    meta: &RequestMeta,
+) -> EventRow {
+    let mut strings = Vec::new();
+    let mut numbers = Vec::new();
+    let mut booleans = Vec::new();
+    for (key, value) in valid.context {
+        match value {
+            ContextValue::String(s) => strings.push((key, s)),
+            ContextValue::Number(n) => numbers.push((key, n)),
+            ContextValue::Bool(b) => booleans.push((key, b)),
+        }
+    }
+    EventRow {
+        partner_id,
+        event_id: Uuid::from_bytes(valid.event_id),
+        kind: valid.kind.as_str().into(),
+        name: valid.name,
+        source: valid.source,
+        source_id: source.source_id,
+        customer_id: valid.customer_id.unwrap_or_default(),
+        anonymous_id: valid.anonymous_id.unwrap_or_default(),
+        session_id: valid.session_id.unwrap_or_default(),
+        occurred_at: ms_to_datetime(valid.occurred_at_ms),
+        sent_at: ms_to_datetime(sent_at_ms),
+        received_at: ms_to_datetime(meta.received_at_ms),
+        event_time: ms_to_datetime(valid.event_time_ms),
+        context_strings: strings,
+        context_numbers: numbers,
+        context_booleans: booleans,
+        ingest_path: meta.path.as_str().into(),
+        user_agent: meta.user_agent.clone(),
+        client_ip: meta.client_ip.clone(),
+    }
+}
+
+/// Best-effort `source` and `event_id` of an event that failed to decode, for the rejected row.
+fn readable_ids(raw: &str) -> (String, String) {
+    let value: serde_json::Value = serde_json::from_str(raw).unwrap_or_default();
+    let get = |k: &str| {
+        value
+            .get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    (get("source"), get("event_id"))
+}
+
+fn judge_event(
+    raw: &str,
+    times: BatchTimes,
+    partner_id: Uuid,
+    meta: &RequestMeta,
+    snapshot: &Snapshot,
+) -> Result<EventRow, (Violation, String, String)> {
+    let event: Event = decode_event(raw).map_err(|v| {
+        let (source, id) = readable_ids(raw);
+        (v, source, id)
+    })?;
+    let (source_code, event_id) = (event.source.clone(), event.event_id.clone());
+    let fail = |v: Violation| (v, source_code.clone(), event_id.clone());
+    let valid = validate_event(event, times).map_err(fail)?;
+    let source = check_source(snapshot, &partner_id, &valid.source, meta).map_err(fail)?;
+    Ok(event_row(valid, source, partner_id, times.sent_at_ms, meta))
+}
+
+/// Judges a decoded-to-text body. `Err` means the whole request is refused.
+pub fn prepare(
+    body: &str,
+    meta: &RequestMeta,
+    snapshot: &Snapshot,
+) -> Result<Prepared, RequestRejection> {
+    let reject = |violation: Violation, partner: Option<Uuid>| {
+        let mut r = reject_request(meta, violation, body);
+        if let Some(p) = partner {
+            r.row.partner_id = p;
+        }
+        r
+    };
+    let envelope = decode_envelope(body).map_err(|v| reject(v, None))?;
+    let partner_id = resolve_partner(envelope.partner_id.as_deref(), meta, snapshot)
+        .map_err(|v| reject(v, None))?;
+    let times = BatchTimes {
+        sent_at_ms: envelope.sent_at_ms,
+        received_at_ms: meta.received_at_ms,
+    };
+    let mut prepared = Prepared {
+        partner_id,
+        events: Vec::with_capacity(envelope.events.len()),
+        rejected: Vec::new(),
+        results: Vec::with_capacity(envelope.events.len()),
+        first_rejection: None,
+    };
+    for (index, raw) in envelope.events.iter().enumerate() {
+        match judge_event(raw.get(), times, partner_id, meta, snapshot) {
+            Ok(row) => {
+                prepared.results.push(EventResult {
+                    index,
+                    event_id: row.event_id.to_string(),
+                    status: "accepted",
+                    duplicate: false,
+                    code: None,
+                    field: None,
+                    message: None,
+                });
+                prepared.events.push(row);
+            }
+            Err((violation, source, event_id)) => {
+                prepared.rejected.push(rejected_row(
+                    meta,
+                    partner_id,
+                    index as i32,
+                    &violation,
+                    raw.get(),
+                    &source,
+                    &event_id,
+                ));
+                prepared.results.push(EventResult {
+                    index,
+                    event_id,
+                    status: "rejected",
+                    duplicate: false,
+                    code: Some(violation.code.as_str()),
+                    field: Some(violation.field.clone()),
+                    message: Some(violation.message()),
+                });
+                prepared.first_rejection.get_or_insert(violation);
+            }
+        }
+    }
+    Ok(prepared)
+}

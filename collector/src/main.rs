@@ -1,0 +1,33 @@
+//! The `eventline-collector` binary: configuration, logging, then `serve` or `migrate`.
+
+use clap::Parser;
+use eventline_collector::config::{Cli, Command};
+use eventline_collector::{app, store::migrations};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    if cli.config.log_format == "json" {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Migrate => {
+            let applied = migrations::migrate(&cli.config).await?;
+            tracing::info!(applied, "migrations done");
+        }
+        Command::Serve => {
+            if cli.config.uses_local_admin_token() && !cli.config.listen.ip().is_loopback() {
+                tracing::warn!("EVENTLINE_ADMIN_TOKEN is the public local default on a non-loopback address: set your own");
+            }
+            app::start(cli.config).await?.wait().await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! Prometheus metrics served at `/metrics`.
+
+use prometheus::{
+    exponential_buckets, Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// Every metric the collector exports, registered in its own registry.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Events stored, by ingest path (`client`, `server`).
+    pub accepted: IntCounterVec,
+    /// Events rejected, by reason code.
+    pub rejected: IntCounterVec,
+    /// Retried events that were already stored and so were not stored again.
+    pub duplicates: IntCounter,
+    /// Rows per ClickHouse insert.
+    pub batch_rows: Histogram,
+    /// Seconds per sink commit (dedup look-up plus inserts).
+    pub insert_seconds: Histogram,
+    /// Sink commits that failed (answered 503).
+    pub sink_failures: IntCounter,
+    /// HTTP responses by route and status.
+    pub responses: IntCounterVec,
+}
+
+impl Metrics {
+    /// Creates and registers all metrics.
+    pub fn new() -> Metrics {
+        let registry = Registry::new_custom(Some("eventline".into()), None).expect("valid prefix");
+        let accepted = IntCounterVec::new(
+            Opts::new("events_accepted_total", "Events stored in ClickHouse"),
+            &["ingest_path"],
+        )
+        .expect("valid metric");
+        let rejected = IntCounterVec::new(
+            Opts::new("events_rejected_total", "Events rejected, by reason code"),
+            &["code"],
+        )
+        .expect("valid metric");
+        let duplicates = IntCounter::new(
+            "events_duplicate_total",
+            "Retried events already stored, acknowledged without storing again",
+        )
+        .expect("valid metric");
+        let batch_rows = Histogram::with_opts(
+            HistogramOpts::new("sink_batch_rows", "Rows per ClickHouse insert")
+                .buckets(exponential_buckets(1.0, 4.0, 9).expect("valid buckets")),
+        )
+        .expect("valid metric");
+        let insert_seconds = Histogram::with_opts(
+            HistogramOpts::new("sink_commit_seconds", "Seconds per sink commit")
+                .buckets(exponential_buckets(0.001, 2.0, 14).expect("valid buckets")),
+        )
+        .expect("valid metric");
+        let sink_failures = IntCounter::new("sink_failures_total", "Sink commits that failed")
+            .expect("valid metric");
+        let responses = IntCounterVec::new(
+            Opts::new("http_responses_total", "HTTP responses by route and status"),
+            &["route", "status"],
+        )
+        .expect("valid metric");
+        for c in [
+            Box::new(accepted.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(rejected.clone()),
+            Box::new(duplicates.clone()),
+            Box::new(batch_rows.clone()),
+            Box::new(insert_seconds.clone()),
+            Box::new(sink_failures.clone()),
+            Box::new(responses.clone()),
+        ] {
+            registry.register(c).expect("metric registered once");
+        }
+        Metrics {
+            registry,
+            accepted,
+            rejected,
+            duplicates,
+            batch_rows,
+            insert_seconds,
+            sink_failures,
+            responses,
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding cannot fail");
+        String::from_utf8(buf).expect("prometheus text is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

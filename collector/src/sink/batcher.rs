@@ -1,0 +1,292 @@
+//! Grouping requests into commits: the loop, its limits, and the hand-off to requests.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::{Batch, BatchWriter, EventKey};
+use crate::error::StorageError;
+use crate::metrics::Metrics;
+use crate::store::rows::{EventRow, RejectedRow};
+
+/// When a commit is started.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    /// Commit once this many rows are waiting.
+    pub max_rows: usize,
+    /// Commit once this many (approximate) bytes are waiting.
+    pub max_bytes: usize,
+    /// Commit at the latest this long after the first waiting request arrived.
+    pub linger: Duration,
+    /// Requests that may wait before new ones are refused with 429.
+    pub queue: usize,
+}
+
+/// Why a submission was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The queue is full.
+    #[error("sink queue is full")]
+    Overloaded,
+    /// The commit failed; nothing of the submission was kept.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+struct Job {
+    events: Vec<EventRow>,
+    rejected: Vec<RejectedRow>,
+    reply: oneshot::Sender<Result<Arc<HashSet<EventKey>>, StorageError>>,
+}
+
+impl Job {
+    fn rows(&self) -> usize {
+        self.events.len() + self.rejected.len()
+    }
+
+    fn bytes(&self) -> usize {
+        self.events
+            .iter()
+            .map(EventRow::approx_bytes)
+            .sum::<usize>()
+            + self
+                .rejected
+                .iter()
+                .map(RejectedRow::approx_bytes)
+                .sum::<usize>()
+    }
+}
+
+/// The requests' side of the sink. Cloneable; the task ends when every clone is dropped,
+/// after committing what is waiting.
+#[derive(Clone)]
+pub struct Sink {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Sink {
+    /// Hands rows over and waits for their commit; returns the events that were already stored.
+    pub async fn submit(
+        &self,
+        events: Vec<EventRow>,
+        rejected: Vec<RejectedRow>,
+    ) -> Result<Arc<HashSet<EventKey>>, SubmitError> {
+        let (reply, done) = oneshot::channel();
+        self.tx
+            .try_send(Job {
+                events,
+                rejected,
+                reply,
+            })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => SubmitError::Overloaded,
+                mpsc::error::TrySendError::Closed(_) => StorageError::SinkClosed.into(),
+            })?;
+        match done.await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(StorageError::SinkClosed.into()),
+        }
+    }
+}
+
+/// Starts the sink task.
+pub fn spawn<W: BatchWriter>(
+    writer: W,
+    limits: BatchLimits,
+    metrics: Metrics,
+) -> (Sink, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(limits.queue.max(1));
+    let task = tokio::spawn(run(writer, limits, metrics, rx));
+    (Sink { tx }, task)
+}
+
+async fn run<W: BatchWriter>(
+    writer: W,
+    limits: BatchLimits,
+    metrics: Metrics,
+    mut rx: mpsc::Receiver<Job>,
+) {
+    while let Some(first) = rx.recv().await {
+        let deadline = Instant::now() + limits.linger;
+        let (mut rows, mut bytes) = (first.rows(), first.bytes());
+        let mut jobs = vec![first];
+        while rows < limits.max_rows && bytes < limits.max_bytes {
+            // Take what is already queued without waiting; wait only while the linger lasts.
+            let next = match rx.try_recv() {
+                Ok(job) => Some(job),
+                Err(_) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        None
+                    } else {
+                        tokio::time::timeout(left, rx.recv()).await.ok().flatten()
+                    }
+                }
+            };
+            let Some(job) = next else { break };
+            rows += job.rows();
+            bytes += job.bytes();
+            jobs.push(job);
+        }
+        commit(&writer, &metrics, jobs, rows).await;
+    }
+}
+
+async fn commit<W: BatchWriter>(writer: &W, metrics: &Metrics, jobs: Vec<Job>, rows: usize) {
+    let mut batch = Batch::default();
+    let mut replies = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        batch.events.extend(job.events);
+        batch.rejected.extend(job.rejected);
+        replies.push(job.reply);
+    }
+    let started = Instant::now();
+    let result = writer.commit(batch).await;
+    metrics
+        .insert_seconds
+        .observe(started.elapsed().as_secs_f64());
+    metrics.batch_rows.observe(rows as f64);
+    match result {
+        Ok(skipped) => {
+            let skipped = Arc::new(skipped);
+            for reply in replies {
+                // A request that gave up waiting has nothing to learn; its rows are stored.
+                let _ = reply.send(Ok(skipped.clone()));
+            }
+        }
+        Err(error) => {
+            metrics.sink_failures.inc();
+            tracing::warn!(%error, rows, "commit failed; answering 503 to its requests");
+            let message = error.to_string();
+            for reply in replies {
+                let _ = reply.send(Err(StorageError::Commit(message.clone())));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    use crate::store::rows::ms_to_datetime;
+    use uuid::Uuid;
+
+    #[derive(Clone, Default)]
+    struct Recorder {
+        commits: Arc<Mutex<Vec<usize>>>,
+        fail: Arc<Mutex<bool>>,
+    }
+
+    impl BatchWriter for Recorder {
+        async fn commit(&self, batch: Batch) -> Result<HashSet<EventKey>, StorageError> {
+            if *self.fail.lock().unwrap() {
+                return Err(StorageError::Commit("down".into()));
+            }
+            self.commits.lock().unwrap().push(batch.events.len());
+            Ok(HashSet::new())
+        }
+    }
+
+    fn row() -> EventRow {
+        EventRow {
+            partner_id: Uuid::nil(),
+            event_id: Uuid::now_v7(),
+            kind: "customer".into(),
+            name: "n".into(),
+            source: "s".into(),
+            source_id: Uuid::nil(),
+            customer_id: "c".into(),
+            anonymous_id: String::new(),
+            session_id: String::new(),
+            occurred_at: ms_to_datetime(0),
+            sent_at: ms_to_datetime(0),
+            received_at: ms_to_datetime(0),
+            event_time: ms_to_datetime(0),
+            context_strings: vec![],
+            context_numbers: vec![],
+            context_booleans: vec![],
+            ingest_path: "client".into(),
+            user_agent: String::new(),
+            client_ip: String::new(),
+        }
+    }
+
+    fn limits(max_rows: usize, linger_ms: u64) -> BatchLimits {
+        BatchLimits {
+            max_rows,
+            max_bytes: usize::MAX,
+            linger: Duration::from_millis(linger_ms),
+            queue: 100,
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_requests_share_one_commit_within_the_linger() {
+        let writer = Recorder::default();
+        let (sink, _task) = spawn(writer.clone(), limits(1000, 200), Metrics::new());
+        let submits = (0..5).map(|_| {
+            let sink = sink.clone();
+            tokio::spawn(async move { sink.submit(vec![row(), row()], vec![]).await })
+        });
+        for s in submits.collect::<Vec<_>>() {
+            s.await.unwrap().unwrap();
+        }
+        assert_eq!(*writer.commits.lock().unwrap(), vec![10]);
+    }
+
+    #[tokio::test]
+    async fn the_row_limit_starts_a_commit_without_waiting_for_the_linger() {
+        let writer = Recorder::default();
+        let (sink, _task) = spawn(writer.clone(), limits(3, 60_000), Metrics::new());
+        let started = Instant::now();
+        sink.submit(vec![row(), row(), row()], vec![])
+            .await
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(30));
+        assert_eq!(*writer.commits.lock().unwrap(), vec![3]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_commit_reaches_every_waiting_request_as_an_error() {
+        let writer = Recorder::default();
+        *writer.fail.lock().unwrap() = true;
+        let (sink, _task) = spawn(writer.clone(), limits(1000, 0), Metrics::new());
+        let err = sink.submit(vec![row()], vec![]).await.unwrap_err();
+        assert!(matches!(err, SubmitError::Storage(_)));
+        *writer.fail.lock().unwrap() = false;
+        sink.submit(vec![row()], vec![]).await.unwrap();
+        assert_eq!(*writer.commits.lock().unwrap(), vec![1]);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_overloaded() {
+        #[derive(Clone)]
+        struct Stuck;
+        impl BatchWriter for Stuck {
+            async fn commit(&self, _: Batch) -> Result<HashSet<EventKey>, StorageError> {
+                std::future::pending().await
+            }
+        }
+        let (sink, _task) = spawn(
+            Stuck,
+            BatchLimits {
+                queue: 1,
+                ..limits(1, 0)
+            },
+            Metrics::new(),
+        );
+        let s1 = sink.clone();
+        tokio::spawn(async move { s1.submit(vec![row()], vec![]).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let s2 = sink.clone();
+        tokio::spawn(async move { s2.submit(vec![row()], vec![]).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let err = sink.submit(vec![row()], vec![]).await.unwrap_err();
+        assert!(matches!(err, SubmitError::Overloaded));
+    }
+}

@@ -1,0 +1,43 @@
+//! The sink: requests hand over prepared rows and wait; one task groups them into ClickHouse
+//! inserts bounded by rows, bytes and a linger period, and answers each request only after
+//! the insert holding its rows is committed.
+//!
+//! Because one task performs every commit of this process, the duplicate check (which
+//! `event_id`s are already stored) and the insert that follows it cannot interleave with
+//! another commit's; that is what makes retried events land exactly once.
+
+mod batcher;
+mod clickhouse_writer;
+
+pub use batcher::{spawn, BatchLimits, Sink, SubmitError};
+pub use clickhouse_writer::ClickHouseWriter;
+
+use std::collections::HashSet;
+use std::future::Future;
+
+use uuid::Uuid;
+
+use crate::error::StorageError;
+use crate::store::rows::{EventRow, RejectedRow};
+
+/// `(partner_id, event_id)`: the identity of a stored event.
+pub type EventKey = (Uuid, Uuid);
+
+/// Rows of one or more requests, committed together.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Rows for `events`, possibly holding the same event twice (a retry racing the original).
+    pub events: Vec<EventRow>,
+    /// Rows for `rejected_events`.
+    pub rejected: Vec<RejectedRow>,
+}
+
+/// Writes batches; the ClickHouse implementation is [`ClickHouseWriter`].
+pub trait BatchWriter: Send + Sync + 'static {
+    /// Stores the batch, skipping events already stored (and repeats within the batch), and
+    /// returns the keys that were already stored before this commit. All or nothing: on `Err`, callers assume nothing was kept.
+    fn commit(
+        &self,
+        batch: Batch,
+    ) -> impl Future<Output = Result<HashSet<EventKey>, StorageError>> + Send;
+}

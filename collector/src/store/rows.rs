@@ -1,0 +1,129 @@
+//! Row types of the `events` and `rejected_events` tables, as written over RowBinary.
+
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Unix milliseconds to a UTC timestamp (ClickHouse DateTime64(3)).
+pub fn ms_to_datetime(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// One row of `events`.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct EventRow {
+    /// Partner (tenant).
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub partner_id: Uuid,
+    /// Client-generated id; the idempotency key.
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub event_id: Uuid,
+    /// `customer` or `system`.
+    pub kind: String,
+    /// Event name.
+    pub name: String,
+    /// Source code as sent.
+    pub source: String,
+    /// Stable source id.
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub source_id: Uuid,
+    /// Customer id or empty.
+    pub customer_id: String,
+    /// Anonymous id or empty.
+    pub anonymous_id: String,
+    /// Session id or empty.
+    pub session_id: String,
+    /// Client clock.
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    pub occurred_at: OffsetDateTime,
+    /// Client clock.
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    pub sent_at: OffsetDateTime,
+    /// Collector clock.
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    pub received_at: OffsetDateTime,
+    /// Skew-corrected event time.
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    pub event_time: OffsetDateTime,
+    /// String context variables.
+    pub context_strings: Vec<(String, String)>,
+    /// Numeric context variables.
+    pub context_numbers: Vec<(String, f64)>,
+    /// Boolean context variables.
+    pub context_booleans: Vec<(String, bool)>,
+    /// `client` or `server`.
+    pub ingest_path: String,
+    /// User-Agent header.
+    pub user_agent: String,
+    /// Client IP or empty.
+    pub client_ip: String,
+}
+
+impl EventRow {
+    /// A rough byte size, for the sink's batch byte limit.
+    pub fn approx_bytes(&self) -> usize {
+        let ctx: usize = self
+            .context_strings
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>()
+            + self
+                .context_numbers
+                .iter()
+                .map(|(k, _)| k.len() + 8)
+                .sum::<usize>()
+            + self
+                .context_booleans
+                .iter()
+                .map(|(k, _)| k.len() + 1)
+                .sum::<usize>();
+        96 + self.name.len()
+            + self.source.len()
+            + self.customer_id.len()
+            + self.anonymous_id.len()
+            + self.session_id.len()
+            + self.user_agent.len()
+            + self.client_ip.len()
+            + ctx
+    }
+}
+
+/// One row of `rejected_events`.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct RejectedRow {
+    /// Collector clock.
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    pub received_at: OffsetDateTime,
+    /// Partner, or nil when unknown.
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub partner_id: Uuid,
+    /// Source code as sent, if readable.
+    pub source: String,
+    /// Event id as sent, if readable.
+    pub event_id: String,
+    /// Position in the batch, or -1 for the whole request.
+    pub event_index: i32,
+    /// Stable reason code.
+    pub reason_code: String,
+    /// Offending field.
+    pub reason_field: String,
+    /// Human message.
+    pub reason_message: String,
+    /// Raw event JSON or (truncated) body.
+    pub payload: String,
+    /// `client` or `server`.
+    pub ingest_path: String,
+    /// User-Agent header.
+    pub user_agent: String,
+    /// Client IP or empty.
+    pub client_ip: String,
+}
+
+impl RejectedRow {
+    /// A rough byte size, for the sink's batch byte limit.
+    pub fn approx_bytes(&self) -> usize {
+        64 + self.payload.len() + self.reason_message.len() + self.user_agent.len()
+    }
+}
