@@ -1,0 +1,259 @@
+//! The admin API: token, partners, sources and their rules.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::common::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_api_needs_the_token() {
+    let t = TestCollector::start().await;
+    let none = t
+        .http
+        .get(t.url("/v1/admin/partners"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status().as_u16(), 401);
+    let body: serde_json::Value = none.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "missing_admin_token");
+    let wrong = t
+        .http
+        .get(t.url("/v1/admin/partners"))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 403);
+    let (status, _) = t.admin(Method::GET, "/v1/admin/partners", None).await;
+    assert_eq!(status, 200);
+    t.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_partner_gets_an_online_store_that_can_be_disabled_but_not_deleted() {
+    let t = TestCollector::start().await;
+    let p = t.create_partner("Acme").await;
+    let (status, body) = t
+        .admin(
+            Method::GET,
+            &format!("/v1/admin/partners/{}/sources", p.id),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let sources = body["sources"].as_array().unwrap();
+    assert_eq!(sources.len(), 1);
+    let store = &sources[0];
+    assert_eq!(
+        (store["name"].as_str(), store["code"].as_str()),
+        (Some("Online Store"), Some("online_store"))
+    );
+    assert_eq!(
+        (store["active"].as_bool(), store["system"].as_bool()),
+        (Some(true), Some(true))
+    );
+
+    let path = format!("/v1/admin/partners/{}/sources/{}", p.id, p.online_store_id);
+    let (status, body) = t.admin(Method::DELETE, &path, None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("system_source_undeletable")),
+        "{body}"
+    );
+
+    let (status, body) = t
+        .patch_source(&p, &p.online_store_id, json!({ "active": false }))
+        .await;
+    assert_eq!(
+        (status, body["active"].as_bool()),
+        (200, Some(false)),
+        "{body}"
+    );
+    let (_, body) = t.admin(Method::GET, &path, None).await;
+    assert_eq!(body["active"], false, "the toggle persisted");
+    t.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn user_sources_are_added_edited_and_removed_with_unique_codes() {
+    let t = TestCollector::start().await;
+    let p = t.create_partner("Acme").await;
+    let (status, app) = t
+        .add_source(
+            &p,
+            json!({ "name": "Mobile application", "code": "mobile_app", "domain": "" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{app}");
+    assert_eq!(
+        (app["system"].as_bool(), app["active"].as_bool()),
+        (Some(false), Some(true))
+    );
+    let app_id = app["id"].as_str().unwrap().to_string();
+
+    let (status, body) = t
+        .add_source(&p, json!({ "name": "Dup", "code": "mobile_app" }))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("source_code_taken")),
+        "{body}"
+    );
+    let (status, body) = t
+        .patch_source(&p, &app_id, json!({ "code": "online_store" }))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("source_code_taken")),
+        "{body}"
+    );
+
+    let (status, body) = t
+        .add_source(&p, json!({ "name": "Promo", "code": "bad code" }))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_source_code")),
+        "{body}"
+    );
+    let (status, body) = t
+        .add_source(
+            &p,
+            json!({ "name": "Promo", "code": "promo", "domain": "https://promo.example/x" }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_domain")),
+        "{body}"
+    );
+    let (status, body) = t
+        .add_source(&p, json!({ "name": "", "code": "promo" }))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_name")),
+        "{body}"
+    );
+    let (status, body) = t
+        .add_source(&p, json!({ "nme": "Promo", "code": "promo" }))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_request_body")),
+        "{body}"
+    );
+
+    let (status, body) = t
+        .patch_source(
+            &p,
+            &app_id,
+            json!({ "name": "App", "code": "app", "domain": "App.Example" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (
+            body["name"].as_str(),
+            body["code"].as_str(),
+            body["domain"].as_str()
+        ),
+        (Some("App"), Some("app"), Some("app.example"))
+    );
+
+    // Events for the renamed code are accepted; the old code is gone.
+    let mut e = event("open", "c");
+    e.source = "app".into();
+    let (status, _, body) = t.send(&batch(&p, vec![e]), None).await;
+    assert_eq!(status, 200, "{body}");
+
+    let path = format!("/v1/admin/partners/{}/sources/{app_id}", p.id);
+    let (status, _) = t.admin(Method::DELETE, &path, None).await;
+    assert_eq!(status, 204);
+    let (status, body) = t.admin(Method::GET, &path, None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    let (_, body) = t
+        .admin(
+            Method::GET,
+            &format!("/v1/admin/partners/{}/sources", p.id),
+            None,
+        )
+        .await;
+    assert_eq!(body["sources"].as_array().unwrap().len(), 1);
+
+    // The code is free again once the source is removed.
+    let (status, _) = t
+        .add_source(&p, json!({ "name": "App again", "code": "app" }))
+        .await;
+    assert_eq!(status, 201);
+    t.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_partners_and_sources_are_404_and_partners_are_listed() {
+    let t = TestCollector::start().await;
+    let p = t.create_partner("Acme").await;
+    let (status, body) = t
+        .admin(Method::GET, "/v1/admin/partners/not-a-uuid/sources", None)
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    let (status, _) = t
+        .admin(
+            Method::GET,
+            &format!("/v1/admin/partners/{}", uuid::Uuid::new_v4()),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, body) = t
+        .admin(
+            Method::POST,
+            "/v1/admin/partners",
+            Some(json!({ "name": "  " })),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_name"))
+    );
+    let (status, body) = t.admin(Method::GET, "/v1/admin/partners", None).await;
+    assert_eq!(status, 200);
+    let partners = body["partners"].as_array().unwrap();
+    assert_eq!(partners.len(), 1);
+    assert_eq!(partners[0]["id"].as_str(), Some(p.id.as_str()));
+    assert!(
+        partners[0].get("api_key").is_none(),
+        "the key is shown only once"
+    );
+    t.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn migrations_run_once_and_the_registry_survives_a_restart() {
+    let t = TestCollector::start().await;
+    let p = t.create_partner("Acme").await;
+    t.patch_source(&p, &p.online_store_id, json!({ "domain": "shop.example" }))
+        .await;
+    let database = t.database.clone();
+    let t2 =
+        TestCollector::start_with(clickhouse_url(), |c| c.clickhouse_database = database).await;
+    assert_eq!(t2.count("SELECT count() FROM schema_migrations").await, 1);
+    let (_, body) = t2
+        .admin(
+            Method::GET,
+            &format!("/v1/admin/partners/{}/sources", p.id),
+            None,
+        )
+        .await;
+    assert_eq!(body["sources"][0]["domain"], "shop.example");
+    let mut t2 = t2;
+    t2.running.take().unwrap().stop().await.unwrap();
+    t.finish().await;
+}

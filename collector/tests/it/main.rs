@@ -1,0 +1,9 @@
+//! Integration tests against a real ClickHouse server: one binary, a fresh database per test.
+//!
+//! The server is the one `scripts/clickhouse.sh start` runs (`make test` starts it), or any
+//! server named by `EVENTLINE_TEST_CLICKHOUSE_URL`.
+
+mod admin;
+mod common;
+mod ingest;
+mod outage;

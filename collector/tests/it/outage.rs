@@ -1,0 +1,87 @@
+//! ClickHouse going away and coming back: nothing acknowledged is lost, nothing is doubled.
+
+use std::process::Command;
+
+use crate::common::*;
+
+/// A private ClickHouse instance started with the project's own script, so stopping it
+/// does not disturb the other tests.
+struct PrivateClickHouse {
+    port: u16,
+    data_dir: std::path::PathBuf,
+}
+
+impl PrivateClickHouse {
+    fn script(&self, action: &str) {
+        let status = Command::new("bash")
+            .arg(repo_root().join("scripts/clickhouse.sh"))
+            .args([action, "--port", &self.port.to_string(), "--data-dir"])
+            .arg(&self.data_dir)
+            .status()
+            .expect("scripts/clickhouse.sh runs");
+        assert!(status.success(), "clickhouse.sh {action} failed");
+    }
+
+    fn start() -> PrivateClickHouse {
+        let port = 18_200 + (std::process::id() % 500) as u16;
+        let data_dir = std::env::temp_dir().join(format!(
+            "eventline-outage-{port}-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let ch = PrivateClickHouse { port, data_dir };
+        ch.script("start");
+        ch
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for PrivateClickHouse {
+    fn drop(&mut self) {
+        self.script("stop");
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn while_clickhouse_is_down_nothing_is_acknowledged_and_retries_land_once() {
+    let ch = PrivateClickHouse::start();
+    let t = TestCollector::start_with(ch.url(), |c| c.clickhouse_timeout_ms = 2_000).await;
+    let p = t.create_partner("Acme").await;
+    let (status, _, body) = t.send(&batch(&p, vec![event("before", "c")]), None).await;
+    assert_eq!(status, 200, "{body}");
+
+    ch.script("stop");
+    let pending = batch(&p, vec![event("during", "c-1"), event("during", "c-2")]);
+    let (status, headers, body) = t.send(&pending, None).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "storage_unavailable");
+    assert!(
+        headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            > 0
+    );
+    let ready = t.http.get(t.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 503);
+    let health = t.http.get(t.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 200, "the process itself is fine");
+
+    ch.script("start");
+    // The tracker retries the same batch, perhaps more than once.
+    for _ in 0..2 {
+        let (status, _, body) = t.send(&pending, None).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(
+        t.count("SELECT count() FROM events WHERE name = 'during'")
+            .await,
+        2
+    );
+    assert_eq!(t.count("SELECT count() FROM events").await, 3);
+    t.finish().await;
+}
