@@ -1,1 +1,300 @@
-fn main() {}
+//! Ingest benchmark (not a test): collector throughput and latency for batches of 1, 20 and 500
+//! events, beside a raw `INSERT ... FORMAT JSONEachRow` of the same events straight into
+//! ClickHouse, so the ratio shows what the collector costs (or saves, by batching).
+//!
+//! Run with `make bench` (starts the local ClickHouse), or point `EVENTLINE_BENCH_CLICKHOUSE_URL`
+//! at any server. Each run uses a fresh database and drops it afterwards. Compare the ratios
+//! within one run: these machines are shared and noisy.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use event_model::json::Batch;
+use event_model::timestamp::format_rfc3339_ms;
+use event_model::{ContextValue, Event, EventKind};
+use eventline_collector::app;
+use eventline_collector::config::Config;
+use serde_json::{json, Value};
+
+const CONCURRENCY: usize = 8;
+/// (events per batch, requests per path): about the same work for every size, bounded in time.
+const PLAN: &[(usize, usize)] = &[(1, 3_000), (20, 600), (500, 40)];
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn shop_event(i: usize) -> Event {
+    let context = [
+        (
+            "category",
+            ContextValue::String(["Jacket", "Shoes", "Hat"][i % 3].into()),
+        ),
+        (
+            "product_id",
+            ContextValue::String(format!("sku-{}", i % 997)),
+        ),
+        ("price", ContextValue::Number((i % 200) as f64 + 0.99)),
+        ("quantity", ContextValue::Number((i % 5 + 1) as f64)),
+        ("in_stock", ContextValue::Bool(i % 7 != 0)),
+        (
+            "page_url",
+            ContextValue::String("https://shop.example/catalog/jackets?utm_source=mail".into()),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    Event {
+        event_id: uuid::Uuid::now_v7().to_string(),
+        kind: EventKind::Customer,
+        name: ["product_viewed", "added_to_cart", "purchase"][i % 3].into(),
+        source: "online_store".into(),
+        customer_id: Some(format!("customer-{}", i % 5_000)),
+        anonymous_id: Some(format!("anon-{}", i % 7_000)),
+        session_id: Some(format!("session-{}", i % 900)),
+        occurred_at: format_rfc3339_ms(now_ms() - 1_000),
+        context,
+    }
+}
+
+fn ch_time(ms: i64) -> String {
+    format_rfc3339_ms(ms)
+        .replace('T', " ")
+        .trim_end_matches('Z')
+        .to_string()
+}
+
+/// The same event as a JSONEachRow line of the `events` table, as the collector would store it.
+fn raw_row(partner: &str, source_id: &str, e: &Event) -> String {
+    let (mut s, mut n, mut b) = (
+        serde_json::Map::new(),
+        serde_json::Map::new(),
+        serde_json::Map::new(),
+    );
+    for (k, v) in &e.context {
+        match v {
+            ContextValue::String(x) => s.insert(k.clone(), json!(x)),
+            ContextValue::Number(x) => n.insert(k.clone(), json!(x)),
+            ContextValue::Bool(x) => b.insert(k.clone(), json!(x)),
+        };
+    }
+    let t = ch_time(now_ms());
+    json!({
+        "partner_id": partner, "event_id": e.event_id, "kind": "customer", "name": e.name,
+        "source": e.source, "source_id": source_id, "customer_id": e.customer_id,
+        "anonymous_id": e.anonymous_id, "session_id": e.session_id,
+        "occurred_at": t, "sent_at": t, "received_at": t, "event_time": t,
+        "context_strings": s, "context_numbers": n, "context_booleans": b,
+        "ingest_path": "client", "user_agent": "bench", "client_ip": "127.0.0.1"
+    })
+    .to_string()
+}
+
+struct Outcome {
+    events: usize,
+    wall: Duration,
+    latencies_ms: Vec<f64>,
+    failures: usize,
+}
+
+impl Outcome {
+    fn pct(&self, p: f64) -> f64 {
+        let i = ((self.latencies_ms.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies_ms.get(i).copied().unwrap_or(f64::NAN)
+    }
+    fn rate(&self) -> f64 {
+        self.events as f64 / self.wall.as_secs_f64()
+    }
+}
+
+/// Sends `bodies` with `CONCURRENCY` clients; each request must answer 200.
+async fn drive(
+    http: &reqwest::Client,
+    url: &str,
+    headers: Vec<(&'static str, String)>,
+    bodies: Vec<Vec<u8>>,
+    events_per_body: usize,
+) -> Outcome {
+    let bodies = Arc::new(bodies);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..CONCURRENCY)
+        .map(|_| {
+            let (bodies, next, http, url, headers) = (
+                bodies.clone(),
+                next.clone(),
+                http.clone(),
+                url.to_string(),
+                headers.clone(),
+            );
+            tokio::spawn(async move {
+                let (mut lat, mut failures) = (Vec::new(), 0);
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(body) = bodies.get(i) else { break };
+                    let mut req = http.post(&url).body(body.clone());
+                    for (k, v) in &headers {
+                        req = req.header(*k, v);
+                    }
+                    let t = Instant::now();
+                    let ok = match req.send().await {
+                        Ok(r) => {
+                            let status = r.status();
+                            let body = r.text().await.unwrap_or_default();
+                            if !status.is_success() && failures == 0 {
+                                eprintln!(
+                                    "first failure: {status} {}",
+                                    body.get(..300).unwrap_or(&body)
+                                );
+                            }
+                            status.is_success()
+                        }
+                        Err(e) => {
+                            eprintln!("request error: {e}");
+                            false
+                        }
+                    };
+                    lat.push(t.elapsed().as_secs_f64() * 1e3);
+                    failures += usize::from(!ok);
+                }
+                (lat, failures)
+            })
+        })
+        .collect();
+    let (mut latencies_ms, mut failures) = (Vec::new(), 0);
+    for w in workers {
+        let (l, f) = w.await.unwrap();
+        latencies_ms.extend(l);
+        failures += f;
+    }
+    let wall = started.elapsed();
+    latencies_ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    Outcome {
+        events: bodies.len() * events_per_body,
+        wall,
+        latencies_ms,
+        failures,
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt().with_env_filter("warn").init();
+    let ch_url = std::env::var("EVENTLINE_BENCH_CLICKHOUSE_URL")
+        .unwrap_or_else(|_| "http://127.0.0.1:18123".into());
+    let database = format!("eventline_bench_{}", std::process::id());
+    let mut config = Config::local_defaults();
+    config.listen = "127.0.0.1:0".parse()?;
+    config.clickhouse_url = ch_url.clone();
+    config.clickhouse_database = database.clone();
+    let token = config.admin_token.clone();
+    let running = app::start(config).await?;
+    let base = format!("http://{}", running.addr);
+    let http = reqwest::Client::new();
+
+    let partner: Value = http
+        .post(format!("{base}/v1/admin/partners"))
+        .bearer_auth(&token)
+        .json(&json!({ "name": "Bench" }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let partner_id = partner["id"].as_str().unwrap().to_string();
+    let source_id = partner["sources"][0]["id"].as_str().unwrap().to_string();
+    let ch = clickhouse::Client::default()
+        .with_url(&ch_url)
+        .with_database(&database);
+    ch.query("CREATE TABLE raw_events AS events")
+        .execute()
+        .await?;
+    let raw_url = format!(
+        "{ch_url}/?database={database}&query=INSERT%20INTO%20raw_events%20FORMAT%20JSONEachRow"
+    );
+
+    println!(
+        "Eventline ingest benchmark: {CONCURRENCY} concurrent clients, ClickHouse at {ch_url}"
+    );
+    println!(
+        "collector = POST /v1/events (validate, dedup check, batched insert, ack after commit)"
+    );
+    println!("raw       = POST INSERT INTO raw_events FORMAT JSONEachRow, same events, straight to ClickHouse\n");
+    println!(
+        "{:>5} {:<10} {:>8} {:>8} {:>10} {:>8} {:>8} {:>8} {:>6}",
+        "batch", "path", "requests", "events", "events/s", "p50 ms", "p95 ms", "p99 ms", "fail"
+    );
+    let mut counter = 0;
+    for &(size, requests) in PLAN {
+        let mut collector_bodies = Vec::with_capacity(requests);
+        let mut raw_bodies = Vec::with_capacity(requests);
+        for _ in 0..requests {
+            let events: Vec<Event> = (0..size)
+                .map(|_| {
+                    counter += 1;
+                    shop_event(counter)
+                })
+                .collect();
+            raw_bodies.push(
+                events
+                    .iter()
+                    .map(|e| raw_row(&partner_id, &source_id, e))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+                    .into_bytes(),
+            );
+            let batch = Batch {
+                partner_id: Some(partner_id.clone()),
+                sent_at: format_rfc3339_ms(now_ms()),
+                events,
+            };
+            collector_bodies.push(serde_json::to_vec(&batch)?);
+        }
+        let collector = drive(
+            &http,
+            &format!("{base}/v1/events"),
+            vec![("content-type", "application/json".into())],
+            collector_bodies,
+            size,
+        )
+        .await;
+        let raw = drive(&http, &raw_url, vec![], raw_bodies, size).await;
+        for (name, o) in [("collector", &collector), ("raw insert", &raw)] {
+            println!(
+                "{:>5} {:<10} {:>8} {:>8} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>6}",
+                size,
+                name,
+                o.latencies_ms.len(),
+                o.events,
+                o.rate(),
+                o.pct(0.5),
+                o.pct(0.95),
+                o.pct(0.99),
+                o.failures
+            );
+        }
+        println!(
+            "{:>5} {:<10} throughput collector/raw = {:.2}x, p50 latency collector/raw = {:.2}x\n",
+            size,
+            "ratio",
+            collector.rate() / raw.rate(),
+            collector.pct(0.5) / raw.pct(0.5)
+        );
+    }
+    let stored: u64 = ch.query("SELECT count() FROM events").fetch_one().await?;
+    let raw_stored: u64 = ch
+        .query("SELECT count() FROM raw_events")
+        .fetch_one()
+        .await?;
+    println!("rows stored: events = {stored}, raw_events = {raw_stored} (each should equal the events sent)");
+    running.stop().await?;
+    ch.query("DROP DATABASE IF EXISTS {db:Identifier}")
+        .param("db", database.as_str())
+        .execute()
+        .await?;
+    Ok(())
+}

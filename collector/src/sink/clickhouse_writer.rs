@@ -12,6 +12,21 @@ use crate::metrics::Metrics;
 use crate::store::rows::{EventRow, RejectedRow};
 use crate::store::Store;
 
+/// Budget for one look-up query's parameter, below ClickHouse's 128 KiB form-field cap.
+const LOOKUP_CHUNK_BYTES: usize = 96 * 1024;
+
+/// The `events` sort key, which is also what makes two rows the same event.
+type SortKey = (Uuid, String, String, Uuid);
+
+fn sort_key(row: &EventRow) -> SortKey {
+    (
+        row.partner_id,
+        row.name.clone(),
+        row.customer_id.clone(),
+        row.event_id,
+    )
+}
+
 /// Writes batches to the `events` and `rejected_events` tables.
 pub struct ClickHouseWriter {
     store: Store,
@@ -24,38 +39,56 @@ impl ClickHouseWriter {
         ClickHouseWriter { store, metrics }
     }
 
-    /// Which of these keys are already in `events`.
-    async fn stored(&self, keys: &HashSet<EventKey>) -> Result<HashSet<EventKey>, StorageError> {
+    /// Which of these rows are already in `events`.
+    ///
+    /// A duplicate is a row with the same sort key `(partner_id, name, customer_id, event_id)`:
+    /// exactly what ReplacingMergeTree would collapse, and a primary-index look-up rather than
+    /// a scan. A retry repeats all four fields, since it resends the stored event unchanged.
+    async fn stored(&self, keys: &HashSet<SortKey>) -> Result<HashSet<SortKey>, StorageError> {
         #[derive(Row, Deserialize)]
-        struct Key {
+        struct Found {
             #[serde(with = "clickhouse::serde::uuid")]
             partner_id: Uuid,
+            name: String,
+            customer_id: String,
             #[serde(with = "clickhouse::serde::uuid")]
             event_id: Uuid,
         }
-        let partners: HashSet<Uuid> = keys.iter().map(|k| k.0).collect();
-        let ids: Vec<String> = keys.iter().map(|k| k.1.to_string()).collect();
-        let partners: Vec<String> = partners.iter().map(Uuid::to_string).collect();
-        // The bloom-filter index on event_id keeps this cheap however large the table grows.
-        let found: Vec<Key> = self
-            .store
-            .timed(
-                self.store
-                    .client()
-                    .query(
-                        "SELECT DISTINCT partner_id, event_id FROM events \
-                         WHERE event_id IN {ids:Array(UUID)} AND partner_id IN {partners:Array(UUID)}",
-                    )
-                    .param("ids", ids)
-                    .param("partners", partners)
-                    .fetch_all(),
-            )
-            .await?;
-        Ok(found
-            .into_iter()
-            .map(|k| (k.partner_id, k.event_id))
-            .filter(|k| keys.contains(k))
-            .collect())
+        let mut stored = HashSet::new();
+        let mut chunk: Vec<(String, &str, &str, String)> = Vec::new();
+        let mut chunk_bytes = 0;
+        let mut keys_iter = keys.iter().peekable();
+        while let Some(key) = keys_iter.next() {
+            chunk_bytes += 96 + 4 * (key.1.len() + key.2.len());
+            chunk.push((key.0.to_string(), &key.1, &key.2, key.3.to_string()));
+            // Parameters travel as HTTP form fields, which ClickHouse caps at 128 KiB each
+            // (http_max_field_value_size); the estimate above allows for escaping.
+            if chunk_bytes < LOOKUP_CHUNK_BYTES && keys_iter.peek().is_some() {
+                continue;
+            }
+            let found: Vec<Found> = self
+                .store
+                .timed(
+                    self.store
+                        .client()
+                        .query(
+                            "SELECT DISTINCT partner_id, name, customer_id, event_id FROM events \
+                             WHERE (partner_id, name, customer_id, event_id) \
+                             IN {keys:Array(Tuple(UUID, String, String, UUID))}",
+                        )
+                        .param("keys", &chunk)
+                        .fetch_all(),
+                )
+                .await?;
+            stored.extend(
+                found
+                    .into_iter()
+                    .map(|f| (f.partner_id, f.name, f.customer_id, f.event_id)),
+            );
+            chunk.clear();
+            chunk_bytes = 0;
+        }
+        Ok(stored)
     }
 
     async fn insert_events(&self, rows: &[EventRow]) -> Result<(), StorageError> {
@@ -89,17 +122,13 @@ impl BatchWriter for ClickHouseWriter {
         let mut repeats = 0u64;
         let mut fresh = Vec::with_capacity(batch.events.len());
         if !batch.events.is_empty() {
-            let keys: HashSet<EventKey> = batch
-                .events
-                .iter()
-                .map(|e| (e.partner_id, e.event_id))
-                .collect();
+            let keys: HashSet<SortKey> = batch.events.iter().map(sort_key).collect();
             let already = self.stored(&keys).await?;
             let mut seen = HashSet::with_capacity(batch.events.len());
             for row in batch.events {
-                let key = (row.partner_id, row.event_id);
+                let key = sort_key(&row);
                 if already.contains(&key) {
-                    skipped.insert(key);
+                    skipped.insert((row.partner_id, row.event_id));
                     repeats += 1;
                 } else if seen.insert(key) {
                     fresh.push(row);
