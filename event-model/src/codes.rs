@@ -225,3 +225,17 @@ mod tests {
         assert_eq!(ErrorClass::from_http_status(302), None);
     }
 }
+
+#[cfg(test)]
+mod readme_tests {
+    use super::ErrorCode;
+
+    #[test]
+    fn the_readme_documents_every_code_with_its_status() {
+        let readme = include_str!("../../README.md");
+        for code in ErrorCode::ALL {
+            let row = format!("| `{}` | {} |", code.as_str(), code.class().http_status());
+            assert!(readme.contains(&row), "README lacks the row {row}");
+        }
+    }
+}

@@ -1,0 +1,34 @@
+# The collector image: build in the Rust image, run the static-enough binary on slim Debian.
+# No Docker engine runs on the development machines; build and run it where one does:
+#   docker build -t eventline-collector .
+#   docker run -p 8080:8080 -e EVENTLINE_LISTEN=0.0.0.0:8080 -e CLICKHOUSE_URL=http://clickhouse:8123 \
+#     -e EVENTLINE_ADMIN_TOKEN=change-me eventline-collector
+
+FROM rust:1.95-slim-bookworm AS build
+WORKDIR /src
+# Manifests first, so dependency builds are cached across source edits.
+COPY Cargo.toml Cargo.lock ./
+COPY event-model/Cargo.toml event-model/Cargo.toml
+COPY collector/Cargo.toml collector/Cargo.toml
+RUN mkdir -p event-model/src collector/src collector/benches \
+    && echo 'fn main() {}' > collector/src/main.rs && touch collector/src/lib.rs event-model/src/lib.rs \
+    && echo 'fn main() {}' > collector/benches/ingest.rs \
+    && sed -i '/^\[\[test\]\]/,/^path/d' collector/Cargo.toml \
+    && cargo build --release --locked -p eventline-collector \
+    && rm -rf event-model/src collector/src
+COPY event-model event-model
+COPY collector collector
+RUN touch event-model/src/lib.rs collector/src/lib.rs collector/src/main.rs \
+    && cargo build --release --locked -p eventline-collector --bin eventline-collector
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 eventline
+COPY --from=build /src/target/release/eventline-collector /usr/local/bin/eventline-collector
+USER eventline
+ENV EVENTLINE_LISTEN=0.0.0.0:8080 EVENTLINE_LOG_FORMAT=json
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
+ENTRYPOINT ["eventline-collector"]
+CMD ["serve"]

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# `make run`: the whole local stack with no configuration. Starts ClickHouse, builds and starts
+# the collector (which migrates the schema), creates a demo partner with its sources, prints
+# how to send an event and see it, then keeps running until Ctrl-C and stops what it started.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export CLICKHOUSE_URL="${CLICKHOUSE_URL:-http://127.0.0.1:18123}"
+export EVENTLINE_LISTEN="${EVENTLINE_LISTEN:-127.0.0.1:8080}"
+export EVENTLINE_ADMIN_TOKEN="${EVENTLINE_ADMIN_TOKEN:-eventline-local-admin-token}"
+COLLECTOR="http://$EVENTLINE_LISTEN"
+DEMO_FILE="$ROOT/.data/demo-partner.json"
+mkdir -p "$ROOT/.data"
+
+started_clickhouse=0
+if [[ "$CLICKHOUSE_URL" == "http://127.0.0.1:18123" ]] && ! curl -fsS --max-time 2 "$CLICKHOUSE_URL/ping" >/dev/null 2>&1; then
+  scripts/clickhouse.sh start
+  started_clickhouse=1
+fi
+
+cargo build --release --bin eventline-collector
+target/release/eventline-collector serve >"$ROOT/.data/collector.log" 2>&1 &
+collector_pid=$!
+cleanup() {
+  kill "$collector_pid" 2>/dev/null && wait "$collector_pid" 2>/dev/null || true
+  if ((started_clickhouse)); then scripts/clickhouse.sh stop; fi
+}
+trap cleanup EXIT
+trap 'exit 0' INT TERM
+
+for _ in $(seq 1 100); do
+  curl -fsS "$COLLECTOR/readyz" >/dev/null 2>&1 && break
+  kill -0 "$collector_pid" 2>/dev/null || { tail -n 30 "$ROOT/.data/collector.log"; exit 1; }
+  sleep 0.2
+done
+
+admin() { curl -fsS -H "Authorization: Bearer $EVENTLINE_ADMIN_TOKEN" -H 'Content-Type: application/json' "$@"; }
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+# The demo partner is created once and remembered: its API key is shown only at creation.
+partner_id=""
+if [[ -f "$DEMO_FILE" ]]; then
+  partner_id="$(json 'd["id"]' <"$DEMO_FILE")"
+  admin "$COLLECTOR/v1/admin/partners/$partner_id" >/dev/null 2>&1 || partner_id=""
+fi
+if [[ -z "$partner_id" ]]; then
+  admin -X POST "$COLLECTOR/v1/admin/partners" -d '{"name":"Demo Shop"}' >"$DEMO_FILE"
+  partner_id="$(json 'd["id"]' <"$DEMO_FILE")"
+  store_id="$(json 'd["sources"][0]["id"]' <"$DEMO_FILE")"
+  # Pages served from localhost may send events for the Online Store.
+  admin -X PATCH "$COLLECTOR/v1/admin/partners/$partner_id/sources/$store_id" -d '{"domain":"localhost"}' >/dev/null
+  admin -X POST "$COLLECTOR/v1/admin/partners/$partner_id/sources" \
+    -d '{"name":"Mobile application","code":"mobile_app","domain":""}' >/dev/null
+fi
+api_key="$(json 'd["api_key"]' <"$DEMO_FILE")"
+
+now="$(date -u +%Y-%m-%dT%H:%M:%S.000Z)"
+cat <<TXT
+
+Eventline is running.
+  collector    $COLLECTOR   (log: .data/collector.log)
+  ClickHouse   $CLICKHOUSE_URL   database: eventline
+  admin token  $EVENTLINE_ADMIN_TOKEN
+  demo partner $partner_id   (API key for /v1/server/events: $api_key)
+
+Sources of the demo partner:
+$(admin "$COLLECTOR/v1/admin/partners/$partner_id/sources" | json '"\n".join(f"  {s[\"code\"]:<14} {s[\"name\"]:<20} domain={s[\"domain\"] or \"-\"} active={s[\"active\"]} system={s[\"system\"]}" for s in d["sources"])')
+
+Send an event:
+  curl -sS $COLLECTOR/v1/events -H 'Content-Type: application/json' -d '{"partner_id":"$partner_id","sent_at":"$now","events":[{"event_id":"'\$(python3 -c 'import uuid;print(uuid.uuid4())')'","kind":"customer","name":"product_viewed","source":"online_store","customer_id":"42","occurred_at":"$now","context":{"category":"Jacket","price":99.5}}]}'
+
+See it in ClickHouse:
+  curl -sS '$CLICKHOUSE_URL/?database=eventline' --data-binary "SELECT event_time, name, source, customer_id, context_strings, context_numbers FROM events ORDER BY received_at DESC LIMIT 5 FORMAT PrettyCompactMonoBlock"
+
+Rejected events (a hyphen in a context key, an unknown source, ...):
+  curl -sS '$CLICKHOUSE_URL/?database=eventline' --data-binary "SELECT received_at, reason_code, reason_message FROM rejected_events ORDER BY received_at DESC LIMIT 5 FORMAT PrettyCompactMonoBlock"
+
+Press Ctrl-C to stop.
+TXT
+wait "$collector_pid"
