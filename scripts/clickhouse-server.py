@@ -94,15 +94,14 @@ def main():
     with open("config.xml", "w") as f:
         f.write(CONFIG.format(host=escape(args.host), port=args.http_port))
 
-    # SIGTERM/SIGINT must reach our handlers, so that the engine is stopped, not killed mid-write.
-    # Engine threads inherit the signal mask of the thread that starts them, and unless they all
-    # block these signals, one of them sometimes swallows a SIGINT (1 in 7 here). So block them
-    # before the engine starts a thread, and unblock them again in this thread only.
+    # SIGTERM/SIGINT must stop the engine cleanly, not kill it mid-write. A Python signal handler
+    # is not reliable here: the engine replaces the SIGINT handler now and then (1 Ctrl-C in 7 was
+    # lost). So block both signals in every thread (threads inherit the mask, so do it before the
+    # engine starts any) and take them synchronously in a thread of our own.
     stop_signals = {signal.SIGTERM, signal.SIGINT}
-    stopping = threading.Event()
-    for s in stop_signals:
-        signal.signal(s, lambda *_: stopping.set())
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    stopping = threading.Event()
+    threading.Thread(target=lambda: (signal.sigwait(stop_signals), stopping.set()), daemon=True).start()
     try:
         from chdb import _chdb
     except ImportError as e:
@@ -122,7 +121,6 @@ def main():
         target=_chdb.query, args=(batch, "TabSeparated"), kwargs={"path": data_dir}, daemon=True
     )
     engine.start()
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
 
     # Another server can take the port after the check above, even one on this data dir (the
     # engine locks the data dir only after it listens): only ours runs the marked statement.
@@ -135,7 +133,6 @@ def main():
             fail("interrupted before ready")
     print(f"ready {http.base} in {time.monotonic() - started:.2f}s (data {data_dir}, pid {os.getpid()})", flush=True)
 
-    # Python runs signal handlers only in the main thread, between bytecodes: stay awake.
     while not stopping.wait(0.5):
         if not engine.is_alive():
             fail("engine stopped unexpectedly (its error is above)")

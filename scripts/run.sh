@@ -55,7 +55,6 @@ if [[ -z "$partner_id" ]]; then
 fi
 api_key="$(json 'd["api_key"]' <"$DEMO_FILE")"
 
-now="$(date -u +%Y-%m-%dT%H:%M:%S.000Z)"
 cat <<TXT
 
 Eventline is running.
@@ -65,10 +64,10 @@ Eventline is running.
   demo partner $partner_id   (API key for /v1/server/events: $api_key)
 
 Sources of the demo partner:
-$(admin "$COLLECTOR/v1/admin/partners/$partner_id/sources" | json '"\n".join(f"  {s[\"code\"]:<14} {s[\"name\"]:<20} domain={s[\"domain\"] or \"-\"} active={s[\"active\"]} system={s[\"system\"]}" for s in d["sources"])')
+$(admin "$COLLECTOR/v1/admin/partners/$partner_id/sources" | python3 "$ROOT/scripts/list-sources.py")
 
 Send an event:
-  curl -sS $COLLECTOR/v1/events -H 'Content-Type: application/json' -d '{"partner_id":"$partner_id","sent_at":"$now","events":[{"event_id":"'\$(python3 -c 'import uuid;print(uuid.uuid4())')'","kind":"customer","name":"product_viewed","source":"online_store","customer_id":"42","occurred_at":"$now","context":{"category":"Jacket","price":99.5}}]}'
+  curl -sS $COLLECTOR/v1/events -H 'Content-Type: application/json' -d '{"partner_id":"$partner_id","sent_at":"'\$(date -u +%FT%T.000Z)'","events":[{"event_id":"'\$(cat /proc/sys/kernel/random/uuid)'","kind":"customer","name":"product_viewed","source":"online_store","customer_id":"42","occurred_at":"'\$(date -u +%FT%T.000Z)'","context":{"category":"Jacket","price":99.5}}]}'
 
 See it in ClickHouse:
   curl -sS '$CLICKHOUSE_URL/?database=eventline' --data-binary "SELECT event_time, name, source, customer_id, context_strings, context_numbers FROM events ORDER BY received_at DESC LIMIT 5 FORMAT PrettyCompactMonoBlock"
