@@ -21,8 +21,10 @@ pub struct BatchLimits {
     pub max_bytes: usize,
     /// Commit at the latest this long after the first waiting request arrived.
     pub linger: Duration,
-    /// Requests that may wait before new ones are refused with 429.
+    /// Requests that may wait (per lane) before new ones are refused with 429.
     pub queue: usize,
+    /// Independent commit lanes; an event's lane is fixed by its `event_id`.
+    pub lanes: usize,
 }
 
 /// Why a submission was not stored.
@@ -60,51 +62,109 @@ impl Job {
     }
 }
 
-/// The requests' side of the sink. Cloneable; the task ends when every clone is dropped,
+/// The requests' side of the sink. Cloneable; the lane tasks end when every clone is dropped,
 /// after committing what is waiting.
+///
+/// Each lane is the only writer for its share of event ids, so every copy of one event (a
+/// retry racing its original) meets the same duplicate look-up, while lanes commit in parallel.
 #[derive(Clone)]
 pub struct Sink {
-    tx: mpsc::Sender<Job>,
+    lanes: Arc<[mpsc::Sender<Job>]>,
 }
 
 impl Sink {
+    fn lane_of(&self, row: &EventRow) -> usize {
+        // UUIDv4 and v7 both end in random bits, so the low bits spread evenly.
+        (row.event_id.as_u128() % self.lanes.len() as u128) as usize
+    }
+
     /// Hands rows over and waits for their commit; returns the events that were already stored.
+    ///
+    /// If one lane fails after another committed, the request still fails (503) and its retry
+    /// finds the committed part as duplicates: nothing is stored twice.
     pub async fn submit(
         &self,
         events: Vec<EventRow>,
         rejected: Vec<RejectedRow>,
     ) -> Result<Arc<HashSet<EventKey>>, SubmitError> {
-        let (reply, done) = oneshot::channel();
-        self.tx
-            .try_send(Job {
-                events,
-                rejected,
-                reply,
-            })
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => SubmitError::Overloaded,
-                mpsc::error::TrySendError::Closed(_) => StorageError::SinkClosed.into(),
-            })?;
-        match done.await {
-            Ok(result) => Ok(result?),
-            Err(_) => Err(StorageError::SinkClosed.into()),
+        let mut parts: Vec<(Vec<EventRow>, Vec<RejectedRow>)> = (0..self.lanes.len())
+            .map(|_| (Vec::new(), Vec::new()))
+            .collect();
+        for row in events {
+            let lane = self.lane_of(&row);
+            parts[lane].0.push(row);
+        }
+        // Rejections need no look-up; they ride with the first lane that has work, or lane 0.
+        let first = parts.iter().position(|p| !p.0.is_empty()).unwrap_or(0);
+        parts[first].1 = rejected;
+        let mut waiting = Vec::with_capacity(parts.len());
+        for (lane, (events, rejected)) in parts.into_iter().enumerate() {
+            if events.is_empty() && rejected.is_empty() {
+                continue;
+            }
+            let (reply, done) = oneshot::channel();
+            self.lanes[lane]
+                .try_send(Job {
+                    events,
+                    rejected,
+                    reply,
+                })
+                .map_err(|e| match e {
+                    mpsc::error::TrySendError::Full(_) => SubmitError::Overloaded,
+                    mpsc::error::TrySendError::Closed(_) => StorageError::SinkClosed.into(),
+                })?;
+            waiting.push(done);
+        }
+        let mut already = HashSet::new();
+        let mut failure = None;
+        for done in waiting {
+            match done.await {
+                Ok(Ok(keys)) => already.extend(keys.iter().copied()),
+                Ok(Err(e)) => failure = Some(e),
+                Err(_) => failure = Some(StorageError::SinkClosed),
+            }
+        }
+        match failure {
+            Some(e) => Err(e.into()),
+            None => Ok(Arc::new(already)),
         }
     }
 }
 
-/// Starts the sink task.
+/// Starts the sink's lane tasks; the handle completes when all of them have ended.
 pub fn spawn<W: BatchWriter>(
     writer: W,
     limits: BatchLimits,
     metrics: Metrics,
 ) -> (Sink, JoinHandle<()>) {
-    let (tx, rx) = mpsc::channel(limits.queue.max(1));
-    let task = tokio::spawn(run(writer, limits, metrics, rx));
-    (Sink { tx }, task)
+    let writer = Arc::new(writer);
+    let mut senders = Vec::new();
+    let mut tasks = Vec::new();
+    for _ in 0..limits.lanes.max(1) {
+        let (tx, rx) = mpsc::channel(limits.queue.max(1));
+        senders.push(tx);
+        tasks.push(tokio::spawn(run(
+            writer.clone(),
+            limits,
+            metrics.clone(),
+            rx,
+        )));
+    }
+    let all = tokio::spawn(async move {
+        for task in tasks {
+            let _ = task.await;
+        }
+    });
+    (
+        Sink {
+            lanes: senders.into(),
+        },
+        all,
+    )
 }
 
 async fn run<W: BatchWriter>(
-    writer: W,
+    writer: Arc<W>,
     limits: BatchLimits,
     metrics: Metrics,
     mut rx: mpsc::Receiver<Job>,
@@ -131,7 +191,7 @@ async fn run<W: BatchWriter>(
             bytes += job.bytes();
             jobs.push(job);
         }
-        commit(&writer, &metrics, jobs, rows).await;
+        commit(&*writer, &metrics, jobs, rows).await;
     }
 }
 
@@ -222,6 +282,7 @@ mod tests {
             max_bytes: usize::MAX,
             linger: Duration::from_millis(linger_ms),
             queue: 100,
+            lanes: 1,
         }
     }
 
@@ -261,6 +322,30 @@ mod tests {
         *writer.fail.lock().unwrap() = false;
         sink.submit(vec![row()], vec![]).await.unwrap();
         assert_eq!(*writer.commits.lock().unwrap(), vec![1]);
+    }
+
+    #[tokio::test]
+    async fn every_copy_of_an_event_goes_to_the_same_lane() {
+        let writer = Recorder::default();
+        let (sink, _task) = spawn(
+            writer.clone(),
+            BatchLimits {
+                lanes: 4,
+                ..limits(1000, 0)
+            },
+            Metrics::new(),
+        );
+        let rows: Vec<EventRow> = (0..64).map(|_| row()).collect();
+        let lanes: Vec<usize> = rows.iter().map(|r| sink.lane_of(r)).collect();
+        assert!(
+            lanes.iter().collect::<HashSet<_>>().len() > 1,
+            "rows spread over lanes"
+        );
+        for (r, lane) in rows.iter().zip(&lanes) {
+            assert_eq!(sink.lane_of(&r.clone()), *lane);
+        }
+        sink.submit(rows, vec![]).await.unwrap();
+        assert_eq!(writer.commits.lock().unwrap().iter().sum::<usize>(), 64);
     }
 
     #[tokio::test]

@@ -1,9 +1,11 @@
 //! Committing a batch to ClickHouse: drop events already stored, then insert.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use clickhouse::Row;
+use event_model::timestamp::format_rfc3339_ms;
 use serde::Deserialize;
+use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::{Batch, BatchWriter, EventKey};
@@ -12,8 +14,13 @@ use crate::metrics::Metrics;
 use crate::store::rows::{EventRow, RejectedRow};
 use crate::store::Store;
 
-/// Budget for one look-up query's parameter, below ClickHouse's 128 KiB form-field cap.
-const LOOKUP_CHUNK_BYTES: usize = 96 * 1024;
+/// Most event ids in one duplicate look-up (2,000 UUIDs are about 80 KiB of parameter).
+const LOOKUP_CHUNK: usize = 2_000;
+
+/// How far back a stored copy of an arriving event can be: an event older than the age limit
+/// is refused anyway, so its earlier copy needs no look-up. A day of margin covers clock drift.
+const LOOKUP_WINDOW: Duration =
+    Duration::milliseconds(event_model::limits::MAX_EVENT_AGE_MS + 86_400_000);
 
 /// The `events` sort key, which is also what makes two rows the same event.
 type SortKey = (Uuid, String, String, Uuid);
@@ -42,8 +49,10 @@ impl ClickHouseWriter {
     /// Which of these rows are already in `events`.
     ///
     /// A duplicate is a row with the same sort key `(partner_id, name, customer_id, event_id)`:
-    /// exactly what ReplacingMergeTree would collapse, and a primary-index look-up rather than
-    /// a scan. A retry repeats all four fields, since it resends the stored event unchanged.
+    /// exactly what ReplacingMergeTree would collapse; a retry repeats all four fields, since
+    /// it resends the stored event unchanged. The query narrows by the primary-key prefix
+    /// `(partner_id, name)`, probes the bloom filter on `event_id`, and skips partitions older
+    /// than any event that could still be accepted; the exact key is compared here.
     async fn stored(&self, keys: &HashSet<SortKey>) -> Result<HashSet<SortKey>, StorageError> {
         #[derive(Row, Deserialize)]
         struct Found {
@@ -54,18 +63,20 @@ impl ClickHouseWriter {
             #[serde(with = "clickhouse::serde::uuid")]
             event_id: Uuid,
         }
+        let since = OffsetDateTime::now_utc() - LOOKUP_WINDOW;
+        let since_ms = (since.unix_timestamp_nanos() / 1_000_000) as i64;
+        let since = format_rfc3339_ms(since_ms)
+            .replace('T', " ")
+            .replace('Z', "");
+        let all = keys;
+        let keys: Vec<&SortKey> = all.iter().collect();
         let mut stored = HashSet::new();
-        let mut chunk: Vec<(String, &str, &str, String)> = Vec::new();
-        let mut chunk_bytes = 0;
-        let mut keys_iter = keys.iter().peekable();
-        while let Some(key) = keys_iter.next() {
-            chunk_bytes += 96 + 4 * (key.1.len() + key.2.len());
-            chunk.push((key.0.to_string(), &key.1, &key.2, key.3.to_string()));
-            // Parameters travel as HTTP form fields, which ClickHouse caps at 128 KiB each
-            // (http_max_field_value_size); the estimate above allows for escaping.
-            if chunk_bytes < LOOKUP_CHUNK_BYTES && keys_iter.peek().is_some() {
-                continue;
-            }
+        // Parameters travel as HTTP form fields, which ClickHouse caps at 128 KiB each
+        // (http_max_field_value_size); a chunk of ids stays well below that.
+        for chunk in keys.chunks(LOOKUP_CHUNK) {
+            let partners: BTreeSet<String> = chunk.iter().map(|k| k.0.to_string()).collect();
+            let names: BTreeSet<&str> = chunk.iter().map(|k| k.1.as_str()).collect();
+            let ids: Vec<String> = chunk.iter().map(|k| k.3.to_string()).collect();
             let found: Vec<Found> = self
                 .store
                 .timed(
@@ -73,10 +84,13 @@ impl ClickHouseWriter {
                         .client()
                         .query(
                             "SELECT DISTINCT partner_id, name, customer_id, event_id FROM events \
-                             WHERE (partner_id, name, customer_id, event_id) \
-                             IN {keys:Array(Tuple(UUID, String, String, UUID))}",
+                             WHERE partner_id IN {partners:Array(UUID)} AND name IN {names:Array(String)} \
+                             AND event_id IN {ids:Array(UUID)} AND event_time >= {since:DateTime64(3)}",
                         )
-                        .param("keys", &chunk)
+                        .param("partners", partners)
+                        .param("names", names)
+                        .param("ids", ids)
+                        .param("since", since.as_str())
                         .fetch_all(),
                 )
                 .await?;
@@ -85,9 +99,8 @@ impl ClickHouseWriter {
                     .into_iter()
                     .map(|f| (f.partner_id, f.name, f.customer_id, f.event_id)),
             );
-            chunk.clear();
-            chunk_bytes = 0;
         }
+        stored.retain(|k| all.contains(k));
         Ok(stored)
     }
 
