@@ -349,3 +349,196 @@ pub fn prepare(
     }
     Ok(prepared)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{PartnerRow, SourceRow};
+    use event_model::timestamp::format_rfc3339_ms;
+
+    const NOW: i64 = 1_795_600_800_000;
+
+    fn snapshot(partner: Uuid, domain: &str, active: bool) -> Snapshot {
+        let t = ms_to_datetime(NOW);
+        let p = PartnerRow {
+            partner_id: partner,
+            name: "Acme".into(),
+            api_key_sha256: crate::registry::hash_api_key("key"),
+            created_at: t,
+            version: 1,
+            is_deleted: 0,
+        };
+        let s = SourceRow {
+            partner_id: partner,
+            source_id: Uuid::from_u128(7),
+            code: "online_store".into(),
+            name: "Online Store".into(),
+            domain: domain.into(),
+            active,
+            is_system: true,
+            created_at: t,
+            updated_at: t,
+            version: 1,
+            is_deleted: 0,
+        };
+        Snapshot::build(vec![p], vec![s])
+    }
+
+    fn meta(path: IngestPath, origin: Option<&str>) -> RequestMeta {
+        RequestMeta {
+            path,
+            authenticated_partner: None,
+            origin: origin.map(str::to_string),
+            user_agent: "ua".into(),
+            client_ip: "127.0.0.1".into(),
+            received_at_ms: NOW,
+        }
+    }
+
+    fn body(partner: Option<Uuid>, events: &[&str]) -> String {
+        let partner = partner
+            .map(|p| format!(r#""partner_id":"{p}","#))
+            .unwrap_or_default();
+        format!(
+            r#"{{{partner}"sent_at":"{}","events":[{}]}}"#,
+            format_rfc3339_ms(NOW - 1_000),
+            events.join(",")
+        )
+    }
+
+    fn event(extra: &str) -> String {
+        format!(
+            r#"{{"event_id":"0192f0c6-3b7a-7cde-8f00-0123456789ab","kind":"customer","name":"view","source":"online_store","customer_id":"c","occurred_at":"{}"{extra}}}"#,
+            format_rfc3339_ms(NOW - 3_000)
+        )
+    }
+
+    #[test]
+    fn a_good_event_becomes_a_row_with_corrected_time_and_split_context() {
+        let p = Uuid::from_u128(1);
+        let snap = snapshot(p, "shop.example", true);
+        let e = event(r#","context":{"category":"Jacket","points":150,"vip":true}"#);
+        let prepared = prepare(
+            &body(Some(p), &[&e]),
+            &meta(IngestPath::Client, Some("https://shop.example")),
+            &snap,
+        )
+        .unwrap();
+        assert_eq!(prepared.results[0].status, "accepted");
+        let row = &prepared.events[0];
+        assert_eq!(row.source_id, Uuid::from_u128(7));
+        assert_eq!(
+            row.event_time,
+            ms_to_datetime(NOW - 2_000),
+            "2 s old when sent"
+        );
+        assert_eq!(
+            row.context_strings,
+            vec![("category".into(), "Jacket".into())]
+        );
+        assert_eq!(row.context_numbers, vec![("points".into(), 150.0)]);
+        assert_eq!(row.context_booleans, vec![("vip".into(), true)]);
+    }
+
+    #[test]
+    fn origin_rules_apply_to_browsers_only() {
+        let p = Uuid::from_u128(1);
+        let snap = snapshot(p, "shop.example", true);
+        let b = body(Some(p), &[&event("")]);
+        let wrong = prepare(
+            &b,
+            &meta(IngestPath::Client, Some("https://evil.example")),
+            &snap,
+        )
+        .unwrap();
+        assert_eq!(wrong.results[0].code, Some("origin_not_allowed"));
+        assert_eq!(wrong.rejected[0].reason_code, "origin_not_allowed");
+        let app = prepare(&b, &meta(IngestPath::Client, None), &snap).unwrap();
+        assert_eq!(app.results[0].status, "accepted", "apps send no Origin");
+        let mut server = meta(IngestPath::Server, Some("https://evil.example"));
+        server.authenticated_partner = Some(p);
+        assert_eq!(
+            prepare(&b, &server, &snap).unwrap().results[0].status,
+            "accepted"
+        );
+    }
+
+    #[test]
+    fn a_disabled_source_and_an_unknown_partner_are_refused() {
+        let p = Uuid::from_u128(1);
+        let snap = snapshot(p, "", false);
+        let disabled = prepare(
+            &body(Some(p), &[&event("")]),
+            &meta(IngestPath::Client, None),
+            &snap,
+        )
+        .unwrap();
+        assert_eq!(
+            disabled.first_rejection.unwrap().code,
+            ErrorCode::SourceDisabled
+        );
+        let unknown = prepare(
+            &body(Some(Uuid::from_u128(2)), &[&event("")]),
+            &meta(IngestPath::Client, None),
+            &snap,
+        )
+        .unwrap_err();
+        assert_eq!(unknown.violation.code, ErrorCode::UnknownPartner);
+        assert_eq!(unknown.row.event_index, -1);
+        let missing = prepare(
+            &body(None, &[&event("")]),
+            &meta(IngestPath::Client, None),
+            &snap,
+        )
+        .unwrap_err();
+        assert_eq!(missing.violation.code, ErrorCode::UnknownPartner);
+    }
+
+    #[test]
+    fn an_api_key_cannot_write_for_another_partner() {
+        let p = Uuid::from_u128(1);
+        let snap = snapshot(p, "", true);
+        let mut server = meta(IngestPath::Server, None);
+        server.authenticated_partner = Some(p);
+        let err = prepare(
+            &body(Some(Uuid::from_u128(2)), &[&event("")]),
+            &server,
+            &snap,
+        )
+        .unwrap_err();
+        assert_eq!(err.violation.code, ErrorCode::InvalidApiKey);
+    }
+
+    #[test]
+    fn an_undecodable_event_keeps_its_raw_text_and_readable_ids() {
+        let p = Uuid::from_u128(1);
+        let snap = snapshot(p, "", true);
+        let bad = event(r#","contxt":{}"#);
+        let prepared = prepare(
+            &body(Some(p), &[&event(""), &bad]),
+            &meta(IngestPath::Client, None),
+            &snap,
+        )
+        .unwrap();
+        assert_eq!(prepared.events.len(), 1);
+        let r = &prepared.rejected[0];
+        assert_eq!(
+            (
+                r.reason_code.as_str(),
+                r.reason_field.as_str(),
+                r.event_index
+            ),
+            ("unknown_field", "contxt", 1)
+        );
+        assert_eq!(r.event_id, "0192f0c6-3b7a-7cde-8f00-0123456789ab");
+        assert_eq!(r.source, "online_store");
+        assert_eq!(r.payload, bad);
+    }
+
+    #[test]
+    fn stored_payloads_are_cut_on_a_character_boundary() {
+        let text = "я".repeat(MAX_STORED_PAYLOAD_BYTES);
+        let cut = truncate_utf8(&text, MAX_STORED_PAYLOAD_BYTES + 1);
+        assert_eq!(cut.len(), MAX_STORED_PAYLOAD_BYTES);
+    }
+}

@@ -94,7 +94,8 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    fn build(partners: Vec<PartnerRow>, sources: Vec<SourceRow>) -> Snapshot {
+    /// A snapshot of these rows (deleted ones included as given); the registry builds its own.
+    pub fn build(partners: Vec<PartnerRow>, sources: Vec<SourceRow>) -> Snapshot {
         let mut snap = Snapshot::default();
         for partner in partners {
             snap.by_api_key

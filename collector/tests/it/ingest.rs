@@ -567,3 +567,39 @@ async fn health_readiness_and_metrics_report_what_happened() {
     );
     t.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_client_ip_is_kept_unless_the_collector_is_told_not_to() {
+    let t = TestCollector::start().await;
+    let p = t.create_partner("Acme").await;
+    t.send(&batch(&p, vec![event("view", "c")]), None).await;
+    assert_eq!(
+        t.count("SELECT count() FROM events WHERE client_ip = '127.0.0.1'")
+            .await,
+        1
+    );
+    t.finish().await;
+
+    let t = TestCollector::start_with(clickhouse_url(), |c| c.keep_client_ip = false).await;
+    let p = t.create_partner("Acme").await;
+    t.send(&batch(&p, vec![event("view", "c")]), None).await;
+    let (status, _, _) = t
+        .post_raw(
+            "/v1/events",
+            &[("content-type", "application/json")],
+            b"{".to_vec(),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        t.count("SELECT count() FROM events WHERE client_ip = ''")
+            .await,
+        1
+    );
+    assert_eq!(
+        t.count("SELECT count() FROM rejected_events WHERE client_ip = ''")
+            .await,
+        1
+    );
+    t.finish().await;
+}
