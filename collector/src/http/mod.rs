@@ -7,7 +7,7 @@ pub mod ops;
 
 use std::sync::Arc;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -30,8 +30,7 @@ pub struct AppState {
     pub metrics: Metrics,
 }
 
-async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let _ = req;
+async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound("route"))
 }
 
