@@ -1,0 +1,111 @@
+// Assembles npm/dist/ from npm/src/ and the Rust build's npm/dist/wasm/ (scripts/build-tracker.sh).
+//
+//   dist/index.js      browsers and bundlers: ESM, wasm-bindgen glue + wrapper, minified
+//   dist/node.mjs      Node ESM            dist/node.cjs   Node CommonJS
+//   dist/eventline.js  the embeddable file (<script type="module">): glue + wrapper + queue replay
+//   dist/snippet.js    the loader snippet (minified, < 300 bytes), dist/snippet.html the same in a tag
+//   dist/*.d.ts        hand-written types (src/index.d.ts), .d.cts for require()
+//   dist/wasm/         left as the Rust build wrote it
+import { build, transform } from 'esbuild';
+import { copyFile, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = dirname(dirname(fileURLToPath(import.meta.url)));
+const src = join(root, 'src');
+const dist = join(root, 'dist');
+const wasmDir = join(dist, 'wasm');
+const glue = join(wasmDir, 'eventline_tracker.js');
+const SNIPPET_MAX_BYTES = 300;
+
+for (const file of [glue, join(wasmDir, 'eventline_tracker_bg.wasm')]) {
+  if (!(await stat(file).catch(() => null))) {
+    console.error(`missing ${file}: run scripts/build-tracker.sh (the Rust/WASM build) first`);
+    process.exit(1);
+  }
+}
+
+// Everything in dist/ except wasm/ is ours to rebuild.
+for (const entry of await readdir(dist)) {
+  if (entry !== 'wasm') await rm(join(dist, entry), { recursive: true, force: true });
+}
+
+// Resolves the sources' './wasm/eventline_tracker.js' to the Rust build's glue, and drops the glue's
+// own default `new URL('eventline_tracker_bg.wasm', import.meta.url)`: once bundled it would point
+// beside the bundle, where no .wasm is, and bundlers would warn about it. The wrappers always pass
+// the location themselves.
+const gluePlugin = {
+  name: 'eventline-glue',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/wasm\/eventline_tracker\.js$/ }, () => ({ path: glue }));
+    b.onLoad({ filter: /eventline_tracker\.js$/ }, async (args) => {
+      const text = await readFile(args.path, 'utf8');
+      const pattern = /new URL\(\s*['"]eventline_tracker_bg\.wasm['"]\s*,\s*import\.meta\.url\s*\)/g;
+      const patched = text.replace(pattern, 'undefined');
+      return { contents: patched, loader: 'js' };
+    });
+  },
+};
+
+const common = {
+  bundle: true,
+  plugins: [gluePlugin],
+  legalComments: 'none',
+  target: 'es2020',
+  logLevel: 'warning',
+};
+
+await Promise.all([
+  build({
+    ...common,
+    entryPoints: [join(src, 'browser.js')],
+    outfile: join(dist, 'index.js'),
+    format: 'esm',
+    platform: 'neutral',
+    minify: true,
+  }),
+  build({
+    ...common,
+    entryPoints: [join(src, 'embed.js')],
+    outfile: join(dist, 'eventline.js'),
+    format: 'esm',
+    platform: 'browser',
+    minify: true,
+  }),
+  build({
+    ...common,
+    entryPoints: [join(src, 'node.js')],
+    outfile: join(dist, 'node.mjs'),
+    format: 'esm',
+    platform: 'node',
+  }),
+  build({
+    ...common,
+    entryPoints: [join(src, 'node.js')],
+    outfile: join(dist, 'node.cjs'),
+    format: 'cjs',
+    platform: 'node',
+    // The one import.meta.url (the .wasm's location) becomes this file's own URL.
+    define: { 'import.meta.url': '__eventlineFileUrl' },
+    banner: { js: 'var __eventlineFileUrl = require("node:url").pathToFileURL(__filename).href;' },
+  }),
+]);
+
+const snippet = (
+  await transform(await readFile(join(src, 'snippet.js'), 'utf8'), { minify: true, legalComments: 'none' })
+).code.trim();
+if (Buffer.byteLength(snippet) >= SNIPPET_MAX_BYTES) {
+  console.error(`snippet is ${Buffer.byteLength(snippet)} bytes; keep it under ${SNIPPET_MAX_BYTES}`);
+  process.exit(1);
+}
+await writeFile(join(dist, 'snippet.js'), `${snippet}\n`);
+await writeFile(join(dist, 'snippet.html'), `<script>${snippet}</script>\n`);
+
+await copyFile(join(src, 'index.d.ts'), join(dist, 'index.d.ts'));
+await copyFile(join(src, 'index.d.ts'), join(dist, 'index.d.cts'));
+await copyFile(join(src, 'embed.d.ts'), join(dist, 'embed.d.ts'));
+
+for (const file of (await readdir(dist)).sort()) {
+  const info = await stat(join(dist, file));
+  if (info.isFile()) console.log(`${String(info.size).padStart(8)}  dist/${file}`);
+}

@@ -1,0 +1,203 @@
+// Size report: what a page downloads for the Eventline tracker, against the budget and against
+// other trackers measured the same way. Run through scripts/size-report.sh.
+//
+//   node npm/scripts/size-report.mjs [--no-peers]
+//
+// Bytes are raw / gzip (zlib level 9, as `gzip -9`) / brotli (quality 11, window 24), each file
+// compressed on its own as a server would send it. Exits 1 when our gzip total is over budget.
+import { build } from 'esbuild';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
+
+/** Budget: gzip bytes of everything an embedding page loads (wasm + eventline.js + snippet). */
+const GZIP_BUDGET_BYTES = 20_000;
+
+const npmDir = dirname(dirname(fileURLToPath(import.meta.url)));
+const root = dirname(npmDir);
+const dist = join(npmDir, 'dist');
+const peersDir = join(root, '.cache', 'size-peers');
+const withPeers = !process.argv.includes('--no-peers');
+
+/** The other trackers: npm name, the one-line entry, and notes on what the number leaves out. */
+const PEERS = [
+  {
+    name: '@snowplow/browser-tracker',
+    entry: "export { newTracker, trackPageView } from '@snowplow/browser-tracker';",
+  },
+  {
+    name: '@segment/analytics-next',
+    entry: "export { AnalyticsBrowser } from '@segment/analytics-next';",
+    note:
+      'Segment: initial = the entry chunk and its static imports; the lazy chunks are fetched on demand ' +
+      '(some at start-up, depending on settings), and at run time it also loads the source settings and ' +
+      "destination plugins from Segment's CDN, which no bundle shows.",
+  },
+  {
+    name: 'posthog-js',
+    entry: "export { default } from 'posthog-js';",
+    note:
+      'posthog-js: session recording, surveys, toolbar etc. are downloaded from PostHog at run time ' +
+      'when enabled, and are not counted.',
+  },
+];
+
+function measure(bytes) {
+  return {
+    raw: bytes.length,
+    gzip: gzipSync(bytes, { level: 9 }).length,
+    brotli: brotliCompressSync(bytes, {
+      params: {
+        [constants.BROTLI_PARAM_QUALITY]: constants.BROTLI_MAX_QUALITY,
+        [constants.BROTLI_PARAM_LGWIN]: constants.BROTLI_MAX_WINDOW_BITS,
+        [constants.BROTLI_PARAM_SIZE_HINT]: bytes.length,
+      },
+    }).length,
+  };
+}
+
+const add = (a, b) => ({ raw: a.raw + b.raw, gzip: a.gzip + b.gzip, brotli: a.brotli + b.brotli });
+const ZERO = { raw: 0, gzip: 0, brotli: 0 };
+const n = (v) => v.toLocaleString('en-US');
+
+function table(headers, rows) {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
+  const line = (cells) =>
+    cells.map((c, i) => (i === 0 || i === 1 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join('  ');
+  return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+/**
+ * Bundles `entry` like the peers are bundled: esbuild --bundle --minify --format=esm, with code
+ * splitting so lazily imported chunks show up as separate files. Returns the initial download
+ * (entry + chunks it imports statically) and the lazy rest.
+ */
+async function bundle(label, entry) {
+  const outdir = join(peersDir, 'out', label.replace(/[^a-z0-9]+/gi, '_'));
+  await rm(outdir, { recursive: true, force: true });
+  const result = await build({
+    absWorkingDir: peersDir,
+    stdin: { contents: entry, resolveDir: peersDir },
+    bundle: true,
+    minify: true,
+    format: 'esm',
+    platform: 'browser',
+    splitting: true,
+    outdir,
+    metafile: true,
+    write: true,
+    legalComments: 'none',
+    logLevel: 'error',
+  });
+  const outputs = result.metafile.outputs;
+  // With splitting, every dynamically imported module is an entry point too; ours is <stdin>.
+  const entryOut = Object.keys(outputs).find((k) => outputs[k].entryPoint === '<stdin>');
+  const initial = new Set();
+  const visit = (file) => {
+    if (initial.has(file)) return;
+    initial.add(file);
+    for (const imp of outputs[file].imports) if (imp.kind === 'import-statement' && outputs[imp.path]) visit(imp.path);
+  };
+  visit(entryOut);
+  // The initial files are measured as one download (as a bundle without the lazy parts would
+  // be); the lazy chunks one by one, as each is fetched on its own.
+  const initialBytes = [];
+  let lazy = ZERO;
+  let lazyCount = 0;
+  for (const file of Object.keys(outputs)) {
+    if (!file.endsWith('.js')) continue;
+    const bytes = await readFile(join(peersDir, file));
+    if (initial.has(file)) initialBytes.push(bytes);
+    else {
+      lazy = add(lazy, measure(bytes));
+      lazyCount += 1;
+    }
+  }
+  const first = measure(Buffer.concat(initialBytes));
+  return { initial: first, lazy, lazyCount };
+}
+
+async function ensurePeers() {
+  const installed = PEERS.every((p) => existsSync(join(peersDir, 'node_modules', p.name, 'package.json')));
+  if (installed) return true;
+  await mkdir(peersDir, { recursive: true });
+  await writeFile(
+    join(peersDir, 'package.json'),
+    `${JSON.stringify({ name: 'size-peers', private: true, description: 'scratch, not committed' }, null, 2)}\n`,
+  );
+  console.log(`installing ${PEERS.map((p) => `${p.name}@latest`).join(' ')} into ${relative(root, peersDir)}/ ...`);
+  try {
+    execFileSync(
+      'npm',
+      ['install', '--no-audit', '--no-fund', '--silent', '--ignore-scripts', ...PEERS.map((p) => `${p.name}@latest`)],
+      { cwd: peersDir, stdio: 'inherit' },
+    );
+    return true;
+  } catch (error) {
+    console.log(`could not install the peers (${error.message}); skipping the comparison`);
+    return false;
+  }
+}
+
+async function main() {
+  const version = JSON.parse(await readFile(join(npmDir, 'package.json'), 'utf8')).version;
+  const file = async (rel) => measure(await readFile(join(dist, rel)));
+  const wasm = await file('wasm/eventline_tracker_bg.wasm');
+  const index = await file('index.js');
+  const embed = await file('eventline.js');
+  const snippet = await file('snippet.js');
+  const pageTotal = add(add(wasm, embed), snippet);
+
+  console.log(`@eventline/tracker ${version}: what a page downloads (bytes; gzip -9, brotli q11)\n`);
+  const row = (label, s) => [label, '', n(s.raw), n(s.gzip), n(s.brotli)];
+  console.log(
+    table(
+      ['file', '', 'raw', 'gzip', 'brotli'],
+      [
+        row('dist/wasm/eventline_tracker_bg.wasm (core)', wasm),
+        row('dist/index.js (bundler entry: glue + wrapper)', index),
+        row('dist/eventline.js (embed: glue + wrapper + queue replay)', embed),
+        row('dist/snippet.js (inline loader)', snippet),
+        row('total, bundler use (wasm + index.js)', add(wasm, index)),
+        row('total, embedded (wasm + eventline.js + snippet)', pageTotal),
+      ],
+    ),
+  );
+  const over = pageTotal.gzip > GZIP_BUDGET_BYTES;
+  console.log(
+    `\nbudget: gzip total ${n(pageTotal.gzip)} of ${n(GZIP_BUDGET_BYTES)} bytes ` +
+      `(${((100 * pageTotal.gzip) / GZIP_BUDGET_BYTES).toFixed(0)} %): ${over ? 'OVER BUDGET' : 'ok'}`,
+  );
+
+  if (withPeers && (await ensurePeers())) {
+    await mkdir(join(peersDir, 'out'), { recursive: true });
+    const rows = [];
+    const notes = [];
+    const ours = await bundle('eventline', `export { createTracker } from ${JSON.stringify(join(dist, 'index.js'))};`);
+    const oursTotal = add(ours.initial, wasm);
+    rows.push(['@eventline/tracker', version, n(oursTotal.raw), n(oursTotal.gzip), n(oursTotal.brotli), '-']);
+    for (const peer of PEERS) {
+      const pkg = JSON.parse(await readFile(join(peersDir, 'node_modules', peer.name, 'package.json'), 'utf8'));
+      const size = await bundle(peer.name, peer.entry);
+      const lazy = size.lazyCount ? `${size.lazyCount} chunks, ${n(size.lazy.gzip)} gz` : '-';
+      rows.push([peer.name, pkg.version, n(size.initial.raw), n(size.initial.gzip), n(size.initial.brotli), lazy]);
+      if (peer.note) notes.push(peer.note);
+    }
+    console.log('\nCompared: esbuild --bundle --minify --format=esm (code splitting on) of a one-line entry');
+    console.log('importing the main API; "initial" = what a page loads before any lazy import; ours adds the .wasm.\n');
+    console.log(table(['package', 'version', 'initial raw', 'gzip', 'brotli', 'lazy (not counted)'], rows));
+    console.log('');
+    for (const note of notes) console.log(`- ${note}`);
+    console.log(`- entries: ${PEERS.map((p) => p.entry).join('  ')}`);
+  }
+
+  if (over) {
+    console.error(`\nsize budget exceeded: ${n(pageTotal.gzip)} > ${n(GZIP_BUDGET_BYTES)} gzip bytes`);
+    process.exit(1);
+  }
+}
+
+await main();
