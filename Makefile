@@ -1,18 +1,30 @@
 # The two commands a newcomer needs: `make run` and `make test`.
-.PHONY: run test bench lint wasm-check migrate clickhouse-start clickhouse-stop
+.PHONY: run test bench lint wasm-check migrate clickhouse-start clickhouse-stop tracker size test-e2e
 
 run: ## ClickHouse + collector + a demo partner, on local defaults
 	bash scripts/run.sh
 
-test: ## every test: unit, property, and integration against a real ClickHouse
+test: ## every test: Rust unit/property/integration, tracker wasm suites, size budget, npm package, browser e2e
 	bash scripts/test.sh
+
+tracker: ## build the WASM tracker and the npm package into npm/dist/
+	bash scripts/install-wasm-tools.sh
+	bash scripts/build-tracker.sh
+	cd npm && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build
+
+size: ## tracker size (raw/gzip/brotli) against its budget, beside Snowplow, Segment and PostHog
+	bash scripts/size-report.sh
+
+test-e2e: ## only the end-to-end tests in headless Chromium
+	bash tests/e2e/run.sh
 
 bench: ## collector ingest throughput and latency vs raw ClickHouse inserts
 	bash scripts/bench.sh
 
-lint: ## formatting and clippy, as CI runs them
+lint: ## formatting and clippy (native and wasm32), as CI runs them
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p eventline-tracker --target wasm32-unknown-unknown --all-targets -- -D warnings
 
 wasm-check: ## the shared rules crate must build for the browser
 	cargo build -p event-model --target wasm32-unknown-unknown --no-default-features

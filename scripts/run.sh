@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # `make run`: the whole local stack with no configuration. Starts ClickHouse, builds and starts
-# the collector (which migrates the schema), creates a demo partner with its sources, prints
+# the collector (which migrates the schema), creates a demo partner with its sources, builds the
+# tracker (WebAssembly core + npm package) and serves the examples (demo shop, mobile app), prints
 # how to send an event and see it, then keeps running until Ctrl-C and stops what it started.
+# EXAMPLES_PORT (8081) moves the example pages; EVENTLINE_SKIP_TRACKER=1 skips the tracker build;
+# EVENTLINE_DEMO_FILE (.data/demo-partner.json) is where the demo partner is remembered.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -10,7 +13,8 @@ export CLICKHOUSE_URL="${CLICKHOUSE_URL:-http://127.0.0.1:18123}"
 export EVENTLINE_LISTEN="${EVENTLINE_LISTEN:-127.0.0.1:8080}"
 export EVENTLINE_ADMIN_TOKEN="${EVENTLINE_ADMIN_TOKEN:-eventline-local-admin-token}"
 COLLECTOR="http://$EVENTLINE_LISTEN"
-DEMO_FILE="$ROOT/.data/demo-partner.json"
+EXAMPLES_PORT="${EXAMPLES_PORT:-8081}"
+DEMO_FILE="${EVENTLINE_DEMO_FILE:-$ROOT/.data/demo-partner.json}"
 mkdir -p "$ROOT/.data"
 
 started_clickhouse=0
@@ -20,9 +24,33 @@ if [[ "$CLICKHOUSE_URL" == "http://127.0.0.1:18123" ]] && ! curl -fsS --max-time
 fi
 
 cargo build --release --bin eventline-collector
+
+# The tracker for the example pages. The first build installs wasm-bindgen-cli (~140 s, cached
+# under tools/). A failed tracker build does not stop the collector: the pages then say so.
+tracker_ok=0
+if [[ "${EVENTLINE_SKIP_TRACKER:-0}" == 1 ]]; then
+  [[ -f npm/dist/eventline.js ]] && tracker_ok=1
+elif [[ -f scripts/build-tracker.sh && -f npm/package.json ]]; then
+  first=""
+  compgen -G "tools/wasm-bindgen-*/bin/wasm-bindgen" >/dev/null || first="; the first build installs wasm-bindgen-cli, about 3 minutes"
+  echo "Building the tracker (WebAssembly core + npm package; log .data/tracker-build.log$first)..."
+  if bash scripts/install-wasm-tools.sh >"$ROOT/.data/tracker-build.log" 2>&1 &&
+    bash scripts/build-tracker.sh >>"$ROOT/.data/tracker-build.log" 2>&1 &&
+    { [[ npm/node_modules/.package-lock.json -nt npm/package-lock.json ]] ||
+      npm ci --prefix npm --no-audit --no-fund --loglevel=error >>"$ROOT/.data/tracker-build.log" 2>&1; } &&
+    npm run --prefix npm --silent build >>"$ROOT/.data/tracker-build.log" 2>&1; then
+    tracker_ok=1
+  else
+    echo "WARNING: the tracker build failed (log: .data/tracker-build.log); the example pages will not track." >&2
+    tail -n 15 "$ROOT/.data/tracker-build.log" >&2
+  fi
+fi
+
 target/release/eventline-collector serve >"$ROOT/.data/collector.log" 2>&1 &
 collector_pid=$!
+examples_pid=""
 cleanup() {
+  [[ -n "$examples_pid" ]] && { kill "$examples_pid" 2>/dev/null && wait "$examples_pid" 2>/dev/null || true; }
   kill "$collector_pid" 2>/dev/null && wait "$collector_pid" 2>/dev/null || true
   if ((started_clickhouse)); then scripts/clickhouse.sh stop; fi
 }
@@ -55,6 +83,18 @@ if [[ -z "$partner_id" ]]; then
 fi
 api_key="$(json 'd["api_key"]' <"$DEMO_FILE")"
 
+# The example pages: the demo shop (and the tracker under /eventline/), config from $DEMO_FILE.
+python3 scripts/serve-examples.py --port "$EXAMPLES_PORT" --collector "$COLLECTOR" \
+  --partner-file "$DEMO_FILE" --quiet >"$ROOT/.data/examples.log" 2>&1 &
+examples_pid=$!
+for _ in $(seq 1 50); do
+  curl -fsS "http://127.0.0.1:$EXAMPLES_PORT/healthz" >/dev/null 2>&1 && break
+  kill -0 "$examples_pid" 2>/dev/null || { echo "WARNING: the example server did not start:" >&2; tail -n 5 "$ROOT/.data/examples.log" >&2; examples_pid=""; break; }
+  sleep 0.1
+done
+tracker_note=""
+((tracker_ok)) || tracker_note="   (tracker not built: see .data/tracker-build.log)"
+
 cat <<TXT
 
 Eventline is running.
@@ -74,6 +114,13 @@ See it in ClickHouse:
 
 Rejected events (a hyphen in a context key, an unknown source, ...):
   curl -sS '$CLICKHOUSE_URL/?database=eventline' --data-binary "SELECT received_at, reason_code, reason_message FROM rejected_events ORDER BY received_at DESC LIMIT 5 FORMAT PrettyCompactMonoBlock"
+
+Try the tracker:
+  demo shop    http://localhost:$EXAMPLES_PORT/shop/$tracker_note
+               (open it as localhost, not 127.0.0.1: the Online Store source admits the domain localhost)
+  mobile app   cd examples/mobile && npm install --no-audit --no-fund && \\
+                 EVENTLINE_COLLECTOR_URL=$COLLECTOR EVENTLINE_PARTNER_FILE=$DEMO_FILE node app.mjs
+               (an app session from Node, source mobile_app; add a customer id, e.g. 1043, as argument)
 
 Press Ctrl-C to stop.
 TXT

@@ -1,15 +1,45 @@
 #!/usr/bin/env bash
-# `make test`: every test. Starts a private local ClickHouse for the integration tests (unless
-# EVENTLINE_TEST_CLICKHOUSE_URL names a server), runs the whole workspace's tests, stops it.
+# `make test`: every test, on a fresh machine too (installs the wasm tools and Debian chromium
+# when missing; slow installs are kept under tools/ and reused).
+#   1. Rust: unit, property and integration tests (a private local ClickHouse on 18124, unless
+#      EVENTLINE_TEST_CLICKHOUSE_URL names a server);
+#   2. the tracker: wasm build, wasm-bindgen-test suites in Node and headless Chromium, the size
+#      budget, the npm package installed from its tarball;
+#   3. end to end: headless Chromium → collector → ClickHouse (tests/e2e/run.sh).
+# Arguments go to `cargo test`; EVENTLINE_TEST_ONLY=rust skips 2 and 3.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-if [[ -z "${EVENTLINE_TEST_CLICKHOUSE_URL:-}" ]]; then
-  port="${EVENTLINE_TEST_CLICKHOUSE_PORT:-18124}"
-  data="$ROOT/.data/clickhouse-test"
-  scripts/clickhouse.sh start --port "$port" --data-dir "$data"
-  trap 'scripts/clickhouse.sh stop --port "$port" --data-dir "$data"' EXIT
-  export EVENTLINE_TEST_CLICKHOUSE_URL="http://127.0.0.1:$port"
-fi
-cargo test --workspace "$@"
+step() { echo; echo "=== make test: $*"; }
+
+step "Rust tests"
+(
+  if [[ -z "${EVENTLINE_TEST_CLICKHOUSE_URL:-}" ]]; then
+    port="${EVENTLINE_TEST_CLICKHOUSE_PORT:-18124}"
+    data="$ROOT/.data/clickhouse-test"
+    scripts/clickhouse.sh start --port "$port" --data-dir "$data"
+    trap 'scripts/clickhouse.sh stop --port "$port" --data-dir "$data"' EXIT
+    export EVENTLINE_TEST_CLICKHOUSE_URL="http://127.0.0.1:$port"
+  fi
+  cargo test --workspace "$@"
+)
+[[ "${EVENTLINE_TEST_ONLY:-}" == rust ]] && exit 0
+
+step "tracker: tools and build"
+WITH_BROWSER=1 bash scripts/install-wasm-tools.sh
+bash scripts/build-tracker.sh
+
+step "tracker: wasm-bindgen-test in Node and headless Chromium"
+bash scripts/test-tracker-wasm.sh
+
+step "tracker: size budget"
+bash scripts/size-report.sh --no-peers
+
+step "npm package: pack, install, use from Node and bundlers"
+bash tests/npm-package/run.sh
+
+step "end to end: browser → collector → ClickHouse"
+bash tests/e2e/run.sh
+
+step "all passed"
