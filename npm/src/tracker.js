@@ -25,6 +25,12 @@ function thrown(result) {
   return fail(result.slice(1, i), result.slice(i + 1));
 }
 
+// Core's batches are `ids\x1ebody`.
+function split(batch) {
+  const i = batch.indexOf('\x1e');
+  return [batch.slice(0, i), batch.slice(i + 1)];
+}
+
 const isObject = (v) => v !== null && typeof v === 'object';
 const text = (v) => (typeof v === 'string' ? v : '');
 
@@ -294,13 +300,13 @@ export class Tracker {
       on(g, 'pagehide', () => this._hide());
       on(g, 'pageshow', (e) => {
         if (read(e, 'persisted') === true) {
-          this._core.heartbeat(Date.now());
+          this._core.op(1, Date.now());
           this._report();
           this._kick(false, false);
         }
       });
       on(g, 'online', () => {
-        this._core.retryNow();
+        this._core.op(4, Date.now());
         this._kick(false, false);
       });
     }
@@ -360,16 +366,16 @@ export class Tracker {
     if (this._closed) return;
     const core = this._core;
     const now = Date.now();
-    core.sync(now);
+    core.op(0, now);
     const due = core.due();
-    let body = '';
+    let batch = '';
     if (due >= 0 && (force || read(g.navigator, 'onLine') !== false)) {
       if (!force && due > now) this._wakeAt(due);
-      else body = core.batch(0, keepalive, now);
+      else batch = core.batch(0, keepalive, now);
     }
     this._report();
-    if (!body) return this._finish();
-    const ids = core.ids();
+    if (!batch) return this._finish();
+    const [ids, body] = split(batch);
     send(this._transport, this._url, body, keepalive).then(([status, retryAfter, answer]) => {
       // Freed meanwhile: its queue is released and may be adopted already; leave storage alone.
       if (this._closed) return;
@@ -387,23 +393,24 @@ export class Tracker {
   _hide() {
     const core = this._core;
     const now = Date.now();
-    core.claim(now);
+    core.op(2, now);
     let skip = 0;
-    let body;
-    while ((body = core.batch(skip, true, now))) {
-      skip += core.ids().split(',').length;
+    let batch;
+    while ((batch = core.batch(skip, true, now))) {
+      const [ids, body] = split(batch);
+      skip += ids.split(',').length;
       if (!beacon(this._transport, this._url, body)) break;
     }
-    core.release(now);
+    core.op(3, now);
   }
 
   _beat() {
     timer(() => {
       if (this._closed) return;
       const core = this._core;
-      core.heartbeat(Date.now());
+      core.op(1, Date.now());
       this._report();
-      if (!this._pumping && this._wake === Infinity && core.pending()) this._kick(false, false);
+      if (!this._pumping && this._wake === Infinity && core.due() >= 0) this._kick(false, false);
       this._beat();
     }, HEARTBEAT_MS);
   }
@@ -457,12 +464,12 @@ export class Tracker {
       typeof customerId === 'number' && Number.isInteger(customerId) && Math.abs(customerId) < 9.007e15
         ? String(customerId)
         : text(customerId);
-    const bad = this._core.identify(id);
+    const bad = this._core.text(3, id, 0);
     if (bad) throw thrown(bad);
   }
 
   reset() {
-    this._core.reset();
+    this._core.op(7, Date.now());
   }
 
   flush() {
@@ -474,15 +481,15 @@ export class Tracker {
   }
 
   optOut() {
-    this._core.opt(true);
+    this._core.op(5, Date.now());
   }
 
   optIn() {
-    this._core.opt(false);
+    this._core.op(6, Date.now());
   }
 
   get optedOut() {
-    return this._core.optedOut();
+    return this._core.op(8, Date.now());
   }
 
   get persistent() {
@@ -490,22 +497,22 @@ export class Tracker {
   }
 
   get anonymousId() {
-    return this._core.anonymousId();
+    return this._core.text(0, '', 0);
   }
 
   get sessionId() {
-    return this._core.sessionId(Date.now());
+    return this._core.text(1, '', Date.now());
   }
 
   get customerId() {
-    return this._core.customerId();
+    return this._core.text(2, '', 0) || undefined;
   }
 
   /** Stops timers and hooks and releases the queue, so the next instance adopts it. */
   free() {
     if (this._closed) return;
     this._closed = true;
-    this._core.release(Date.now());
+    this._core.op(3, Date.now());
     this._core.free();
   }
 }

@@ -4,6 +4,7 @@
 //! The wasm layer (`bindings`) only converts values, runs timers and performs requests; every
 //! rule about what happens to an event lives here and is unit-tested natively.
 
+use crate::wire::cat;
 use event_model::limits::{MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_CONTEXT_KEYS, MAX_EVENT_BYTES};
 use event_model::{rules, ErrorCode, Violation};
 
@@ -127,7 +128,7 @@ impl Engine {
     }
 
     fn key(&self, name: &str) -> String {
-        [&self.cfg.prefix, ".", name].concat()
+        cat(&[&self.cfg.prefix, ".", name])
     }
 
     /// Whether the user opted out (persisted, shared by all tabs).

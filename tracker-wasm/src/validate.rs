@@ -1,13 +1,14 @@
 //! Turning JavaScript-side input into checked wire values, with the collector's own rules and
 //! codes (event_model::rules), and short human messages built without `format!`.
 
+use crate::wire::cat;
 use event_model::limits::MAX_SAFE_INTEGER;
 use event_model::{rules, ErrorCode, Violation};
 
 use crate::wire::{push_int, Value};
 
 fn context_field(key: &str) -> String {
-    ["context.", key].concat()
+    cat(&["context.", key])
 }
 
 /// Checks a context key; the field is `context.<key>`, e.g. `context_key_hyphen` on `context.user-name`.
@@ -68,7 +69,7 @@ pub fn message(code: &str, field: &str) -> String {
     if field.is_empty() {
         what.into()
     } else {
-        [field, ": ", what].concat()
+        cat(&[field, ": ", what])
     }
 }
 

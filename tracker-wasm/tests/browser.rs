@@ -28,8 +28,7 @@ fn events_are_in_local_storage_before_track_returns() {
     let (mut c, _) = core(&s, "b_persist", 20.0);
     let id = c.track("x", T, T);
     assert!(stored(&s, "b_persist").contains(&id));
-    c.batch(0, false, T);
-    let ids = c.ids();
+    let (ids, _) = split(&c.batch(0, false, T));
     assert!(c.settle(&ids, 200.0, None, &all_accepted(&ids), T));
     assert_eq!(queued(&s, "b_persist"), 0);
 }
@@ -39,8 +38,7 @@ fn a_permanent_400_is_dropped_and_a_503_retried() {
     let s = local_storage();
     let (mut c, host) = core(&s, "b_status", 1.0);
     let bad = c.track("bad", T, T);
-    c.batch(0, false, T);
-    let ids = c.ids();
+    let (ids, _) = split(&c.batch(0, false, T));
     assert!(c.settle(
         &ids,
         400.0,
@@ -50,11 +48,10 @@ fn a_permanent_400_is_dropped_and_a_503_retried() {
     ));
     assert!(take_rejected(&host).starts_with(&bad));
     let good = c.track("good", T, T);
-    c.batch(0, false, T);
-    let ids = c.ids();
+    let (ids, _) = split(&c.batch(0, false, T));
     assert!(!c.settle(&ids, 503.0, None, "", T));
     assert_eq!(queued(&s, "b_status"), 1);
-    c.retry_now();
+    c.op(4, T);
     assert!(c.batch(0, false, T).contains(&good));
 }
 
@@ -62,12 +59,12 @@ fn a_permanent_400_is_dropped_and_a_503_retried() {
 fn opted_out_nothing_is_stored_or_sent() {
     let s = local_storage();
     let (mut c, _) = core(&s, "b_optout", 20.0);
-    c.opt(true);
+    c.op(5, T);
     assert_eq!(c.track("x", T, T), "");
     assert_eq!(queued(&s, "b_optout"), 0);
-    let (other, _) = core(&s, "b_optout", 20.0);
-    assert!(other.opted_out());
-    c.opt(false);
+    let (mut other, _) = core(&s, "b_optout", 20.0);
+    assert!(other.op(8, T));
+    c.op(6, T);
 }
 
 #[wasm_bindgen_test]
@@ -75,12 +72,12 @@ fn a_released_queue_is_resent_by_the_next_page() {
     let s = local_storage();
     let (mut c, _) = core(&s, "b_unload", 20.0);
     let id = c.track("purchase", T, T);
-    c.claim(T);
+    c.op(2, T);
     assert!(c.batch(0, true, T).contains(&id));
-    c.release(T);
+    c.op(3, T);
     drop(c);
     let (mut next, _) = core(&s, "b_unload", 20.0);
-    next.sync(T + 10.0);
+    next.op(0, T + 10.0);
     assert!(next.batch(0, false, T + 10.0).contains(&id));
 }
 
@@ -91,8 +88,8 @@ fn two_live_tabs_never_adopt_each_other() {
     let (mut b, _) = core(&s, "b_tabs", 20.0);
     let ida = a.track("a", T, T);
     let idb = b.track("b", T, T);
-    a.heartbeat(T + 1000.0);
-    b.heartbeat(T + 1000.0);
+    a.op(1, T + 1000.0);
+    b.op(1, T + 1000.0);
     let body_a = a.batch(0, false, T + 1000.0);
     let body_b = b.batch(0, false, T + 1000.0);
     assert!(body_a.contains(&ida) && !body_a.contains(&idb));

@@ -53,9 +53,8 @@ fn events_are_stored_before_track_returns_and_removed_once_accepted() {
     let id = c.track("product_viewed", T, T);
     assert!(stored(&s, "persist").contains(&id));
     assert_eq!(queued(&s, "persist"), 1);
-    let body = c.batch(0, false, T);
+    let (ids, body) = split(&c.batch(0, false, T));
     assert!(body.contains(&id) && body.contains("\"price\":99.5"));
-    let ids = c.ids();
     assert_eq!(ids, id);
     assert!(c.settle(&ids, 200.0, None, &all_accepted(&ids), T));
     assert_eq!(queued(&s, "persist"), 0);
@@ -66,8 +65,7 @@ fn a_permanent_400_is_reported_and_dropped() {
     let s = memory_storage();
     let (mut c, host) = core(&s, "perm", 20.0);
     let id = c.track("bad", T, T);
-    c.batch(0, false, T);
-    let ids = c.ids();
+    let (ids, _) = split(&c.batch(0, false, T));
     let answer = "E\x1funknown_partner\x1fpartner_id\x1fpartner_id names no partner";
     assert!(c.settle(&ids, 400.0, None, answer, T));
     assert_eq!(
@@ -86,15 +84,13 @@ fn a_503_keeps_the_event_and_the_retry_resends_the_same_event_id() {
     let s = memory_storage();
     let (mut c, host) = core(&s, "retry", 20.0);
     let id = c.track("x", T, T);
-    c.batch(0, false, T);
-    let ids = c.ids();
+    let (ids, _) = split(&c.batch(0, false, T));
     let answer = "E\x1fstorage_unavailable\x1f\x1ftry later";
     assert!(!c.settle(&ids, 503.0, Some("7".into()), answer, T));
     assert_eq!(take_rejected(&host), "");
     assert_eq!(queued(&s, "retry"), 1);
     assert!(c.due() >= T + 7000.0);
-    assert!(c.batch(0, false, T + 8000.0).contains(&id));
-    assert_eq!(c.ids(), id);
+    assert_eq!(split(&c.batch(0, false, T + 8000.0)).0, id);
 }
 
 #[wasm_bindgen_test]
@@ -102,14 +98,14 @@ fn opted_out_nothing_is_stored_or_sent() {
     let s = memory_storage();
     let (mut c, _) = core(&s, "optout", 20.0);
     c.track("before", T, T);
-    c.opt(true);
-    assert!(c.opted_out());
+    c.op(5, T);
+    assert!(c.op(8, T));
     assert_eq!(c.track("x", T, T), "");
     assert_eq!(queued(&s, "optout"), 0);
     assert_eq!(c.batch(0, false, T), "");
-    let (other, _) = core(&s, "optout", 20.0);
-    assert!(other.opted_out());
-    c.opt(false);
+    let (mut other, _) = core(&s, "optout", 20.0);
+    assert!(other.op(8, T));
+    c.op(6, T);
     assert!(!c.track("y", T, T).is_empty());
 }
 
@@ -118,10 +114,10 @@ fn a_freed_instances_queue_is_adopted_by_the_next_one() {
     let s = memory_storage();
     let (mut first, _) = core(&s, "adopt", 20.0);
     let id = first.track("a", T, T);
-    first.release(T);
+    first.op(3, T);
     drop(first);
     let (mut next, _) = core(&s, "adopt", 20.0);
-    next.sync(T + 10.0);
+    next.op(0, T + 10.0);
     assert!(next.batch(0, false, T + 10.0).contains(&id));
 }
 
@@ -129,17 +125,17 @@ fn a_freed_instances_queue_is_adopted_by_the_next_one() {
 fn identity_and_session_persist_and_reset() {
     let s = memory_storage();
     let (c, _) = core(&s, "ids", 20.0);
-    let aid = c.anonymous_id();
-    let sid = c.session_id(T);
-    assert_eq!(c.identify("42"), "");
-    assert_eq!(c.identify(" 42"), "!invalid_id\x1fcustomer_id");
-    let (again, _) = core(&s, "ids", 20.0);
-    assert_eq!(again.anonymous_id(), aid);
-    assert_eq!(again.session_id(T + 1000.0), sid);
-    assert_eq!(again.customer_id().as_deref(), Some("42"));
-    again.reset();
-    assert_eq!(c.customer_id(), None);
-    assert_ne!(c.anonymous_id(), aid);
+    let aid = c.text(0, "", T);
+    let sid = c.text(1, "", T);
+    assert_eq!(c.text(3, "42", T), "");
+    assert_eq!(c.text(3, " 42", T), "!invalid_id\x1fcustomer_id");
+    let (mut again, _) = core(&s, "ids", 20.0);
+    assert_eq!(again.text(0, "", T), aid);
+    assert_eq!(again.text(1, "", T + 1000.0), sid);
+    assert_eq!(again.text(2, "", T), "42");
+    again.op(7, T);
+    assert_eq!(c.text(2, "", T), "");
+    assert_ne!(c.text(0, "", T), aid);
 }
 
 #[wasm_bindgen_test]

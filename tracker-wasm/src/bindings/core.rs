@@ -4,6 +4,7 @@
 //! wrapper turns that into an `Error` with `.code` and `.field` (see [`message`] for its text).
 //! Events given up on are handed to `host.reject(...)` one by one as they happen.
 
+use crate::wire::cat;
 use wasm_bindgen::prelude::wasm_bindgen;
 
 use crate::engine::{Config, Engine, Entropy, Rejection};
@@ -65,7 +66,7 @@ impl Entropy for Rnd<'_> {
 }
 
 fn fail(v: &Violation) -> String {
-    ["!", v.code.as_str(), "\x1f", &v.field].concat()
+    cat(&["!", v.code.as_str(), "\x1f", &v.field])
 }
 
 /// `""` when the options' partner id and source pass the collector's rules, else `!code\x1ffield`.
@@ -135,8 +136,6 @@ pub struct Core {
     engine: Engine,
     /// Context entries given with `add` for the next `track`.
     pending: Vec<(String, Value)>,
-    /// Ids of the last batch built, comma-separated.
-    ids: String,
 }
 
 impl Core {
@@ -182,7 +181,6 @@ impl Core {
             host,
             engine,
             pending: Vec::new(),
-            ids: String::new(),
         };
         core.report(dropped);
         core
@@ -231,25 +229,23 @@ impl Core {
         self.engine.due_at().unwrap_or(-1.0)
     }
 
-    /// Whether events are queued.
-    pub fn pending(&self) -> bool {
-        !self.engine.outbox.entries.is_empty()
-    }
-
-    /// The next request body (`""` when nothing is queued past `skip`); see [`Core::ids`].
-    pub fn batch(&mut self, skip: usize, keepalive: bool, now: f64) -> String {
+    /// The next request as `ids\x1ebody` (the queued event ids, comma-separated, to give back to
+    /// `settle`, then the JSON body); `""` when nothing is queued past `skip`.
+    pub fn batch(&self, skip: usize, keepalive: bool, now: f64) -> String {
         match self.engine.batch(skip, keepalive, now) {
             Some(b) => {
-                self.ids = b.ids.join(",");
-                b.body
+                let mut out = String::new();
+                for id in &b.ids {
+                    out.push_str(id);
+                    out.push(',');
+                }
+                out.pop();
+                out.push('\x1e');
+                out.push_str(&b.body);
+                out
             }
             None => String::new(),
         }
-    }
-
-    /// The event ids of the last `batch`, comma-separated (give them back to `settle`).
-    pub fn ids(&self) -> String {
-        self.ids.clone()
     }
 
     /// Applies an answer (status 0: none; `answer` flattened by the wrapper); `false`: back off.
@@ -273,77 +269,56 @@ impl Core {
         go_on
     }
 
-    /// Re-checks queue ownership, a cross-tab opt-out and orphaned queues.
-    pub fn sync(&mut self, now: f64) {
+    /// One of the small state changes, by number (one export keeps the glue small):
+    /// 0 `sync` (ownership, cross-tab opt-out, orphaned queues), 1 `sync` plus heartbeat,
+    /// 2 claim (still own the queue), 3 release the queue for adoption, 4 forget the backoff,
+    /// 5 opt out (clearing the queue), 6 opt in, 7 reset (forget the customer, new anonymous id
+    /// and session). Returns whether the user is opted out.
+    pub fn op(&mut self, what: u8, now: f64) -> bool {
         let host = &self.host;
-        let dropped = self.engine.sync(host, now, &mut Rnd(host));
+        let rnd = &mut Rnd(host);
+        let e = &mut self.engine;
+        let dropped = match what {
+            0 => e.sync(host, now, rnd),
+            1 => e.heartbeat(host, now, rnd),
+            2 => {
+                e.claim(host, now, rnd);
+                Vec::new()
+            }
+            3 => {
+                e.outbox.release(host, now);
+                Vec::new()
+            }
+            4 => {
+                e.retry_now();
+                Vec::new()
+            }
+            5 | 6 => {
+                e.set_opted_out(host, what == 5);
+                Vec::new()
+            }
+            7 => {
+                e.reset(host, rnd);
+                Vec::new()
+            }
+            _ => Vec::new(),
+        };
         self.report(dropped);
-    }
-
-    /// `sync` plus this instance's heartbeat.
-    pub fn heartbeat(&mut self, now: f64) {
-        let host = &self.host;
-        let dropped = self.engine.heartbeat(host, now, &mut Rnd(host));
-        self.report(dropped);
-    }
-
-    /// Makes sure this instance still owns its queue.
-    pub fn claim(&mut self, now: f64) {
-        let host = &self.host;
-        self.engine.claim(host, now, &mut Rnd(host));
-    }
-
-    /// Releases the queue for adoption (page hidden for good, or `free()`).
-    pub fn release(&mut self, now: f64) {
-        self.engine.outbox.release(&self.host, now);
-    }
-
-    /// Forgets the backoff.
-    #[wasm_bindgen(js_name = retryNow)]
-    pub fn retry_now(&mut self) {
-        self.engine.retry_now();
-    }
-
-    /// Remembers the customer id; `""` or the error.
-    pub fn identify(&self, id: &str) -> String {
-        match self.engine.identify(&self.host, id) {
-            Ok(()) => String::new(),
-            Err(v) => fail(&v),
-        }
-    }
-
-    /// Forgets the customer; new anonymous id and session.
-    pub fn reset(&self) {
-        self.engine.reset(&self.host, &mut Rnd(&self.host));
-    }
-
-    /// Opts out (clearing the queue) or back in.
-    pub fn opt(&mut self, out: bool) {
-        self.engine.set_opted_out(&self.host, out);
-    }
-
-    /// Whether the user opted out.
-    #[wasm_bindgen(js_name = optedOut)]
-    pub fn opted_out(&self) -> bool {
         self.engine.opted_out(&self.host)
     }
 
-    /// The persisted anonymous id.
-    #[wasm_bindgen(js_name = anonymousId)]
-    pub fn anonymous_id(&self) -> String {
-        self.engine.anonymous_id(&self.host, &mut Rnd(&self.host))
-    }
-
-    /// The current session id.
-    #[wasm_bindgen(js_name = sessionId)]
-    pub fn session_id(&self, now: f64) -> String {
-        self.engine
-            .session_id(&self.host, now, &mut Rnd(&self.host), false)
-    }
-
-    /// The identified customer id, if any.
-    #[wasm_bindgen(js_name = customerId)]
-    pub fn customer_id(&self) -> Option<String> {
-        self.engine.customer_id(&self.host)
+    /// Identity text by number: 0 anonymous id, 1 session id, 2 customer id (`""` when none),
+    /// 3 identify as `arg` (`""` or the error).
+    pub fn text(&self, what: u8, arg: &str, now: f64) -> String {
+        let (host, e) = (&self.host, &self.engine);
+        match what {
+            0 => e.anonymous_id(host, &mut Rnd(host)),
+            1 => e.session_id(host, now, &mut Rnd(host), false),
+            2 => e.customer_id(host).unwrap_or_default(),
+            _ => match e.identify(host, arg) {
+                Ok(()) => String::new(),
+                Err(v) => fail(&v),
+            },
+        }
     }
 }

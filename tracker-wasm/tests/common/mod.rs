@@ -88,6 +88,12 @@ pub fn queued(storage: &JsValue, prefix: &str) -> usize {
         .sum()
 }
 
+/// Splits a `Core::batch` answer into the ids and the body.
+pub fn split(batch: &str) -> (String, String) {
+    let (ids, body) = batch.split_once('\x1e').unwrap_or_default();
+    (ids.to_string(), body.to_string())
+}
+
 /// The answer to a batch with every event accepted, flattened as the wrapper does.
 pub fn all_accepted(ids: &str) -> String {
     ids.split(',')
