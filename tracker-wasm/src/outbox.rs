@@ -60,13 +60,7 @@ fn ms_text(ms: f64) -> String {
 }
 
 fn parse_num(text: &str) -> Option<f64> {
-    if text.is_empty() || text.len() > 19 || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some(
-        text.bytes()
-            .fold(0f64, |n, d| n * 10.0 + f64::from(d - b'0')),
-    )
+    crate::wire::digits(text, 19).map(|n| n as f64)
 }
 
 /// A parsed heartbeat value.

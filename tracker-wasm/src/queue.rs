@@ -63,10 +63,7 @@ pub fn encode(seq: u64, entries: &[Entry]) -> String {
 }
 
 fn parse_u64(text: &str) -> Option<u64> {
-    if text.is_empty() || text.len() > 19 || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some(text.bytes().fold(0, |n, d| n * 10 + u64::from(d - b'0')))
+    wire::digits(text, 19)
 }
 
 /// Decodes what [`encode`] wrote: the sequence number and the entries. Malformed lines are
