@@ -62,7 +62,7 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 "$WASM_BINDGEN" --target web --out-name eventline_tracker --out-dir "$OUT" \
   "$BUILT"
-"${WASM_OPT[@]}" -Oz --converge --low-memory-unused --zero-filled-memory --strip-debug --strip-producers \
+"${WASM_OPT[@]}" -Oz --converge --low-memory-unused --zero-filled-memory --strip-debug --strip-producers --strip-target-features \
   -o "$OUT/eventline_tracker_bg.wasm" "$OUT/eventline_tracker_bg.wasm"
 
 size_line() {

@@ -71,8 +71,10 @@ pub struct Rejection {
 /// A request to make: the body and which queued events it carries.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
-    /// Event ids in body order (results refer to them by index).
-    pub ids: Vec<String>,
+    /// Event ids in body order, comma-separated (results refer to them by index).
+    pub ids: String,
+    /// How many events.
+    pub count: usize,
     /// The JSON body.
     pub body: String,
 }
@@ -316,9 +318,17 @@ impl Engine {
         if n == 0 {
             return None;
         }
-        let chosen = &entries[..n];
+        let chosen = entries.get(..n)?;
+        let mut ids = String::new();
+        for e in chosen {
+            if !ids.is_empty() {
+                ids.push(',');
+            }
+            ids.push_str(&e.id);
+        }
         Some(Batch {
-            ids: chosen.iter().map(|e| e.id.clone()).collect(),
+            ids,
+            count: n,
             body: wire::write_batch(
                 &self.cfg.partner_id,
                 now as i64,
@@ -327,22 +337,23 @@ impl Engine {
         })
     }
 
-    /// Applies the reply to a request that carried `ids`; status 0 is a network error. The
+    /// Applies the reply to a request that carried `ids` (comma-separated, as in [`Batch`]);
+    /// status 0 is a network error. The
     /// body is read by [`response::parse`] natively, by the browser's JSON.parse in wasm.
     /// Returns the events given up on, and whether to keep sending (`false`: back off).
     pub fn settle(
         &mut self,
         store: &dyn Store,
-        ids: &[String],
+        ids: &str,
         reply: &response::Reply,
         now: f64,
         rnd: &mut dyn Entropy,
     ) -> (Vec<Rejection>, bool) {
         let (status, answer) = (reply.status, &reply.answer);
         let verdict = backoff::classify(status);
+        let ids: Vec<&str> = ids.split(',').filter(|id| !id.is_empty()).collect();
         if verdict == Verdict::Retry {
-            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-            self.outbox.count_attempt(store, &refs);
+            self.outbox.count_attempt(store, &ids);
             let attempts = self.outbox.entries.first().map_or(1, |e| e.attempts.max(1));
             let floor = reply
                 .retry_after
@@ -384,7 +395,7 @@ impl Engine {
         }
         let rest: Vec<&str> = ids
             .iter()
-            .map(String::as_str)
+            .copied()
             .filter(|id| !done.contains(id))
             .collect();
         let mut keep_going = true;
@@ -487,7 +498,7 @@ mod tests {
         assert!(stored.contains(&id));
 
         let batch = e.batch(0, false, T + 500.0).unwrap();
-        assert_eq!(batch.ids, std::slice::from_ref(&id));
+        assert_eq!(batch.ids, id);
         let env = decode_envelope(&batch.body).unwrap();
         let times = BatchTimes {
             sent_at_ms: env.sent_at_ms,
@@ -544,9 +555,9 @@ mod tests {
         assert_eq!(e.due_at(), Some(0.0));
     }
 
-    fn answer(ids: &[String], rejected: usize) -> String {
+    fn answer(ids: &str, rejected: usize) -> String {
         let mut body = String::from("{\"results\":[");
-        for (i, id) in ids.iter().enumerate() {
+        for (i, id) in ids.split(',').enumerate() {
             if i > 0 {
                 body.push(',');
             }
@@ -581,7 +592,7 @@ mod tests {
             e.track(&store, n, &[], T, T, &mut rnd).unwrap();
         }
         let batch = e.batch(0, false, T).unwrap();
-        assert_eq!(batch.ids.len(), 3);
+        assert_eq!(batch.count, 3);
         let (rej, go_on) = e.settle(
             &store,
             &batch.ids,
@@ -682,10 +693,10 @@ mod tests {
         );
         assert!(rej.is_empty() && go_on);
         let half = e.batch(0, false, T).unwrap();
-        assert_eq!(half.ids.len(), 2);
+        assert_eq!(half.count, 2);
         e.settle(&store, &half.ids, &reply(413, None, too_large), T, &mut rnd);
         let single = e.batch(0, false, T).unwrap();
-        assert_eq!(single.ids.len(), 1);
+        assert_eq!(single.count, 1);
         let (rej, _) = e.settle(
             &store,
             &single.ids,
@@ -711,7 +722,7 @@ mod tests {
         let mut skip = 0;
         while let Some(b) = e.batch(skip, true, T) {
             assert!(b.body.len() <= 64 * 1024, "{}", b.body.len());
-            skip += b.ids.len();
+            skip += b.count;
         }
         assert_eq!(skip, 100);
         assert!(e.batch(0, false, T).unwrap().body.len() > 64 * 1024);

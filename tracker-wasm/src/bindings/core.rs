@@ -233,17 +233,7 @@ impl Core {
     /// `settle`, then the JSON body); `""` when nothing is queued past `skip`.
     pub fn batch(&self, skip: usize, keepalive: bool, now: f64) -> String {
         match self.engine.batch(skip, keepalive, now) {
-            Some(b) => {
-                let mut out = String::new();
-                for id in &b.ids {
-                    out.push_str(id);
-                    out.push(',');
-                }
-                out.pop();
-                out.push('\x1e');
-                out.push_str(&b.body);
-                out
-            }
+            Some(b) => cat(&[&b.ids, "\x1e", &b.body]),
             None => String::new(),
         }
     }
@@ -257,14 +247,13 @@ impl Core {
         answer_text: &str,
         now: f64,
     ) -> bool {
-        let ids: Vec<String> = ids.split(',').map(String::from).collect();
         let reply = Reply {
             status: status as u16,
             retry_after,
             answer: answer(answer_text),
         };
         let host = &self.host;
-        let (rejections, go_on) = self.engine.settle(host, &ids, &reply, now, &mut Rnd(host));
+        let (rejections, go_on) = self.engine.settle(host, ids, &reply, now, &mut Rnd(host));
         self.report(rejections);
         go_on
     }
