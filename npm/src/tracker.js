@@ -216,7 +216,7 @@ export class Tracker {
     const storage = o.storage;
     if (storage !== undefined && !['getItem', 'setItem', 'removeItem'].every((m) => typeof read(storage, m) === 'function'))
       throw fail('invalid_option', 'storage');
-    const lifecycle = o.lifecycle ?? true;
+    const lifecycle = o.lifecycle === undefined ? true : o.lifecycle;
     if (typeof lifecycle !== 'boolean') throw fail('invalid_option', 'lifecycle');
     const batchSize = number(o, 'batchSize', 20, 1, 500);
     const maxBatchBytes = number(o, 'maxBatchBytes', 60000, 1024, 1048576);
