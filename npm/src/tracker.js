@@ -3,7 +3,7 @@
 // rules, wire JSON, ids, queue and batching, backoff, sessions, multi-tab hand-over) is made by
 // the WebAssembly `Core` (tracker-wasm/src/bindings/core.rs), reached through strings and numbers.
 // Nothing assumes window or document: every host object is feature-detected on globalThis.
-import { Core, check, message } from './wasm/eventline_tracker.js';
+import { Core, check } from './wasm/eventline_tracker.js';
 
 const g = globalThis;
 const SEP = '\x1f';
@@ -11,6 +11,32 @@ const HEARTBEAT_MS = 5000;
 const MAX_CONTEXT_KEYS = 100;
 const MAX_STRING_CHARS = 2048;
 const UTM = ['utm_source', 'utm_medium', 'utm_campaign', 'utm_term', 'utm_content'];
+
+// What each code means, for messages of the form `<field>: <what is wrong>`.
+const WHAT = {
+  context_key_hyphen:
+    "context keys may not contain '-' (they become $field_code and {{client.eventContext.field_code}}); use '_'",
+  invalid_context_key: "context keys start with a letter or '_' and hold only ASCII letters, digits and '_'",
+  context_key_too_long: 'context keys have at most 64 characters',
+  invalid_context_value: 'context values are strings, numbers or booleans (not null, arrays or objects)',
+  context_value_too_long: 'context strings have at most 2048 characters',
+  context_number_out_of_range: 'context numbers are finite and within ±2^53; send large ids as strings',
+  too_many_context_keys: 'at most 100 context keys per event',
+  invalid_context: 'the context must be a flat object',
+  invalid_name: 'event names are non-empty, without control characters or surrounding spaces',
+  name_too_long: 'event names have at most 128 characters',
+  event_too_large: 'the event is larger than 32 KiB of JSON',
+  invalid_id: 'ids have 1-128 characters, without control characters or surrounding spaces',
+  invalid_source_code: "source codes have 1-64 ASCII letters, digits, '_', '.' or '-'",
+  unknown_partner: "partnerId must be the partner's UUID",
+  invalid_timestamp: 'the time must be a finite number of Unix milliseconds',
+  invalid_option: 'missing or invalid option',
+};
+
+function message(code, field) {
+  const what = ({}.hasOwnProperty.call(WHAT, code) && WHAT[code]) || code;
+  return field ? field + ': ' + what : what;
+}
 
 function fail(code, field) {
   const error = new Error('eventline: ' + message(code, field));
@@ -281,7 +307,8 @@ export class Tracker {
           for (let i = 0; i < bytes.length; i++) bytes[i] = Math.random() * 256;
         }
       },
-      reject: (eventId, name, code, field, message) => this._dropped.push({ eventId, name, code, field, message }),
+      reject: (eventId, name, code, field, text) =>
+        this._dropped.push({ eventId, name, code, field, message: text || message(code, field) }),
     };
     this._core = new Core(host, this._url, partnerId, source, batchSize, maxBatchBytes, flushIntervalMs, maxQueueEvents, sessionTimeoutMs, prefix, Date.now());
     this._report();

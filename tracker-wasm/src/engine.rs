@@ -15,7 +15,6 @@ use crate::response;
 use crate::session;
 use crate::store::Store;
 use crate::uuid;
-use crate::validate;
 use crate::wire::{self, EventFields, Value};
 
 /// Settings, already validated (see the JS options in the crate docs for defaults).
@@ -64,7 +63,8 @@ pub struct Rejection {
     pub code: String,
     /// Offending field, if known.
     pub field: String,
-    /// Human message.
+    /// Human message; empty when the collector sent none (the npm wrapper then words one from
+    /// the code and field).
     pub message: String,
 }
 
@@ -373,17 +373,12 @@ impl Engine {
         let mut done: Vec<&str> = Vec::new();
         let mut rejections = Vec::new();
         let mut reject = |id: &str, code: &str, field: &str, message: &str| {
-            let message = if message.is_empty() {
-                validate::message(code, field)
-            } else {
-                message.into()
-            };
             rejections.push(Rejection {
                 event_id: id.into(),
                 name: name_of(id),
                 code: code.into(),
                 field: field.into(),
-                message,
+                message: message.into(),
             });
         };
         for r in &answer.results {

@@ -21,7 +21,7 @@ pub mod wire;
 #[cfg(target_arch = "wasm32")]
 mod bindings;
 #[cfg(target_arch = "wasm32")]
-pub use bindings::core::{check, message, Core, Host};
+pub use bindings::core::{check, Core, Host};
 
 // lol_alloc instead of the default dlmalloc saves about 6 KB of wasm (shared/WASM.md). The
 // tracker is single-threaded wasm, which is what `AssumeSingleThreaded` asks us to promise; that

@@ -1,7 +1,7 @@
 //! The exported `Core`: the engine behind one JS `Tracker`, driven by the npm wrapper.
 //!
 //! Errors are returned, not thrown: a failing call answers `"!<code>\x1f<field>"` and the
-//! wrapper turns that into an `Error` with `.code` and `.field` (see [`message`] for its text).
+//! wrapper turns that into an `Error` with `.code` and `.field` (and words its message).
 //! Events given up on are handed to `host.reject(...)` one by one as they happen.
 
 use crate::wire::cat;
@@ -79,12 +79,6 @@ pub fn check(partner_id: &str, source: &str) -> String {
         Ok(()) => String::new(),
         Err(code) => fail(&Violation::new(code, "source")),
     }
-}
-
-/// The human message for an error code and field.
-#[wasm_bindgen]
-pub fn message(code: &str, field: &str) -> String {
-    validate::message(code, field)
 }
 
 /// Digits to a number (anything else gives `usize::MAX`, an index that matches no event).
