@@ -97,17 +97,20 @@ fn tab_id(rnd: &mut dyn Entropy) -> String {
     uuid::hex(&rnd.bytes()[..6])
 }
 
+// Plain loops with `push` rather than `collect()` here and in the other wasm-side modules:
+// each collect over a different iterator type is its own copy of the collecting code in the wasm.
 fn overflow(dropped: Vec<Entry>) -> Vec<Rejection> {
-    dropped
-        .into_iter()
-        .map(|e| Rejection {
+    let mut out = Vec::new();
+    for e in dropped {
+        out.push(Rejection {
             event_id: e.id,
             name: e.name,
             code: "queue_overflow".into(),
             field: String::new(),
             message: "the queue held maxQueueEvents events; the oldest was dropped".into(),
-        })
-        .collect()
+        });
+    }
+    out
 }
 
 impl Engine {
@@ -351,7 +354,13 @@ impl Engine {
     ) -> (Vec<Rejection>, bool) {
         let (status, answer) = (reply.status, &reply.answer);
         let verdict = backoff::classify(status);
-        let ids: Vec<&str> = ids.split(',').filter(|id| !id.is_empty()).collect();
+        let mut list: Vec<&str> = Vec::new();
+        for id in ids.split(',') {
+            if !id.is_empty() {
+                list.push(id);
+            }
+        }
+        let ids = list;
         if verdict == Verdict::Retry {
             self.outbox.count_attempt(store, &ids);
             let attempts = self.outbox.entries.first().map_or(1, |e| e.attempts.max(1));
@@ -388,11 +397,12 @@ impl Engine {
             }
             done.push(id);
         }
-        let rest: Vec<&str> = ids
-            .iter()
-            .copied()
-            .filter(|id| !done.contains(id))
-            .collect();
+        let mut rest: Vec<&str> = Vec::new();
+        for id in &ids {
+            if !done.contains(id) {
+                rest.push(id);
+            }
+        }
         let mut keep_going = true;
         match verdict {
             // Judged but without a result line (should not happen): the collector has them.

@@ -239,27 +239,33 @@ impl Outbox {
     }
 
     fn other_tabs(&self, store: &dyn Store) -> Vec<String> {
-        let names: Vec<String> = match store.keys() {
+        // Each tab appears twice (queue and beat); no sort, which would cost kilobytes of wasm.
+        let mut tabs: Vec<String> = Vec::new();
+        let mut consider = |name: &str| {
+            if !name.is_empty() && name != self.tab && !tabs.iter().any(|t| t == name) {
+                tabs.push(name.into());
+            }
+        };
+        match store.keys() {
             Some(keys) => {
                 let q = cat(&[&self.prefix, ".q."]);
                 let hb = cat(&[&self.prefix, ".hb."]);
-                keys.iter()
-                    .filter_map(|k| k.strip_prefix(&q).or_else(|| k.strip_prefix(&hb)))
-                    .map(String::from)
-                    .collect()
+                for k in &keys {
+                    if let Some(name) = k
+                        .strip_prefix(q.as_str())
+                        .or_else(|| k.strip_prefix(hb.as_str()))
+                    {
+                        consider(name);
+                    }
+                }
             }
-            None => store
-                .get(&cat(&[&self.prefix, ".tabs"]))
-                .unwrap_or_default()
-                .split(' ')
-                .map(String::from)
-                .collect(),
-        };
-        // Each tab appears twice (queue and beat); no sort, which would cost kilobytes of wasm.
-        let mut tabs: Vec<String> = Vec::new();
-        for name in names {
-            if !name.is_empty() && name != self.tab && !tabs.contains(&name) {
-                tabs.push(name);
+            None => {
+                let index = store
+                    .get(&cat(&[&self.prefix, ".tabs"]))
+                    .unwrap_or_default();
+                for name in index.split(' ') {
+                    consider(name);
+                }
             }
         }
         tabs

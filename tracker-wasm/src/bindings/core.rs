@@ -46,12 +46,13 @@ impl Store for Host {
     }
     fn keys(&self) -> Option<Vec<String>> {
         let all = self.host_keys()?;
-        Some(
-            all.split('\n')
-                .filter(|k| !k.is_empty())
-                .map(String::from)
-                .collect(),
-        )
+        let mut keys = Vec::new();
+        for k in all.split('\n') {
+            if !k.is_empty() {
+                keys.push(k.to_string());
+            }
+        }
+        Some(keys)
     }
 }
 
