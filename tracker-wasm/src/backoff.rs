@@ -46,7 +46,8 @@ pub fn delay_ms(attempts: u32, random01: f64, retry_after_ms: Option<f64>) -> f6
 /// Parses a `Retry-After` header in its delta-seconds form to ms (an HTTP-date is ignored: the
 /// collector sends seconds, and a date would need the client's clock to agree).
 pub fn parse_retry_after(header: &str) -> Option<f64> {
-    let secs = crate::wire::digits(header.trim(), 9)?;
+    // HTTP's optional whitespace is ASCII (space, tab); `trim_ascii` is a plain byte loop.
+    let secs = crate::wire::digits(header.trim_ascii(), 9)?;
     Some(secs as f64 * 1000.0)
 }
 

@@ -53,6 +53,11 @@ fn key(prefix: &str, kind: &str, tab: &str) -> String {
     cat(&[prefix, ".", kind, ".", tab])
 }
 
+/// `Vec::retain` through one `dyn` predicate: a single copy of the retain code in the wasm.
+fn keep(entries: &mut Vec<Entry>, wanted: &dyn Fn(&Entry) -> bool) {
+    entries.retain(wanted);
+}
+
 fn ms_text(ms: f64) -> String {
     let mut out = String::new();
     push_int(&mut out, ms as i64);
@@ -180,7 +185,7 @@ impl Outbox {
             Some(Beat::Adopted { seq, .. }) => seq,
             _ => self.seq,
         };
-        self.entries.retain(|e| e.stored_seq > taken_up_to);
+        keep(&mut self.entries, &|e| e.stored_seq > taken_up_to);
         self.tab = fresh_tab();
         self.seq = 0;
         for e in &mut self.entries {
@@ -214,7 +219,7 @@ impl Outbox {
     /// Removes the entries with these ids (delivered or permanently rejected) and persists.
     pub fn remove(&mut self, store: &dyn Store, ids: &[&str]) {
         let before = self.entries.len();
-        self.entries.retain(|e| !ids.contains(&e.id.as_str()));
+        keep(&mut self.entries, &|e| !ids.contains(&e.id.as_str()));
         if self.entries.len() != before {
             self.persist(store);
         }
