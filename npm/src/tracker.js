@@ -393,8 +393,7 @@ export class Tracker {
     if (this._closed) return;
     const core = this._core;
     const now = Date.now();
-    core.op(0, now);
-    const due = core.due();
+    const due = core.op(0, now);
     let batch = '';
     if (due >= 0 && (force || read(g.navigator, 'onLine') !== false)) {
       if (!force && due > now) this._wakeAt(due);
@@ -408,7 +407,7 @@ export class Tracker {
       if (this._closed) return;
       const goOn = core.settle(ids, status, retryAfter, flatten(answer || ''), Date.now());
       if (!goOn) {
-        const next = core.due();
+        const next = core.op(9, 0);
         if (next >= 0) this._wakeAt(next);
       }
       this._report();
@@ -435,9 +434,9 @@ export class Tracker {
     timer(() => {
       if (this._closed) return;
       const core = this._core;
-      core.op(1, Date.now());
+      const due = core.op(1, Date.now());
       this._report();
-      if (!this._pumping && this._wake === Infinity && core.due() >= 0) this._kick(false, false);
+      if (!this._pumping && this._wake === Infinity && due >= 0) this._kick(false, false);
       this._beat();
     }, HEARTBEAT_MS);
   }
@@ -469,7 +468,7 @@ export class Tracker {
     const id = core.track(name, occurredAtMs, now);
     this._report();
     if (id[0] === '!') throw thrown(id);
-    const due = core.due();
+    const due = core.op(9, 0);
     if (due >= 0) due <= now ? this._kick(false, false) : this._wakeAt(due);
     return id;
   }
@@ -516,7 +515,7 @@ export class Tracker {
   }
 
   get optedOut() {
-    return this._core.op(8, Date.now());
+    return this._core.op(8, 0) === 1;
   }
 
   get persistent() {

@@ -63,7 +63,7 @@ fn opted_out_nothing_is_stored_or_sent() {
     assert_eq!(c.track("x", T, T), "");
     assert_eq!(queued(&s, "b_optout"), 0);
     let (mut other, _) = core(&s, "b_optout", 20.0);
-    assert!(other.op(8, T));
+    assert_eq!(other.op(8, T), 1.0);
     c.op(6, T);
 }
 

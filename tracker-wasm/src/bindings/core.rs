@@ -219,11 +219,6 @@ impl Core {
         }
     }
 
-    /// When a (non-forced) send is due, ms; -1 with an empty queue.
-    pub fn due(&self) -> f64 {
-        self.engine.due_at().unwrap_or(-1.0)
-    }
-
     /// The next request as `ids\x1ebody` (the queued event ids, comma-separated, to give back to
     /// `settle`, then the JSON body); `""` when nothing is queued past `skip`.
     pub fn batch(&self, skip: usize, keepalive: bool, now: f64) -> String {
@@ -257,8 +252,9 @@ impl Core {
     /// 0 `sync` (ownership, cross-tab opt-out, orphaned queues), 1 `sync` plus heartbeat,
     /// 2 claim (still own the queue), 3 release the queue for adoption, 4 forget the backoff,
     /// 5 opt out (clearing the queue), 6 opt in, 7 reset (forget the customer, new anonymous id
-    /// and session). Returns whether the user is opted out.
-    pub fn op(&mut self, what: u8, now: f64) -> bool {
+    /// and session), anything else nothing. Answers 8: whether the user opted out (1 or 0);
+    /// every other: when a (non-forced) send is due afterwards, ms, or -1 with an empty queue.
+    pub fn op(&mut self, what: u8, now: f64) -> f64 {
         let host = &self.host;
         let rnd = &mut Rnd(host);
         let e = &mut self.engine;
@@ -285,10 +281,11 @@ impl Core {
                 e.reset(host, rnd);
                 Vec::new()
             }
+            8 => return f64::from(u8::from(e.opted_out(host))),
             _ => Vec::new(),
         };
         self.report(dropped);
-        self.engine.opted_out(&self.host)
+        self.engine.due_at().unwrap_or(-1.0)
     }
 
     /// Identity text by number: 0 anonymous id, 1 session id, 2 customer id (`""` when none),
