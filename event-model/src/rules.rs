@@ -8,7 +8,9 @@ use crate::limits::*;
 
 fn char_count_exceeds(s: &str, max: usize) -> bool {
     // Cheap upper bound first: a string with at most `max` bytes has at most `max` chars.
-    s.len() > max && s.chars().count() > max
+    // Chars counted as non-continuation bytes: same result as `chars().count()` on a str, and
+    // a plain loop (the browser tracker's wasm would otherwise carry core's unrolled counter).
+    s.len() > max && s.bytes().filter(|b| b & 0xC0 != 0x80).count() > max
 }
 
 /// A context key ("field code"): ASCII letter or `_` first, then letters, digits or `_`.

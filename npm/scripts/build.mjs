@@ -47,6 +47,10 @@ const gluePlugin = {
   },
 };
 
+// The wrapper's private members (`_core`, `_pump`, …) get short names in the minified files; the
+// glue's own `__wbg_*` names do not match.
+const mangle = { mangleProps: /^_[a-z]/ };
+
 const common = {
   bundle: true,
   plugins: [gluePlugin],
@@ -63,6 +67,7 @@ await Promise.all([
     format: 'esm',
     platform: 'neutral',
     minify: true,
+    ...mangle,
   }),
   build({
     ...common,
@@ -71,6 +76,7 @@ await Promise.all([
     format: 'esm',
     platform: 'browser',
     minify: true,
+    ...mangle,
   }),
   build({
     ...common,

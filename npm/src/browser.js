@@ -2,7 +2,8 @@
 //
 // The .wasm is referenced as `new URL('./wasm/…', import.meta.url)` on purpose: Vite, webpack 5,
 // Parcel and Rollup's URL plugins recognise that exact pattern and emit the file with the bundle.
-import init, { Tracker } from './wasm/eventline_tracker.js';
+import init from './wasm/eventline_tracker.js';
+import { Tracker } from './tracker.js';
 import { splitOptions } from './options.js';
 
 export { Tracker };

@@ -1,7 +1,8 @@
 // Entry for Node and other server or app runtimes that have `node:fs` ("node" condition; built
 // as ESM and as CommonJS). No fetch of the .wasm: it is read from the package folder.
 import { readFile } from 'node:fs/promises';
-import { initSync, Tracker } from './wasm/eventline_tracker.js';
+import { initSync } from './wasm/eventline_tracker.js';
+import { Tracker } from './tracker.js';
 import { splitOptions } from './options.js';
 
 export { Tracker };

@@ -47,9 +47,9 @@ echo "== install the tarball into an empty folder"
 consumer="$work/consumer"
 mkdir -p "$consumer"
 (cd "$consumer" && npm install --no-audit --no-fund --silent "$work/$tarball")
-cp "$HERE/wire.cjs" "$HERE/node-esm.test.mjs" "$HERE/node-cjs.test.cjs" "$consumer/"
+cp "$HERE/wire.cjs" "$HERE/node-esm.test.mjs" "$HERE/node-cjs.test.cjs" "$HERE/node-tracker.test.mjs" "$consumer/"
 
 echo "== node --test (ESM, CommonJS, types, Chromium)"
 cd "$consumer"
 CONSUMER_DIR="$consumer" node --test --test-concurrency=1 \
-  node-esm.test.mjs node-cjs.test.cjs "$HERE/types.test.mjs" "$HERE/browser.test.mjs"
+  node-esm.test.mjs node-cjs.test.cjs node-tracker.test.mjs "$HERE/types.test.mjs" "$HERE/browser.test.mjs"

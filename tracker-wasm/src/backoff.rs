@@ -46,12 +46,9 @@ pub fn delay_ms(attempts: u32, random01: f64, retry_after_ms: Option<f64>) -> f6
 /// Parses a `Retry-After` header in its delta-seconds form to ms (an HTTP-date is ignored: the
 /// collector sends seconds, and a date would need the client's clock to agree).
 pub fn parse_retry_after(header: &str) -> Option<f64> {
-    let text = header.trim();
-    if text.is_empty() || text.len() > 9 || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let secs = text.bytes().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
-    Some(f64::from(secs) * 1000.0)
+    // HTTP's optional whitespace is ASCII (space, tab); `trim_ascii` is a plain byte loop.
+    let secs = crate::wire::digits(header.trim_ascii(), 9)?;
+    Some(secs as f64 * 1000.0)
 }
 
 #[cfg(test)]

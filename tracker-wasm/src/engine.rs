@@ -4,6 +4,7 @@
 //! The wasm layer (`bindings`) only converts values, runs timers and performs requests; every
 //! rule about what happens to an event lives here and is unit-tested natively.
 
+use crate::wire::cat;
 use event_model::limits::{MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_CONTEXT_KEYS, MAX_EVENT_BYTES};
 use event_model::{rules, ErrorCode, Violation};
 
@@ -14,7 +15,6 @@ use crate::response;
 use crate::session;
 use crate::store::Store;
 use crate::uuid;
-use crate::validate;
 use crate::wire::{self, EventFields, Value};
 
 /// Settings, already validated (see the JS options in the crate docs for defaults).
@@ -63,15 +63,18 @@ pub struct Rejection {
     pub code: String,
     /// Offending field, if known.
     pub field: String,
-    /// Human message.
+    /// Human message; empty when the collector sent none (the npm wrapper then words one from
+    /// the code and field).
     pub message: String,
 }
 
 /// A request to make: the body and which queued events it carries.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
-    /// Event ids in body order (results refer to them by index).
-    pub ids: Vec<String>,
+    /// Event ids in body order, comma-separated (results refer to them by index).
+    pub ids: String,
+    /// How many events.
+    pub count: usize,
     /// The JSON body.
     pub body: String,
 }
@@ -94,17 +97,20 @@ fn tab_id(rnd: &mut dyn Entropy) -> String {
     uuid::hex(&rnd.bytes()[..6])
 }
 
+// Plain loops with `push` rather than `collect()` here and in the other wasm-side modules:
+// each collect over a different iterator type is its own copy of the collecting code in the wasm.
 fn overflow(dropped: Vec<Entry>) -> Vec<Rejection> {
-    dropped
-        .into_iter()
-        .map(|e| Rejection {
+    let mut out = Vec::new();
+    for e in dropped {
+        out.push(Rejection {
             event_id: e.id,
             name: e.name,
             code: "queue_overflow".into(),
             field: String::new(),
             message: "the queue held maxQueueEvents events; the oldest was dropped".into(),
-        })
-        .collect()
+        });
+    }
+    out
 }
 
 impl Engine {
@@ -127,7 +133,7 @@ impl Engine {
     }
 
     fn key(&self, name: &str) -> String {
-        [&self.cfg.prefix, ".", name].concat()
+        cat(&[&self.cfg.prefix, ".", name])
     }
 
     /// Whether the user opted out (persisted, shared by all tabs).
@@ -315,9 +321,17 @@ impl Engine {
         if n == 0 {
             return None;
         }
-        let chosen = &entries[..n];
+        let chosen = entries.get(..n)?;
+        let mut ids = String::new();
+        for e in chosen {
+            if !ids.is_empty() {
+                ids.push(',');
+            }
+            ids.push_str(&e.id);
+        }
         Some(Batch {
-            ids: chosen.iter().map(|e| e.id.clone()).collect(),
+            ids,
+            count: n,
             body: wire::write_batch(
                 &self.cfg.partner_id,
                 now as i64,
@@ -326,22 +340,29 @@ impl Engine {
         })
     }
 
-    /// Applies the reply to a request that carried `ids`; status 0 is a network error. The
+    /// Applies the reply to a request that carried `ids` (comma-separated, as in [`Batch`]);
+    /// status 0 is a network error. The
     /// body is read by [`response::parse`] natively, by the browser's JSON.parse in wasm.
     /// Returns the events given up on, and whether to keep sending (`false`: back off).
     pub fn settle(
         &mut self,
         store: &dyn Store,
-        ids: &[String],
+        ids: &str,
         reply: &response::Reply,
         now: f64,
         rnd: &mut dyn Entropy,
     ) -> (Vec<Rejection>, bool) {
         let (status, answer) = (reply.status, &reply.answer);
         let verdict = backoff::classify(status);
+        let mut list: Vec<&str> = Vec::new();
+        for id in ids.split(',') {
+            if !id.is_empty() {
+                list.push(id);
+            }
+        }
+        let ids = list;
         if verdict == Verdict::Retry {
-            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-            self.outbox.count_attempt(store, &refs);
+            self.outbox.count_attempt(store, &ids);
             let attempts = self.outbox.entries.first().map_or(1, |e| e.attempts.max(1));
             let floor = reply
                 .retry_after
@@ -361,17 +382,12 @@ impl Engine {
         let mut done: Vec<&str> = Vec::new();
         let mut rejections = Vec::new();
         let mut reject = |id: &str, code: &str, field: &str, message: &str| {
-            let message = if message.is_empty() {
-                validate::message(code, field)
-            } else {
-                message.into()
-            };
             rejections.push(Rejection {
                 event_id: id.into(),
                 name: name_of(id),
                 code: code.into(),
                 field: field.into(),
-                message,
+                message: message.into(),
             });
         };
         for r in &answer.results {
@@ -381,11 +397,12 @@ impl Engine {
             }
             done.push(id);
         }
-        let rest: Vec<&str> = ids
-            .iter()
-            .map(String::as_str)
-            .filter(|id| !done.contains(id))
-            .collect();
+        let mut rest: Vec<&str> = Vec::new();
+        for id in &ids {
+            if !done.contains(id) {
+                rest.push(id);
+            }
+        }
         let mut keep_going = true;
         match verdict {
             // Judged but without a result line (should not happen): the collector has them.
@@ -486,7 +503,7 @@ mod tests {
         assert!(stored.contains(&id));
 
         let batch = e.batch(0, false, T + 500.0).unwrap();
-        assert_eq!(batch.ids, std::slice::from_ref(&id));
+        assert_eq!(batch.ids, id);
         let env = decode_envelope(&batch.body).unwrap();
         let times = BatchTimes {
             sent_at_ms: env.sent_at_ms,
@@ -543,9 +560,9 @@ mod tests {
         assert_eq!(e.due_at(), Some(0.0));
     }
 
-    fn answer(ids: &[String], rejected: usize) -> String {
+    fn answer(ids: &str, rejected: usize) -> String {
         let mut body = String::from("{\"results\":[");
-        for (i, id) in ids.iter().enumerate() {
+        for (i, id) in ids.split(',').enumerate() {
             if i > 0 {
                 body.push(',');
             }
@@ -580,7 +597,7 @@ mod tests {
             e.track(&store, n, &[], T, T, &mut rnd).unwrap();
         }
         let batch = e.batch(0, false, T).unwrap();
-        assert_eq!(batch.ids.len(), 3);
+        assert_eq!(batch.count, 3);
         let (rej, go_on) = e.settle(
             &store,
             &batch.ids,
@@ -681,10 +698,10 @@ mod tests {
         );
         assert!(rej.is_empty() && go_on);
         let half = e.batch(0, false, T).unwrap();
-        assert_eq!(half.ids.len(), 2);
+        assert_eq!(half.count, 2);
         e.settle(&store, &half.ids, &reply(413, None, too_large), T, &mut rnd);
         let single = e.batch(0, false, T).unwrap();
-        assert_eq!(single.ids.len(), 1);
+        assert_eq!(single.count, 1);
         let (rej, _) = e.settle(
             &store,
             &single.ids,
@@ -710,7 +727,7 @@ mod tests {
         let mut skip = 0;
         while let Some(b) = e.batch(skip, true, T) {
             assert!(b.body.len() <= 64 * 1024, "{}", b.body.len());
-            skip += b.ids.len();
+            skip += b.count;
         }
         assert_eq!(skip, 100);
         assert!(e.batch(0, false, T).unwrap().body.len() > 64 * 1024);

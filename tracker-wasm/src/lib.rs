@@ -5,7 +5,7 @@
 //! Natively this crate is the pure model, unit-tested with `cargo test`: [`wire`] JSON,
 //! [`queue`], [`backoff`], [`session`], [`uuid`], [`response`], [`outbox`] (multi-tab hand-over),
 //! [`validate`] and the [`engine`] that combines them. On `wasm32` the `bindings` module adds the
-//! exported JavaScript class `Tracker` (see `bindings::tracker` for the JS API).
+//! exported class `Core`, which the npm wrapper's JavaScript `Tracker` drives (npm/src/tracker.js).
 
 pub mod backoff;
 pub mod engine;
@@ -21,7 +21,7 @@ pub mod wire;
 #[cfg(target_arch = "wasm32")]
 mod bindings;
 #[cfg(target_arch = "wasm32")]
-pub use bindings::tracker::Tracker;
+pub use bindings::core::{check, Core, Host};
 
 // lol_alloc instead of the default dlmalloc saves about 6 KB of wasm (shared/WASM.md). The
 // tracker is single-threaded wasm, which is what `AssumeSingleThreaded` asks us to promise; that

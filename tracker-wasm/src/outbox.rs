@@ -19,6 +19,7 @@
 
 use crate::queue::{self, Entry};
 use crate::store::Store;
+use crate::wire::cat;
 use crate::wire::push_int;
 
 /// How often a live instance refreshes its beat (ms).
@@ -49,7 +50,12 @@ pub struct Outbox {
 }
 
 fn key(prefix: &str, kind: &str, tab: &str) -> String {
-    [prefix, ".", kind, ".", tab].concat()
+    cat(&[prefix, ".", kind, ".", tab])
+}
+
+/// `Vec::retain` through one `dyn` predicate: a single copy of the retain code in the wasm.
+fn keep(entries: &mut Vec<Entry>, wanted: &dyn Fn(&Entry) -> bool) {
+    entries.retain(wanted);
 }
 
 fn ms_text(ms: f64) -> String {
@@ -59,13 +65,7 @@ fn ms_text(ms: f64) -> String {
 }
 
 fn parse_num(text: &str) -> Option<f64> {
-    if text.is_empty() || text.len() > 19 || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some(
-        text.bytes()
-            .fold(0f64, |n, d| n * 10.0 + f64::from(d - b'0')),
-    )
+    crate::wire::digits(text, 19).map(|n| n as f64)
 }
 
 /// A parsed heartbeat value.
@@ -108,7 +108,7 @@ impl Outbox {
             entries: Vec::new(),
             max_entries,
         };
-        outbox.write_beat(store, ["L", &ms_text(now)].concat());
+        outbox.write_beat(store, cat(&["L", &ms_text(now)]));
         outbox.persist(store);
         outbox.register(store);
         outbox
@@ -131,26 +131,29 @@ impl Outbox {
         if store.keys().is_some() {
             return;
         }
-        let index_key = [&self.prefix, ".tabs"].concat();
+        let index_key = cat(&[&self.prefix, ".tabs"]);
         let index = store.get(&index_key).unwrap_or_default();
         if !index.split(' ').any(|t| t == self.tab) {
             let updated = if index.is_empty() {
                 self.tab.clone()
             } else {
-                [&index, " ", &self.tab].concat()
+                cat(&[&index, " ", &self.tab])
             };
             store.set(&index_key, &updated);
         }
     }
 
     fn unregister(&self, store: &dyn Store, tab: &str) {
-        let index_key = [&self.prefix, ".tabs"].concat();
+        let index_key = cat(&[&self.prefix, ".tabs"]);
         if let Some(index) = store.get(&index_key) {
-            let kept: Vec<&str> = index
-                .split(' ')
-                .filter(|t| *t != tab && !t.is_empty())
-                .collect();
-            store.set(&index_key, &kept.join(" "));
+            let mut kept = String::new();
+            for t in index.split(' ').filter(|t| *t != tab && !t.is_empty()) {
+                if !kept.is_empty() {
+                    kept.push(' ');
+                }
+                kept.push_str(t);
+            }
+            store.set(&index_key, &kept);
         }
     }
 
@@ -182,13 +185,13 @@ impl Outbox {
             Some(Beat::Adopted { seq, .. }) => seq,
             _ => self.seq,
         };
-        self.entries.retain(|e| e.stored_seq > taken_up_to);
+        keep(&mut self.entries, &|e| e.stored_seq > taken_up_to);
         self.tab = fresh_tab();
         self.seq = 0;
         for e in &mut self.entries {
             e.stored_seq = 1;
         }
-        self.write_beat(store, ["L", &ms_text(now)].concat());
+        self.write_beat(store, cat(&["L", &ms_text(now)]));
         self.persist(store);
         self.register(store);
         true
@@ -196,13 +199,13 @@ impl Outbox {
 
     /// Refreshes the beat (and the index registration); call every [`HEARTBEAT_MS`].
     pub fn heartbeat(&mut self, store: &dyn Store, now: f64) {
-        self.write_beat(store, ["L", &ms_text(now)].concat());
+        self.write_beat(store, cat(&["L", &ms_text(now)]));
         self.register(store);
     }
 
     /// Marks the queue released so the next page load (or another tab) adopts it at once.
     pub fn release(&mut self, store: &dyn Store, now: f64) {
-        self.write_beat(store, ["R", &ms_text(now)].concat());
+        self.write_beat(store, cat(&["R", &ms_text(now)]));
     }
 
     /// Queues `entry` and persists; returns entries dropped because the queue was full.
@@ -216,7 +219,7 @@ impl Outbox {
     /// Removes the entries with these ids (delivered or permanently rejected) and persists.
     pub fn remove(&mut self, store: &dyn Store, ids: &[&str]) {
         let before = self.entries.len();
-        self.entries.retain(|e| !ids.contains(&e.id.as_str()));
+        keep(&mut self.entries, &|e| !ids.contains(&e.id.as_str()));
         if self.entries.len() != before {
             self.persist(store);
         }
@@ -241,27 +244,33 @@ impl Outbox {
     }
 
     fn other_tabs(&self, store: &dyn Store) -> Vec<String> {
-        let names: Vec<String> = match store.keys() {
-            Some(keys) => {
-                let q = [&self.prefix, ".q."].concat();
-                let hb = [&self.prefix, ".hb."].concat();
-                keys.iter()
-                    .filter_map(|k| k.strip_prefix(&q).or_else(|| k.strip_prefix(&hb)))
-                    .map(String::from)
-                    .collect()
-            }
-            None => store
-                .get(&[&self.prefix, ".tabs"].concat())
-                .unwrap_or_default()
-                .split(' ')
-                .map(String::from)
-                .collect(),
-        };
         // Each tab appears twice (queue and beat); no sort, which would cost kilobytes of wasm.
         let mut tabs: Vec<String> = Vec::new();
-        for name in names {
-            if !name.is_empty() && name != self.tab && !tabs.contains(&name) {
-                tabs.push(name);
+        let mut consider = |name: &str| {
+            if !name.is_empty() && name != self.tab && !tabs.iter().any(|t| t == name) {
+                tabs.push(name.into());
+            }
+        };
+        match store.keys() {
+            Some(keys) => {
+                let q = cat(&[&self.prefix, ".q."]);
+                let hb = cat(&[&self.prefix, ".hb."]);
+                for k in &keys {
+                    if let Some(name) = k
+                        .strip_prefix(q.as_str())
+                        .or_else(|| k.strip_prefix(hb.as_str()))
+                    {
+                        consider(name);
+                    }
+                }
+            }
+            None => {
+                let index = store
+                    .get(&cat(&[&self.prefix, ".tabs"]))
+                    .unwrap_or_default();
+                for name in index.split(' ') {
+                    consider(name);
+                }
             }
         }
         tabs
@@ -308,7 +317,7 @@ impl Outbox {
                     continue;
                 }
             }
-            let claim = [&ms_text(now), ":", self.tab.as_str()].concat();
+            let claim = cat(&[&ms_text(now), ":", self.tab.as_str()]);
             if !store.set(&claim_key, &claim) || store.get(&claim_key).as_deref() != Some(&claim) {
                 continue;
             }
@@ -321,7 +330,7 @@ impl Outbox {
                 // Persist before the old queue disappears, so a crash here duplicates, never loses.
                 self.persist(store);
             }
-            let mut tomb = ["A", &ms_text(now), ":"].concat();
+            let mut tomb = cat(&["A", &ms_text(now), ":"]);
             push_int(&mut tomb, seq as i64);
             tomb.push(':');
             tomb.push_str(&self.tab);

@@ -63,10 +63,23 @@ pub fn encode(seq: u64, entries: &[Entry]) -> String {
 }
 
 fn parse_u64(text: &str) -> Option<u64> {
-    if text.is_empty() || text.len() > 19 || !text.bytes().all(|b| b.is_ascii_digit()) {
+    wire::digits(text, 19)
+}
+
+fn decode_line(line: &str) -> Option<Entry> {
+    let mut parts = line.splitn(4, '\t');
+    let (id, attempts, name, json) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if id.len() != 36 || !json.starts_with('{') || !json.ends_with('}') {
         return None;
     }
-    Some(text.bytes().fold(0, |n, d| n * 10 + u64::from(d - b'0')))
+    Some(Entry {
+        id: id.into(),
+        name: name.into(),
+        json: json.into(),
+        attempts: parse_u64(attempts)?.min(u64::from(u32::MAX)) as u32,
+        queued_at: 0.0,
+        stored_seq: 0,
+    })
 }
 
 /// Decodes what [`encode`] wrote: the sequence number and the entries. Malformed lines are
@@ -74,24 +87,12 @@ fn parse_u64(text: &str) -> Option<u64> {
 pub fn decode(text: &str) -> Option<(u64, Vec<Entry>)> {
     let mut lines = text.split('\n');
     let seq = parse_u64(lines.next()?.strip_prefix(HEADER)?)?;
-    let entries = lines
-        .filter_map(|line| {
-            let mut parts = line.splitn(4, '\t');
-            let (id, attempts, name, json) =
-                (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-            if id.len() != 36 || !json.starts_with('{') || !json.ends_with('}') {
-                return None;
-            }
-            Some(Entry {
-                id: id.into(),
-                name: name.into(),
-                json: json.into(),
-                attempts: parse_u64(attempts)?.min(u64::from(u32::MAX)) as u32,
-                queued_at: 0.0,
-                stored_seq: 0,
-            })
-        })
-        .collect();
+    let mut entries = Vec::new();
+    for line in lines {
+        if let Some(entry) = decode_line(line) {
+            entries.push(entry);
+        }
+    }
     Some((seq, entries))
 }
 
@@ -127,7 +128,8 @@ pub fn push_capped(entries: &mut Vec<Entry>, entry: Entry, max_entries: usize) -
         entries.push(entry);
     }
     let excess = entries.len().saturating_sub(max_entries.max(1));
-    entries.drain(..excess).collect()
+    let kept = entries.split_off(excess);
+    std::mem::replace(entries, kept)
 }
 
 #[cfg(test)]

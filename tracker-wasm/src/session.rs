@@ -19,14 +19,10 @@ impl Session {
     /// Parses the stored form; `None` for anything else.
     pub fn parse(text: &str) -> Option<Session> {
         let (id, ms) = text.split_once('|')?;
-        if id.is_empty()
-            || ms.is_empty()
-            || ms.len() > 16
-            || !ms.bytes().all(|b| b.is_ascii_digit())
-        {
+        if id.is_empty() {
             return None;
         }
-        let ms = ms.bytes().fold(0f64, |n, d| n * 10.0 + f64::from(d - b'0'));
+        let ms = crate::wire::digits(ms, 16)? as f64;
         Some(Session {
             id: id.into(),
             last_activity_ms: ms,

@@ -1,13 +1,15 @@
 //! Turning JavaScript-side input into checked wire values, with the collector's own rules and
-//! codes (event_model::rules), and short human messages built without `format!`.
+//! codes (event_model::rules). The human messages for these codes are worded by the npm wrapper
+//! (npm/src/tracker.js), so their text does not ship in the wasm.
 
+use crate::wire::cat;
 use event_model::limits::MAX_SAFE_INTEGER;
 use event_model::{rules, ErrorCode, Violation};
 
 use crate::wire::{push_int, Value};
 
 fn context_field(key: &str) -> String {
-    ["context.", key].concat()
+    cat(&["context.", key])
 }
 
 /// Checks a context key; the field is `context.<key>`, e.g. `context_key_hyphen` on `context.user-name`.
@@ -42,34 +44,6 @@ pub fn number_value(
 /// The violation for null, arrays, objects and other non-scalar context values.
 pub fn invalid_value(key: &str) -> Violation {
     Violation::new(ErrorCode::InvalidContextValue, &context_field(key))
-}
-
-/// A one-line human message for a violation: `<field>: <what is wrong>`.
-pub fn message(code: &str, field: &str) -> String {
-    let what = match code {
-        "context_key_hyphen" => "context keys may not contain '-' (they become $field_code and {{client.eventContext.field_code}}); use '_'",
-        "invalid_context_key" => "context keys start with a letter or '_' and hold only ASCII letters, digits and '_'",
-        "context_key_too_long" => "context keys have at most 64 characters",
-        "invalid_context_value" => "context values are strings, numbers or booleans (not null, arrays or objects)",
-        "context_value_too_long" => "context strings have at most 2048 characters",
-        "context_number_out_of_range" => "context numbers are finite and within ±2^53; send large ids as strings",
-        "too_many_context_keys" => "at most 100 context keys per event",
-        "invalid_context" => "the context must be a flat object",
-        "invalid_name" => "event names are non-empty, without control characters or surrounding spaces",
-        "name_too_long" => "event names have at most 128 characters",
-        "event_too_large" => "the event is larger than 32 KiB of JSON",
-        "invalid_id" => "ids have 1-128 characters, without control characters or surrounding spaces",
-        "invalid_source_code" => "source codes have 1-64 ASCII letters, digits, '_', '.' or '-'",
-        "unknown_partner" => "partnerId must be the partner's UUID",
-        "invalid_timestamp" => "the time must be a finite number of Unix milliseconds",
-        "invalid_option" => "missing or invalid option",
-        _ => code,
-    };
-    if field.is_empty() {
-        what.into()
-    } else {
-        [field, ": ", what].concat()
-    }
 }
 
 #[cfg(test)]
@@ -118,12 +92,5 @@ mod tests {
             string_value("s", "x".repeat(2049)).unwrap_err().code,
             ErrorCode::ContextValueTooLong
         );
-    }
-
-    #[test]
-    fn messages_name_the_field() {
-        assert!(message("context_key_hyphen", "context.user-name")
-            .starts_with("context.user-name: context keys may not contain '-'"));
-        assert_eq!(message("queue_overflow", ""), "queue_overflow");
     }
 }

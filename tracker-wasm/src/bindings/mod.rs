@@ -1,12 +1,8 @@
-//! Everything that touches JavaScript (wasm32 only). Nothing here assumes `window` or `document`:
-//! every host object is looked up on the global object and used only if present, so the same
-//! module runs in browsers, workers, Node and mobile JS runtimes.
+//! Everything that touches JavaScript (wasm32 only): the exported `Core` class.
+//!
+//! The npm wrapper (npm/src/tracker.js) owns what JavaScript does cheaply — options and their
+//! defaults, timers, page lifecycle listeners, fetch/sendBeacon, storage selection and
+//! automatic context — and calls this narrow interface of strings and numbers. No closures cross
+//! the boundary: each wasm-bindgen closure type costs glue and shims (tracker size budget).
 
-mod autocontext;
-mod host_store;
-mod js;
-mod lifecycle;
-mod options;
-mod timers;
-pub mod tracker;
-mod transport;
+pub mod core;

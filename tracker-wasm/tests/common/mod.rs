@@ -1,170 +1,104 @@
-//! Helpers shared by the Node and browser suites: a recording host transport, a host storage,
-//! and small JS conveniences.
+//! Helpers shared by the Node and browser suites: a JS host (storage, randomness, a list of
+//! rejections) for the exported `Core`, and small JS conveniences.
 
 #![allow(dead_code)]
 
-use std::cell::RefCell;
-use std::rc::Rc;
-
-use js_sys::{Array, Function, Object, Promise, Reflect};
-use wasm_bindgen::closure::Closure;
+use eventline_tracker::{Core, Host};
+use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
 
 pub const PARTNER: &str = "5f0c7c1e-7d7a-4c1b-9a57-2f1d3c4b5a69";
+pub const T: f64 = 1_795_600_800_000.0;
 
-pub fn get(obj: &JsValue, key: &str) -> JsValue {
-    Reflect::get(obj, &key.into()).unwrap()
+#[wasm_bindgen(inline_js = r#"
+export function make_host(storage) {
+  const rejected = [];
+  return {
+    rejected,
+    get(k) { const v = storage.getItem(k); return typeof v === 'string' ? v : undefined; },
+    set(k, v) { storage.setItem(k, v); return true; },
+    remove(k) { storage.removeItem(k); },
+    keys() {
+      if (typeof storage.key !== 'function') return undefined;
+      const out = [];
+      for (let i = 0; i < storage.length; i++) out.push(storage.key(i));
+      return out.join('\n');
+    },
+    fill(b) { globalThis.crypto.getRandomValues(b); },
+    reject(eventId, name, code, field, message) { rejected.push([eventId, name, code, field, message].join(' ')); },
+  };
+}
+export function memory_storage() {
+  const map = new Map();
+  return { map, getItem: (k) => (map.has(k) ? map.get(k) : null), setItem: (k, v) => map.set(k, v), removeItem: (k) => map.delete(k) };
+}
+export function local_storage() { return globalThis.localStorage; }
+export function rejected(host) { return host.rejected.splice(0).join('\n'); }
+export function values(storage, prefix) {
+  const out = [];
+  const keys = storage.map ? [...storage.map.keys()] : Array.from({ length: storage.length }, (_, i) => storage.key(i));
+  for (const k of keys) if (k.startsWith(prefix)) out.push(k + '=' + storage.getItem(k));
+  return out.join('\x1e');
+}
+"#)]
+extern "C" {
+    fn make_host(storage: &JsValue) -> JsValue;
+    pub fn memory_storage() -> JsValue;
+    pub fn local_storage() -> JsValue;
+    fn rejected(host: &JsValue) -> String;
+    fn values(storage: &JsValue, prefix: &str) -> String;
 }
 
-pub fn set(obj: &JsValue, key: &str, value: &JsValue) {
-    Reflect::set(obj, &key.into(), value).unwrap();
-}
-
-pub fn func<F: FnMut(JsValue) -> JsValue + 'static>(f: F) -> Function {
-    Closure::<dyn FnMut(JsValue) -> JsValue>::new(f)
-        .into_js_value()
-        .unchecked_into()
-}
-
-/// A request the tracker made: its body and whether keepalive was asked for.
-#[derive(Clone, Debug)]
-pub struct Sent {
-    pub body: String,
-    pub keepalive: bool,
-}
-
-impl Sent {
-    pub fn event_ids(&self) -> Vec<String> {
-        let body = js_sys::JSON::parse(&self.body).unwrap();
-        Array::from(&get(&body, "events"))
-            .iter()
-            .map(|e| get(&e, "event_id").as_string().unwrap())
-            .collect()
-    }
-}
-
-/// A host transport that records requests and answers with the next scripted status
-/// (200 answers accept every event; other statuses carry an `error` body).
-#[derive(Clone, Default)]
-pub struct Collector {
-    pub sent: Rc<RefCell<Vec<Sent>>>,
-    pub statuses: Rc<RefCell<Vec<u16>>>,
-}
-
-impl Collector {
-    pub fn answer_next(&self, status: u16) {
-        self.statuses.borrow_mut().push(status);
-    }
-
-    pub fn sent(&self) -> Vec<Sent> {
-        self.sent.borrow().clone()
-    }
-
-    pub fn transport(&self) -> Function {
-        let me = self.clone();
-        func(move |req| {
-            let body = get(&req, "body").as_string().unwrap();
-            let keepalive = get(&req, "keepalive").as_bool().unwrap();
-            me.sent.borrow_mut().push(Sent {
-                body: body.clone(),
-                keepalive,
-            });
-            let status = {
-                let mut s = me.statuses.borrow_mut();
-                if s.is_empty() {
-                    200
-                } else {
-                    s.remove(0)
-                }
-            };
-            let answer = Object::new();
-            set(&answer, "status", &status.into());
-            let text = if status == 200 {
-                let parsed = js_sys::JSON::parse(&body).unwrap();
-                let results = Array::new();
-                for (i, e) in Array::from(&get(&parsed, "events")).iter().enumerate() {
-                    let r = Object::new();
-                    set(&r, "index", &(i as u32).into());
-                    set(&r, "event_id", &get(&e, "event_id"));
-                    set(&r, "status", &"accepted".into());
-                    results.push(&r);
-                }
-                let obj = Object::new();
-                set(&obj, "results", &results);
-                js_sys::JSON::stringify(&obj).unwrap().into()
-            } else if status == 400 {
-                r#"{"error":{"code":"unknown_partner","message":"partner_id names no partner","field":"partner_id"}}"#.to_string()
-            } else {
-                r#"{"error":{"code":"storage_unavailable","message":"try later","field":""}}"#
-                    .to_string()
-            };
-            set(&answer, "body", &text.into());
-            Promise::resolve(&answer).into()
-        })
-    }
-}
-
-/// A host storage backed by a JS Map, with the three methods the contract names.
-pub fn host_storage() -> (JsValue, js_sys::Map) {
-    let map = js_sys::Map::new();
-    let storage = Object::new();
-    let m = map.clone();
-    set(
-        &storage,
-        "getItem",
-        &func(move |k| {
-            let v = m.get(&k);
-            if v.is_undefined() {
-                JsValue::NULL
-            } else {
-                v
-            }
-        }),
+/// A `Core` over `storage` and its host (to read the rejections back).
+pub fn core(storage: &JsValue, prefix: &str, batch_size: f64) -> (Core, JsValue) {
+    let host = make_host(storage);
+    let core = Core::new(
+        host.clone().unchecked_into::<Host>(),
+        "http://collector.test/v1/events".into(),
+        PARTNER.into(),
+        "online_store".into(),
+        batch_size,
+        60_000.0,
+        1000.0,
+        1000.0,
+        1_800_000.0,
+        prefix.into(),
+        T,
     );
-    let m = map.clone();
-    let set_item = Closure::<dyn FnMut(JsValue, JsValue)>::new(move |k, v| {
-        m.set(&k, &v);
-    });
-    set(&storage, "setItem", &set_item.into_js_value());
-    let m = map.clone();
-    set(
-        &storage,
-        "removeItem",
-        &func(move |k| {
-            m.delete(&k);
-            JsValue::UNDEFINED
-        }),
-    );
-    (storage.into(), map)
+    (core, host)
 }
 
-/// Options for a tracker with a long linger (nothing leaves before `flush()`).
-pub fn options(collector: &Collector, prefix: &str) -> Object {
-    let o = Object::new();
-    set(&o, "collectorUrl", &"http://collector.test".into());
-    set(&o, "partnerId", &PARTNER.into());
-    set(&o, "source", &"online_store".into());
-    set(&o, "flushIntervalMs", &60_000.into());
-    set(&o, "storagePrefix", &prefix.into());
-    set(&o, "transport", &collector.transport());
-    o
+/// The rejections reported since the last call, one `eventId name code field message` a line.
+pub fn take_rejected(host: &JsValue) -> String {
+    rejected(host)
 }
 
-pub fn context(pairs: &[(&str, JsValue)]) -> JsValue {
-    let o = Object::new();
-    for (k, v) in pairs {
-        set(&o, k, v);
-    }
-    o.into()
+/// Every stored `key=value` under `prefix.`, separated by `\x1e`.
+pub fn stored(storage: &JsValue, prefix: &str) -> String {
+    values(storage, &[prefix, "."].concat())
 }
 
-pub async fn settle(promise: Promise) {
-    JsFuture::from(promise).await.unwrap();
+/// How many events are in stored queues under `prefix`.
+pub fn queued(storage: &JsValue, prefix: &str) -> usize {
+    let q = [prefix, ".q."].concat();
+    stored(storage, prefix)
+        .split('\x1e')
+        .filter(|l| l.starts_with(&q))
+        .map(|l| l.matches("\"event_id\"").count())
+        .sum()
 }
 
-/// Lets pending promise callbacks run.
-pub async fn tick() {
-    settle(Promise::resolve(&JsValue::UNDEFINED)).await;
-    settle(Promise::resolve(&JsValue::UNDEFINED)).await;
+/// Splits a `Core::batch` answer into the ids and the body.
+pub fn split(batch: &str) -> (String, String) {
+    let (ids, body) = batch.split_once('\x1e').unwrap_or_default();
+    (ids.to_string(), body.to_string())
+}
+
+/// The answer to a batch with every event accepted, flattened as the wrapper does.
+pub fn all_accepted(ids: &str) -> String {
+    ids.split(',')
+        .enumerate()
+        .map(|(i, _)| [i.to_string().as_str(), "\x1f1\x1f\x1f\x1f"].concat())
+        .collect::<Vec<_>>()
+        .join("\x1e")
 }

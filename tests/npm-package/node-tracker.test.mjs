@@ -1,0 +1,165 @@
+// The JavaScript Tracker's own duties (npm/src/tracker.js) under Node, with host storage and a
+// scripted transport: coded errors with nothing queued, storage before sending, rejections
+// through onRejected, retries, opt-out, and page lifecycle hooks on a stand-in global object.
+import assert from 'node:assert/strict';
+import test from 'node:test';
+import { createTracker } from '@eventline/tracker';
+import wire from './wire.cjs';
+
+const PARTNER = '0192f0c6-0000-7000-8000-000000000001';
+const COLLECTOR = 'http://collector.invalid:8080';
+
+function memoryStorage() {
+  const map = new Map();
+  return {
+    map,
+    getItem: (k) => (map.has(k) ? map.get(k) : null),
+    setItem: (k, v) => void map.set(k, String(v)),
+    removeItem: (k) => void map.delete(k),
+  };
+}
+
+// The stored queue lines (one per event) under `prefix`.
+const queuedText = (storage, prefix) =>
+  [...storage.map]
+    .filter(([k]) => k.startsWith(`${prefix}.q.`))
+    .flatMap(([, v]) => v.split('\n').filter((line) => line.includes('"event_id"')))
+    .join('\n');
+
+// Answers the next scripted statuses (then 200 accepting everything).
+function scripted(...statuses) {
+  const requests = [];
+  const transport = async (request) => {
+    requests.push(request);
+    const status = statuses.shift() ?? 200;
+    if (status === 200) return { status, body: wire.collectorAnswer(request.body) };
+    if (status === 400)
+      return { status, body: '{"error":{"code":"unknown_partner","message":"partner_id names no partner","field":"partner_id"}}' };
+    return { status, retryAfter: '0', body: '{"error":{"code":"storage_unavailable","message":"try later","field":""}}' };
+  };
+  return { requests, transport };
+}
+
+const ids = (requests) => requests.flatMap((r) => JSON.parse(r.body).events.map((e) => e.event_id));
+
+async function tracker(prefix, transport, extra = {}) {
+  const storage = memoryStorage();
+  const rejected = [];
+  const t = await createTracker({
+    collectorUrl: COLLECTOR, partnerId: PARTNER, source: 'mobile_app', storage, transport,
+    storagePrefix: prefix, flushIntervalMs: 60_000, onRejected: (list) => rejected.push(...list), ...extra,
+  });
+  return { t, storage, rejected };
+}
+
+test('a hyphenated context key throws the server code and field, and nothing is queued', async () => {
+  const { requests, transport } = scripted();
+  const { t, storage } = await tracker('hy', transport, { autoContext: false });
+  assert.throws(() => t.track('product_viewed', { ok: 1, 'user-name': 'x' }), (e) =>
+    e instanceof Error && e.code === 'context_key_hyphen' && e.field === 'context.user-name' &&
+    e.message.startsWith("eventline: context.user-name: context keys may not contain '-'"));
+  for (const [value, code] of [[null, 'invalid_context_value'], [[], 'invalid_context_value'], [NaN, 'context_number_out_of_range']])
+    assert.throws(() => t.track('x', { k: value }), (e) => e.code === code && e.field === 'context.k');
+  assert.throws(() => t.track('x', 'flat?'), (e) => e.code === 'invalid_context' && e.field === 'context');
+  assert.throws(() => t.track(' spaced'), (e) => e.code === 'invalid_name' && e.field === 'name');
+  assert.throws(() => t.identify(' 42'), (e) => e.code === 'invalid_id' && e.field === 'customer_id');
+  assert.equal(queuedText(storage, 'hy'), '');
+  // A good event after the failures carries none of the failed entries.
+  t.track('fine', { a: 1 });
+  await t.flush();
+  assert.deepEqual(Object.keys(JSON.parse(requests[0].body).events[0].context), ['a']);
+  t.free();
+});
+
+test('events are stored before track returns and removed once accepted', async () => {
+  const { requests, transport } = scripted();
+  const { t, storage } = await tracker('st', transport);
+  const id = t.track('x', { lone: 'a\ud800b' });
+  assert.ok(queuedText(storage, 'st').includes(id));
+  assert.equal(requests.length, 0);
+  await t.flush();
+  assert.deepEqual(ids(requests), [id]);
+  assert.equal(JSON.parse(requests[0].body).events[0].context.lone, 'a\ufffdb');
+  assert.equal(queuedText(storage, 'st').includes(id), false);
+  t.free();
+});
+
+test('a permanent 400 is reported through onRejected and dropped; a 503 is retried with the same id', async () => {
+  const { requests, transport } = scripted(400, 503);
+  const { t, storage, rejected } = await tracker('rj', transport, { batchSize: 1 });
+  const bad = t.track('bad');
+  await t.flush();
+  assert.deepEqual(rejected, [{ eventId: bad, name: 'bad', code: 'unknown_partner', field: 'partner_id', message: 'partner_id names no partner' }]);
+  // Sent at once (a full batch): 503, kept; the flush forces the retry, which is accepted.
+  const good = t.track('good');
+  await t.flush();
+  assert.deepEqual(ids(requests), [bad, good, good]);
+  assert.equal(queuedText(storage, 'rj'), '');
+  assert.equal(rejected.length, 1);
+  t.free();
+});
+
+test('opted out, nothing is stored or sent', async () => {
+  const { requests, transport } = scripted();
+  const { t, storage } = await tracker('oo', transport);
+  t.track('before');
+  t.optOut();
+  assert.equal(t.optedOut, true);
+  assert.equal(t.track('x'), '');
+  await t.flush();
+  assert.equal(requests.length, 0);
+  assert.equal(queuedText(storage, 'oo'), '');
+  t.optIn();
+  assert.notEqual(t.track('y'), '');
+  t.free();
+});
+
+test('bad options throw with the option as field', async () => {
+  const base = { collectorUrl: COLLECTOR, partnerId: PARTNER, source: 'mobile_app', storage: memoryStorage() };
+  for (const [patch, code, field] of [
+    [{ source: 'bad source' }, 'invalid_source_code', 'source'],
+    [{ partnerId: 'x' }, 'unknown_partner', 'partnerId'],
+    [{ collectorUrl: '' }, 'invalid_option', 'collectorUrl'],
+    [{ batchSize: 0 }, 'invalid_option', 'batchSize'],
+    [{ storage: {} }, 'invalid_option', 'storage'],
+    [{ transport: 1 }, 'invalid_option', 'transport'],
+    [{ lifecycle: 'yes' }, 'invalid_option', 'lifecycle'],
+  ])
+    await assert.rejects(createTracker({ ...base, ...patch }), (e) => e.code === code && e.field === field);
+});
+
+test('page lifecycle: hidden sends with keepalive, pagehide beacons and the next page resends', async () => {
+  const listeners = {};
+  const target = (name) => ({ addEventListener: (event, f) => (listeners[`${name}:${event}`] = f) });
+  const document = { ...target('document'), visibilityState: 'visible', referrer: '', title: 'T' };
+  const saved = {};
+  for (const [k, v] of Object.entries({ document, addEventListener: target('window').addEventListener })) {
+    saved[k] = Object.getOwnPropertyDescriptor(globalThis, k);
+    globalThis[k] = v;
+  }
+  try {
+    const { requests, transport } = scripted(503);
+    const { t, storage } = await tracker('lc', transport);
+    const id = t.track('x');
+    document.visibilityState = 'hidden';
+    listeners['document:visibilitychange']();
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(requests.at(-1).keepalive, true);
+    assert.deepEqual(ids(requests), [id]);
+    listeners['window:pagehide']();
+    assert.equal(requests.at(-1).keepalive, true);
+    assert.deepEqual(ids(requests), [id, id]);
+    t.free();
+    // The beacon's answer is never seen: the next page adopts the stored queue and resends.
+    const next = await tracker('lc', transport, { storage, lifecycle: false });
+    await next.t.flush();
+    assert.deepEqual(ids(requests), [id, id, id]);
+    assert.equal(queuedText(storage, 'lc'), '');
+    next.t.free();
+  } finally {
+    for (const [k, d] of Object.entries(saved)) {
+      if (d) Object.defineProperty(globalThis, k, d);
+      else delete globalThis[k];
+    }
+  }
+});

@@ -1,0 +1,305 @@
+//! The exported `Core`: the engine behind one JS `Tracker`, driven by the npm wrapper.
+//!
+//! Errors are returned, not thrown: a failing call answers `"!<code>\x1f<field>"` and the
+//! wrapper turns that into an `Error` with `.code` and `.field` (and words its message).
+//! Events given up on are handed to `host.reject(...)` one by one as they happen.
+
+use crate::wire::cat;
+use wasm_bindgen::prelude::wasm_bindgen;
+
+use crate::engine::{Config, Engine, Entropy, Rejection};
+use crate::response::{Answer, EventResult, Problem, Reply};
+use crate::store::Store;
+use crate::validate;
+use crate::wire::Value;
+use event_model::{rules, ErrorCode, Violation};
+
+#[wasm_bindgen]
+extern "C" {
+    /// The wrapper's host object: storage (never throwing), randomness and rejection reports.
+    pub type Host;
+    #[wasm_bindgen(method, js_name = get)]
+    fn host_get(this: &Host, key: &str) -> Option<String>;
+    #[wasm_bindgen(method, js_name = set)]
+    fn host_set(this: &Host, key: &str, value: &str) -> bool;
+    #[wasm_bindgen(method, js_name = remove)]
+    fn host_remove(this: &Host, key: &str);
+    /// Every key joined by `\n`, or undefined when the storage cannot list keys.
+    #[wasm_bindgen(method, js_name = keys)]
+    fn host_keys(this: &Host) -> Option<String>;
+    /// Fills `buf` with random bytes (crypto.getRandomValues, else Math.random).
+    #[wasm_bindgen(method)]
+    fn fill(this: &Host, buf: &mut [u8]);
+    #[wasm_bindgen(method)]
+    fn reject(this: &Host, event_id: &str, name: &str, code: &str, field: &str, message: &str);
+}
+
+impl Store for Host {
+    fn get(&self, key: &str) -> Option<String> {
+        self.host_get(key)
+    }
+    fn set(&self, key: &str, value: &str) -> bool {
+        self.host_set(key, value)
+    }
+    fn remove(&self, key: &str) {
+        self.host_remove(key)
+    }
+    fn keys(&self) -> Option<Vec<String>> {
+        let all = self.host_keys()?;
+        let mut keys = Vec::new();
+        for k in all.split('\n') {
+            if !k.is_empty() {
+                keys.push(k.to_string());
+            }
+        }
+        Some(keys)
+    }
+}
+
+struct Rnd<'a>(&'a Host);
+
+impl Entropy for Rnd<'_> {
+    fn bytes(&mut self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        self.0.fill(&mut out);
+        out
+    }
+}
+
+fn fail(v: &Violation) -> String {
+    cat(&["!", v.code.as_str(), "\x1f", &v.field])
+}
+
+/// `""` when the options' partner id and source pass the collector's rules, else `!code\x1ffield`.
+#[wasm_bindgen]
+pub fn check(partner_id: &str, source: &str) -> String {
+    if rules::parse_event_id(partner_id).is_err() {
+        return fail(&Violation::new(ErrorCode::UnknownPartner, "partnerId"));
+    }
+    match rules::check_source_code(source) {
+        Ok(()) => String::new(),
+        Err(code) => fail(&Violation::new(code, "source")),
+    }
+}
+
+/// Digits to a number (anything else gives `usize::MAX`, an index that matches no event).
+fn index(text: &str) -> usize {
+    let mut n: usize = 0;
+    for b in text.bytes() {
+        if !b.is_ascii_digit() {
+            return usize::MAX;
+        }
+        n = n.saturating_mul(10).saturating_add(usize::from(b - b'0'));
+    }
+    n
+}
+
+/// Reads the answer as the wrapper flattened it from the body's JSON: records separated by
+/// `\x1e`, fields by `\x1f`; `E,code,field,message` for `error`, `index,1|0,code,field,message`
+/// for each result.
+fn answer(flat: &str) -> Answer {
+    let mut a = Answer::default();
+    for record in flat.split('\x1e') {
+        let mut f = record.split('\x1f');
+        let head = f.next().unwrap_or_default();
+        let mut next = || f.next().unwrap_or_default().to_string();
+        if head == "E" {
+            a.error = Some(Problem {
+                code: next(),
+                field: next(),
+                message: next(),
+            });
+        } else if !head.is_empty() {
+            let accepted = next() == "1";
+            a.results.push(EventResult {
+                index: index(head),
+                event_id: None,
+                accepted,
+                code: next(),
+                field: next(),
+                message: next(),
+            });
+        }
+    }
+    a
+}
+
+/// The engine of one tracker instance.
+#[wasm_bindgen]
+pub struct Core {
+    host: Host,
+    engine: Engine,
+    /// Context entries given with `add` for the next `track`.
+    pending: Vec<(String, Value)>,
+}
+
+impl Core {
+    fn report(&self, rejections: Vec<Rejection>) {
+        for r in rejections {
+            self.host
+                .reject(&r.event_id, &r.name, &r.code, &r.field, &r.message);
+        }
+    }
+}
+
+#[wasm_bindgen]
+impl Core {
+    /// Opens the queue (adopting earlier pages' queues); options already checked by the wrapper.
+    #[wasm_bindgen(constructor)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        host: Host,
+        endpoint: String,
+        partner_id: String,
+        source: String,
+        batch_events: f64,
+        max_batch_bytes: f64,
+        linger_ms: f64,
+        max_queue_events: f64,
+        session_timeout_ms: f64,
+        prefix: String,
+        now: f64,
+    ) -> Core {
+        let cfg = Config {
+            endpoint,
+            partner_id,
+            source,
+            batch_events: batch_events as usize,
+            max_batch_bytes: max_batch_bytes as usize,
+            linger_ms,
+            max_queue_events: max_queue_events as usize,
+            session_timeout_ms,
+            prefix,
+        };
+        let (engine, dropped) = Engine::open(cfg, &host, now, &mut Rnd(&host));
+        let core = Core {
+            host,
+            engine,
+            pending: Vec::new(),
+        };
+        core.report(dropped);
+        core
+    }
+
+    /// Adds one context entry for the next `track`: `kind` 0 undefined (skipped), 1 string
+    /// (`text`), 2 number (`n`, with `text` = `String(n)`), 3 true, 4 false, else invalid.
+    /// Returns `""` or the error (and forgets the entries added so far).
+    pub fn add(&mut self, key: String, text: String, n: f64, kind: u8) -> String {
+        let value = validate::check_key(&key).and_then(|()| match kind {
+            0 => Ok(None),
+            1 => validate::string_value(&key, text).map(Some),
+            2 => validate::number_value(&key, n, |_| text).map(Some),
+            3 | 4 => Ok(Some(Value::Bool(kind == 3))),
+            _ => Err(validate::invalid_value(&key)),
+        });
+        match value {
+            Ok(Some(v)) => self.pending.push((key, v)),
+            Ok(None) => {}
+            Err(v) => {
+                self.pending.clear();
+                return fail(&v);
+            }
+        }
+        String::new()
+    }
+
+    /// Queues an event with the entries from `add`: its id, `""` while opted out, or an error.
+    pub fn track(&mut self, name: &str, occurred_at_ms: f64, now: f64) -> String {
+        let context = std::mem::take(&mut self.pending);
+        let host = &self.host;
+        match self
+            .engine
+            .track(host, name, &context, occurred_at_ms, now, &mut Rnd(host))
+        {
+            Ok((id, dropped)) => {
+                self.report(dropped);
+                id
+            }
+            Err(v) => fail(&v),
+        }
+    }
+
+    /// The next request as `ids\x1ebody` (the queued event ids, comma-separated, to give back to
+    /// `settle`, then the JSON body); `""` when nothing is queued past `skip`.
+    pub fn batch(&self, skip: usize, keepalive: bool, now: f64) -> String {
+        match self.engine.batch(skip, keepalive, now) {
+            Some(b) => cat(&[&b.ids, "\x1e", &b.body]),
+            None => String::new(),
+        }
+    }
+
+    /// Applies an answer (status 0: none; `answer` flattened by the wrapper); `false`: back off.
+    pub fn settle(
+        &mut self,
+        ids: &str,
+        status: f64,
+        retry_after: Option<String>,
+        answer_text: &str,
+        now: f64,
+    ) -> bool {
+        let reply = Reply {
+            status: status as u16,
+            retry_after,
+            answer: answer(answer_text),
+        };
+        let host = &self.host;
+        let (rejections, go_on) = self.engine.settle(host, ids, &reply, now, &mut Rnd(host));
+        self.report(rejections);
+        go_on
+    }
+
+    /// One of the small state changes, by number (one export keeps the glue small):
+    /// 0 `sync` (ownership, cross-tab opt-out, orphaned queues), 1 `sync` plus heartbeat,
+    /// 2 claim (still own the queue), 3 release the queue for adoption, 4 forget the backoff,
+    /// 5 opt out (clearing the queue), 6 opt in, 7 reset (forget the customer, new anonymous id
+    /// and session), anything else nothing. Answers 8: whether the user opted out (1 or 0);
+    /// every other: when a (non-forced) send is due afterwards, ms, or -1 with an empty queue.
+    pub fn op(&mut self, what: u8, now: f64) -> f64 {
+        let host = &self.host;
+        let rnd = &mut Rnd(host);
+        let e = &mut self.engine;
+        let dropped = match what {
+            0 => e.sync(host, now, rnd),
+            1 => e.heartbeat(host, now, rnd),
+            2 => {
+                e.claim(host, now, rnd);
+                Vec::new()
+            }
+            3 => {
+                e.outbox.release(host, now);
+                Vec::new()
+            }
+            4 => {
+                e.retry_now();
+                Vec::new()
+            }
+            5 | 6 => {
+                e.set_opted_out(host, what == 5);
+                Vec::new()
+            }
+            7 => {
+                e.reset(host, rnd);
+                Vec::new()
+            }
+            8 => return f64::from(u8::from(e.opted_out(host))),
+            _ => Vec::new(),
+        };
+        self.report(dropped);
+        self.engine.due_at().unwrap_or(-1.0)
+    }
+
+    /// Identity text by number: 0 anonymous id, 1 session id, 2 customer id (`""` when none),
+    /// 3 identify as `arg` (`""` or the error).
+    pub fn text(&self, what: u8, arg: &str, now: f64) -> String {
+        let (host, e) = (&self.host, &self.engine);
+        match what {
+            0 => e.anonymous_id(host, &mut Rnd(host)),
+            1 => e.session_id(host, now, &mut Rnd(host), false),
+            2 => e.customer_id(host).unwrap_or_default(),
+            _ => match e.identify(host, arg) {
+                Ok(()) => String::new(),
+                Err(v) => fail(&v),
+            },
+        }
+    }
+}
