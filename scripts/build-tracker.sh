@@ -47,7 +47,8 @@ if [[ "$TOOLCHAIN" == auto ]]; then
 fi
 if [[ "$TOOLCHAIN" == nightly ]]; then
   echo "== wasm build: nightly, std rebuilt with panic=immediate-abort and optimize_for_size"
-  RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort" \
+  # location-detail=none / fmt-debug=none: no source paths or Debug formatting in the .wasm.
+  RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none" \
     cargo +nightly -Zpanic-immediate-abort build --release -p eventline-tracker \
     --target wasm32-unknown-unknown --target-dir "$ROOT/target/wasm-nightly" \
     -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size

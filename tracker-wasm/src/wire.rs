@@ -48,6 +48,31 @@ pub fn cat(parts: &[&str]) -> String {
     out
 }
 
+/// `text` cut at the first `sep` (an ASCII byte): what comes before and after it. A byte search,
+/// where `str::split_once(char)` would bring the UTF-8 char searcher into the wasm.
+pub fn cut(text: &str, sep: u8) -> Option<(&str, &str)> {
+    let i = text.bytes().position(|b| b == sep)?;
+    Some((&text[..i], &text[i + 1..]))
+}
+
+/// The pieces of `text` between `sep` bytes (ASCII), like `str::split(char)`.
+pub fn fields(text: &str, sep: u8) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let s = rest?;
+        Some(match cut(s, sep) {
+            Some((head, tail)) => {
+                rest = Some(tail);
+                head
+            }
+            None => {
+                rest = None;
+                s
+            }
+        })
+    })
+}
+
 /// `text` as a decimal number if it is 1 to `max_len` (at most 19) ASCII digits. The one number
 /// reader of the stored formats (queue, beats, sessions) and of `Retry-After`.
 pub fn digits(text: &str, max_len: usize) -> Option<u64> {
