@@ -52,7 +52,9 @@ pub fn cat(parts: &[&str]) -> String {
 /// where `str::split_once(char)` would bring the UTF-8 char searcher into the wasm.
 pub fn cut(text: &str, sep: u8) -> Option<(&str, &str)> {
     let i = text.bytes().position(|b| b == sep)?;
-    Some((&text[..i], &text[i + 1..]))
+    // `get`, not `[..]`: indexing a str could panic, which on stable brings the panic
+    // message formatting (several KB) into the wasm. An ASCII byte is always a char boundary.
+    Some((text.get(..i)?, text.get(i + 1..)?))
 }
 
 /// The pieces of `text` between `sep` bytes (ASCII), like `str::split(char)`.
