@@ -188,7 +188,7 @@ impl Core {
         let value = validate::check_key(&key).and_then(|()| match kind {
             0 => Ok(None),
             1 => validate::string_value(&key, text).map(Some),
-            2 => validate::number_value(&key, n, |_| text).map(Some),
+            2 => validate::number_value(&key, n, text).map(Some),
             3 | 4 => Ok(Some(Value::Bool(kind == 3))),
             _ => Err(validate::invalid_value(&key)),
         });
