@@ -129,8 +129,19 @@ pub fn push_capped(entries: &mut Vec<Entry>, entry: Entry, max_entries: usize) -
         entries.push(entry);
     }
     let excess = entries.len().saturating_sub(max_entries.max(1));
-    let kept = entries.split_off(excess);
-    std::mem::replace(entries, kept)
+    let mut dropped = Vec::new();
+    if excess > 0 {
+        // One pass over the old list instead of `split_off`, whose bounds assertion would bring
+        // panic message formatting into the stable wasm build.
+        for (i, e) in std::mem::take(entries).into_iter().enumerate() {
+            if i < excess {
+                dropped.push(e);
+            } else {
+                entries.push(e);
+            }
+        }
+    }
+    dropped
 }
 
 #[cfg(test)]

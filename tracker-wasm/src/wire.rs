@@ -115,19 +115,18 @@ pub fn push_int(out: &mut String, n: i64) {
     if n < 0 {
         out.push('-');
     }
-    let mut v = n.unsigned_abs();
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
+    let v = n.unsigned_abs();
+    // Digits from the highest power of ten down: no buffer to index, so no bounds-check panic.
+    let mut div = 1u64;
+    while v / div >= 10 {
+        div *= 10;
+    }
     loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
+        out.push(char::from(b'0' + (v / div % 10) as u8));
+        if div == 1 {
             break;
         }
-    }
-    for &d in &buf[i..] {
-        out.push(d as char);
+        div /= 10;
     }
 }
 
