@@ -37,10 +37,14 @@ export CARGO_PROFILE_RELEASE_STRIP=debuginfo
 # With a nightly toolchain and its rust-src, std is rebuilt for size with panic=immediate-abort:
 # no panic message formatting (core::fmt) ships, about 2.3 KB gzip less. Otherwise (or with
 # EVENTLINE_WASM_TOOLCHAIN=stable) the stable build, which is larger but behaves the same.
+# The -Z flags below are unstable: sizes were measured with rustc 1.97.0-nightly (e50aa6fba
+# 2026-05-19). For a reproducible CI build, install one dated nightly with rust-src and name it
+# in EVENTLINE_NIGHTLY (e.g. nightly-YYYY-MM-DD; default: whatever `nightly` is).
 TOOLCHAIN="${EVENTLINE_WASM_TOOLCHAIN:-auto}"
+NIGHTLY="${EVENTLINE_NIGHTLY:-nightly}"
 if [[ "$TOOLCHAIN" == auto ]]; then
   TOOLCHAIN=stable
-  if sysroot="$(rustup run nightly rustc --print sysroot 2>/dev/null)" \
+  if sysroot="$(rustup run "$NIGHTLY" rustc --print sysroot 2>/dev/null)" \
     && [[ -d "$sysroot/lib/rustlib/src/rust/library" ]]; then
     TOOLCHAIN=nightly
   fi
@@ -52,7 +56,7 @@ if [[ "$TOOLCHAIN" == nightly ]]; then
   # helpers and wrappers before LLVM sees them: about 1.9 KB gzip less. Threshold 300 measured
   # best among 100-1000 (2026-11-25; 200: +84 B, 400: +178 B); re-measure when the code changes.
   RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none -Zinline-mir=yes -Zinline-mir-threshold=300" \
-    cargo +nightly -Zpanic-immediate-abort build --release -p eventline-tracker \
+    cargo "+$NIGHTLY" -Zpanic-immediate-abort build --release -p eventline-tracker \
     --target wasm32-unknown-unknown --target-dir "$ROOT/target/wasm-nightly" \
     -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
   BUILT="$ROOT/target/wasm-nightly/wasm32-unknown-unknown/release/eventline_tracker.wasm"
