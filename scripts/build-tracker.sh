@@ -52,12 +52,11 @@ fi
 if [[ "$TOOLCHAIN" == nightly ]]; then
   echo "== wasm build: nightly, std rebuilt with panic=immediate-abort and optimize_for_size"
   # location-detail=none / fmt-debug=none: no source paths or Debug formatting in the .wasm.
-  # inline-mir: rustc's MIR inliner (on by default at -O, off at opt-level z) folds the many small
-  # helpers and wrappers before LLVM sees them: about 1.9 KB gzip less. Threshold 300 measured
-  # best among 100-1000 (2026-11-25; 200: +84 B, 400: +178 B); re-measure when the code changes.
-  # cross-crate-inline-threshold=always keeps every function's MIR available to other crates, so
-  # the inliner also folds std/alloc/wasm-bindgen helpers into ours: about 800 B gzip less.
-  RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none -Zinline-mir=yes -Zinline-mir-threshold=300 -Zcross-crate-inline-threshold=always" \
+  # cross-crate-inline-threshold=always: every function's MIR is available to other crates,
+  # which changes how std/alloc/wasm-bindgen helpers are inlined and merged into our code:
+  # 17,762 -> 14,398 B gzip (measured 2026-11-25; adding -Zinline-mir=yes, at any threshold,
+  # was 540 B larger than this alone). Re-measure when the code or the nightly changes.
+  RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none -Zcross-crate-inline-threshold=always" \
     cargo "+$NIGHTLY" -Zpanic-immediate-abort build --release -p eventline-tracker \
     --target wasm32-unknown-unknown --target-dir "$ROOT/target/wasm-nightly" \
     -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
