@@ -47,9 +47,10 @@ const gluePlugin = {
   },
 };
 
-// The wrapper's private members (`_core`, `_pump`, …) get short names in the minified files; the
-// glue's own `__wbg_*` names do not match.
-const mangle = { mangleProps: /^_[a-z]/ };
+// The wrapper's private members (`_core`, `_pump`, …) and the glue's private `__wbg_ptr` /
+// `__destroy_into_raw` get short names in the minified files; the glue's import names
+// (`__wbg_get_…`), which the .wasm looks up, do not match.
+const mangle = { mangleProps: /^(_[a-z]|__wbg_ptr$|__destroy_into_raw$)/ };
 
 const common = {
   bundle: true,

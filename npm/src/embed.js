@@ -2,7 +2,7 @@
 //
 // The loader snippet (snippet.js) defines `window.eventline` as a stub that records each call as
 // [Date.now(), arguments] in `eventline.q`. Once the WebAssembly core is loaded this file replays
-// those calls in order — `track` with its recorded time — and then replaces the stub with a live
+// those calls in order — `track` and `page` with their recorded time — and then replaces the stub with a live
 // dispatcher of the same shape, which also exposes the tracker as `eventline.tracker`.
 // A failing call (a hyphenated context key, bad options…) is reported on console.error with its
 // code and never stops the calls after it.
@@ -39,7 +39,7 @@ function run(at, args) {
       case 'track':
         return tracker.trackAt(a, b, at);
       case 'page':
-        return tracker.page(a);
+        return tracker.pageAt(a, at);
       case 'identify':
         return tracker.identify(a);
       case 'reset':

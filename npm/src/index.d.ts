@@ -169,7 +169,7 @@ export type TrackerOnlyErrorCode = 'invalid_option' | 'queue_overflow';
 /** A collector code, one of the tracker's own, or `http_<status>` (see `Rejection.code`). */
 export type ErrorCode = CollectorErrorCode | TrackerOnlyErrorCode | (string & {});
 
-/** What `new Tracker`, `track`, `trackAt`, `page` and `identify` throw on a rule violation. */
+/** What `new Tracker`, `track`, `trackAt`, `page`, `pageAt` and `identify` throw on a rule violation. */
 export interface TrackerError extends Error {
   /** Machine-readable, stable, e.g. `context_key_hyphen`. */
   code: ErrorCode;
@@ -190,6 +190,8 @@ export declare class Tracker {
   trackAt(name: string, context: EventContext | null | undefined, occurredAtMs: number): string;
   /** Queues a `page_view` with `page_url`, `page_referrer` and `page_title`; returns its id. */
   page(context?: EventContext | null): string;
+  /** Like `page`, with the time it happened (ms since the epoch). */
+  pageAt(context: EventContext | null | undefined, occurredAtMs: number): string;
   /** Attaches a customer id (a string, or an integer) to later events. */
   identify(customerId: string | number): void;
   /** Forgets the customer; starts a new anonymous id and session (e.g. on logout). */

@@ -485,6 +485,10 @@ export class Tracker {
     return this._record('page_view', context, Date.now(), true);
   }
 
+  pageAt(context, occurredAtMs) {
+    return this._record('page_view', context, occurredAtMs, true);
+  }
+
   identify(customerId) {
     const id =
       typeof customerId === 'number' && Number.isInteger(customerId) && Math.abs(customerId) < 9.007e15

@@ -43,6 +43,8 @@ export async function main(): Promise<string> {
   const id: string = tracker.track('product_viewed', { category: 'Jacket', price: 99.5, in_stock: true });
   tracker.trackAt('app_opened', undefined, Date.now() - 1000);
   tracker.page();
+  const pageId: string = tracker.pageAt({ section: 'shoes' }, Date.now() - 1000);
+  void pageId;
   tracker.identify('42');
   try {
     tracker.track('bad', { 'user-name': 'x' });

@@ -217,9 +217,9 @@ test('eventline.js replays the loader snippet queue in order, then dispatches li
     const events = await waitFor('4 events', () => (eventsFrom('embed').length >= 4 ? eventsFrom('embed') : null));
     assert.deepEqual(events.map((e) => e.name), ['early_event', 'page_view', 'product_viewed', 'live_call']);
     const who = { source: 'online_store', anonymousId: state.anonymousId, sessionId: state.sessionId };
-    // Queued calls keep the time they were made (trackAt), not the time of the replay.
+    // Queued calls keep the time they were made (trackAt, pageAt), not the time of the replay.
     wire.checkEvent(events[0], { ...who, name: 'early_event', customerId: undefined, context: { step: 1 }, occurredAt: state.queuedAt[0] });
-    wire.checkEvent(events[1], { ...who, name: 'page_view', customerId: undefined, context: { page_url: `${ORIGIN}/embed/` } });
+    wire.checkEvent(events[1], { ...who, name: 'page_view', customerId: undefined, context: { page_url: `${ORIGIN}/embed/` }, occurredAt: state.queuedAt[2] });
     wire.checkEvent(events[2], {
       ...who, name: 'product_viewed', customerId: '42', context: { category: 'Jacket', price: 99.5 }, occurredAt: state.queuedAt[5],
     });

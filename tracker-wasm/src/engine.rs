@@ -355,7 +355,7 @@ impl Engine {
         let (status, answer) = (reply.status, &reply.answer);
         let verdict = backoff::classify(status);
         let mut list: Vec<&str> = Vec::new();
-        for id in ids.split(',') {
+        for id in crate::wire::fields(ids, b',') {
             if !id.is_empty() {
                 list.push(id);
             }

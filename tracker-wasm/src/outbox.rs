@@ -19,8 +19,8 @@
 
 use crate::queue::{self, Entry};
 use crate::store::Store;
-use crate::wire::cat;
 use crate::wire::push_int;
+use crate::wire::{cat, cut, fields};
 
 /// How often a live instance refreshes its beat (ms).
 pub const HEARTBEAT_MS: f64 = 5_000.0;
@@ -82,9 +82,9 @@ fn parse_beat(text: &str) -> Option<Beat> {
         "L" => Some(Beat::Live(parse_num(rest)?)),
         "R" => Some(Beat::Released),
         "A" => {
-            let mut parts = rest.splitn(3, ':');
-            let at = parse_num(parts.next()?)?;
-            let seq = parse_num(parts.next()?)? as u64;
+            let (at, rest) = cut(rest, b':')?;
+            let at = parse_num(at)?;
+            let seq = parse_num(cut(rest, b':').map_or(rest, |(seq, _)| seq))? as u64;
             Some(Beat::Adopted { at, seq })
         }
         _ => None,
@@ -133,7 +133,7 @@ impl Outbox {
         }
         let index_key = cat(&[&self.prefix, ".tabs"]);
         let index = store.get(&index_key).unwrap_or_default();
-        if !index.split(' ').any(|t| t == self.tab) {
+        if !fields(&index, b' ').any(|t| t == self.tab) {
             let updated = if index.is_empty() {
                 self.tab.clone()
             } else {
@@ -147,7 +147,7 @@ impl Outbox {
         let index_key = cat(&[&self.prefix, ".tabs"]);
         if let Some(index) = store.get(&index_key) {
             let mut kept = String::new();
-            for t in index.split(' ').filter(|t| *t != tab && !t.is_empty()) {
+            for t in fields(&index, b' ').filter(|t| *t != tab && !t.is_empty()) {
                 if !kept.is_empty() {
                     kept.push(' ');
                 }
@@ -268,7 +268,7 @@ impl Outbox {
                 let index = store
                     .get(&cat(&[&self.prefix, ".tabs"]))
                     .unwrap_or_default();
-                for name in index.split(' ') {
+                for name in fields(&index, b' ') {
                     consider(name);
                 }
             }
@@ -308,11 +308,7 @@ impl Outbox {
                 continue;
             };
             let claim_key = key(&self.prefix, "claim", &tab);
-            if let Some((at, who)) = store
-                .get(&claim_key)
-                .as_deref()
-                .and_then(|c| c.split_once(':'))
-            {
+            if let Some((at, who)) = store.get(&claim_key).as_deref().and_then(|c| cut(c, b':')) {
                 if who != self.tab && parse_num(at).is_some_and(|at| now - at < CLAIM_TTL_MS) {
                     continue;
                 }

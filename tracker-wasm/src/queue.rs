@@ -67,8 +67,9 @@ fn parse_u64(text: &str) -> Option<u64> {
 }
 
 fn decode_line(line: &str) -> Option<Entry> {
-    let mut parts = line.splitn(4, '\t');
-    let (id, attempts, name, json) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let (id, rest) = wire::cut(line, b'\t')?;
+    let (attempts, rest) = wire::cut(rest, b'\t')?;
+    let (name, json) = wire::cut(rest, b'\t')?;
     if id.len() != 36 || !json.starts_with('{') || !json.ends_with('}') {
         return None;
     }
@@ -85,7 +86,7 @@ fn decode_line(line: &str) -> Option<Entry> {
 /// Decodes what [`encode`] wrote: the sequence number and the entries. Malformed lines are
 /// skipped (a truncated write must not poison the rest); a foreign value yields `None`.
 pub fn decode(text: &str) -> Option<(u64, Vec<Entry>)> {
-    let mut lines = text.split('\n');
+    let mut lines = wire::fields(text, b'\n');
     let seq = parse_u64(lines.next()?.strip_prefix(HEADER)?)?;
     let mut entries = Vec::new();
     for line in lines {
@@ -128,8 +129,19 @@ pub fn push_capped(entries: &mut Vec<Entry>, entry: Entry, max_entries: usize) -
         entries.push(entry);
     }
     let excess = entries.len().saturating_sub(max_entries.max(1));
-    let kept = entries.split_off(excess);
-    std::mem::replace(entries, kept)
+    let mut dropped = Vec::new();
+    if excess > 0 {
+        // One pass over the old list instead of `split_off`, whose bounds assertion would bring
+        // panic message formatting into the stable wasm build.
+        for (i, e) in std::mem::take(entries).into_iter().enumerate() {
+            if i < excess {
+                dropped.push(e);
+            } else {
+                entries.push(e);
+            }
+        }
+    }
+    dropped
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ pub struct Session {
 impl Session {
     /// Parses the stored form; `None` for anything else.
     pub fn parse(text: &str) -> Option<Session> {
-        let (id, ms) = text.split_once('|')?;
+        let (id, ms) = crate::wire::cut(text, b'|')?;
         if id.is_empty() {
             return None;
         }

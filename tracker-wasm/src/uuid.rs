@@ -30,7 +30,11 @@ pub fn hyphenated(bytes: &[u8; 16]) -> String {
 /// Sorts by time, which keeps the collector's ClickHouse primary key local.
 pub fn v7(unix_ms: u64, random: &[u8; 16]) -> String {
     let mut b = *random;
-    b[..6].copy_from_slice(&unix_ms.to_be_bytes()[2..]);
+    // Byte by byte: `copy_from_slice` would bring a length-mismatch panic (and, on stable,
+    // its message formatting) into the wasm.
+    for (i, byte) in b.iter_mut().take(6).enumerate() {
+        *byte = (unix_ms >> (40 - 8 * i)) as u8;
+    }
     b[6] = 0x70 | (b[6] & 0x0f);
     b[8] = 0x80 | (b[8] & 0x3f);
     hyphenated(&b)

@@ -3,10 +3,9 @@
 //! (npm/src/tracker.js), so their text does not ship in the wasm.
 
 use crate::wire::cat;
-use event_model::limits::MAX_SAFE_INTEGER;
 use event_model::{rules, ErrorCode, Violation};
 
-use crate::wire::{push_int, Value};
+use crate::wire::Value;
 
 fn context_field(key: &str) -> String {
     cat(&["context.", key])
@@ -23,21 +22,11 @@ pub fn string_value(key: &str, s: String) -> Result<Value, Violation> {
     Ok(Value::Str(s))
 }
 
-/// A checked number context value; integers are written here, other numbers by `format`
-/// (the browser's `String(n)` in the wasm build, so no float formatting code ships).
-pub fn number_value(
-    key: &str,
-    n: f64,
-    format: impl FnOnce(f64) -> String,
-) -> Result<Value, Violation> {
+/// A checked number context value, written as `text`: the JSON number text of `n`, which the
+/// wasm build takes from the browser's `String(n)` (plain digits for every integer the rules
+/// allow, `-0` as `0`), so no integer or float formatting code ships.
+pub fn number_value(key: &str, n: f64, text: String) -> Result<Value, Violation> {
     rules::check_context_number(n).map_err(|code| Violation::new(code, &context_field(key)))?;
-    let text = if n == (n as i64) as f64 && n.abs() <= MAX_SAFE_INTEGER {
-        let mut out = String::new();
-        push_int(&mut out, n as i64);
-        out
-    } else {
-        format(n)
-    };
     Ok(Value::Num(text))
 }
 
@@ -63,26 +52,17 @@ mod tests {
     }
 
     #[test]
-    fn numbers_are_checked_and_integers_written_without_the_formatter() {
-        let never = |_: f64| -> String { panic!("integers need no formatter") };
+    fn numbers_are_checked_and_written_as_given() {
         assert_eq!(
-            number_value("n", 42.0, never).unwrap(),
-            Value::Num("42".into())
-        );
-        assert_eq!(
-            number_value("n", -0.0, never).unwrap(),
-            Value::Num("0".into())
-        );
-        assert_eq!(
-            number_value("n", 99.5, |n| n.to_string()).unwrap(),
+            number_value("n", 99.5, "99.5".into()).unwrap(),
             Value::Num("99.5".into())
         );
-        let v = number_value("n", f64::NAN, never).unwrap_err();
+        let v = number_value("n", f64::NAN, "NaN".into()).unwrap_err();
         assert_eq!(
             (v.code, v.field.as_str()),
             (ErrorCode::ContextNumberOutOfRange, "context.n")
         );
-        assert!(number_value("n", 2f64.powi(60), never).is_err());
+        assert!(number_value("n", 2f64.powi(60), "1152921504606846976".into()).is_err());
     }
 
     #[test]

@@ -48,6 +48,33 @@ pub fn cat(parts: &[&str]) -> String {
     out
 }
 
+/// `text` cut at the first `sep` (an ASCII byte): what comes before and after it. A byte search,
+/// where `str::split_once(char)` would bring the UTF-8 char searcher into the wasm.
+pub fn cut(text: &str, sep: u8) -> Option<(&str, &str)> {
+    let i = text.bytes().position(|b| b == sep)?;
+    // `get`, not `[..]`: indexing a str could panic, which on stable brings the panic
+    // message formatting (several KB) into the wasm. An ASCII byte is always a char boundary.
+    Some((text.get(..i)?, text.get(i + 1..)?))
+}
+
+/// The pieces of `text` between `sep` bytes (ASCII), like `str::split(char)`.
+pub fn fields(text: &str, sep: u8) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let s = rest?;
+        Some(match cut(s, sep) {
+            Some((head, tail)) => {
+                rest = Some(tail);
+                head
+            }
+            None => {
+                rest = None;
+                s
+            }
+        })
+    })
+}
+
 /// `text` as a decimal number if it is 1 to `max_len` (at most 19) ASCII digits. The one number
 /// reader of the stored formats (queue, beats, sessions) and of `Retry-After`.
 pub fn digits(text: &str, max_len: usize) -> Option<u64> {
@@ -88,19 +115,18 @@ pub fn push_int(out: &mut String, n: i64) {
     if n < 0 {
         out.push('-');
     }
-    let mut v = n.unsigned_abs();
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
+    let v = n.unsigned_abs();
+    // Digits from the highest power of ten down: no buffer to index, so no bounds-check panic.
+    let mut div = 1u64;
+    while v / div >= 10 {
+        div *= 10;
+    }
     loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
+        out.push(char::from(b'0' + (v / div % 10) as u8));
+        if div == 1 {
             break;
         }
-    }
-    for &d in &buf[i..] {
-        out.push(d as char);
+        div /= 10;
     }
 }
 

@@ -4,7 +4,7 @@
 //! wrapper turns that into an `Error` with `.code` and `.field` (and words its message).
 //! Events given up on are handed to `host.reject(...)` one by one as they happen.
 
-use crate::wire::cat;
+use crate::wire::{cat, fields};
 use wasm_bindgen::prelude::wasm_bindgen;
 
 use crate::engine::{Config, Engine, Entropy, Rejection};
@@ -47,7 +47,7 @@ impl Store for Host {
     fn keys(&self) -> Option<Vec<String>> {
         let all = self.host_keys()?;
         let mut keys = Vec::new();
-        for k in all.split('\n') {
+        for k in fields(&all, b'\n') {
             if !k.is_empty() {
                 keys.push(k.to_string());
             }
@@ -99,8 +99,8 @@ fn index(text: &str) -> usize {
 /// for each result.
 fn answer(flat: &str) -> Answer {
     let mut a = Answer::default();
-    for record in flat.split('\x1e') {
-        let mut f = record.split('\x1f');
+    for record in fields(flat, 0x1e) {
+        let mut f = fields(record, 0x1f);
         let head = f.next().unwrap_or_default();
         let mut next = || f.next().unwrap_or_default().to_string();
         if head == "E" {
@@ -188,7 +188,7 @@ impl Core {
         let value = validate::check_key(&key).and_then(|()| match kind {
             0 => Ok(None),
             1 => validate::string_value(&key, text).map(Some),
-            2 => validate::number_value(&key, n, |_| text).map(Some),
+            2 => validate::number_value(&key, n, text).map(Some),
             3 | 4 => Ok(Some(Value::Bool(kind == 3))),
             _ => Err(validate::invalid_value(&key)),
         });
