@@ -13,7 +13,7 @@ tracker: ## build the WASM tracker and the npm package into npm/dist/
 	cd npm && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build
 
 size: ## tracker size (raw/gzip/brotli) against its budget, beside Snowplow, Segment and PostHog
-	bash scripts/size-report.sh
+	bash scripts/size-report.sh --strict
 
 test-e2e: ## only the end-to-end tests in headless Chromium
 	bash tests/e2e/run.sh

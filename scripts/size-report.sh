@@ -3,7 +3,7 @@
 # checked against the gzip budget (GZIP_BUDGET_BYTES in npm/scripts/size-report.mjs; exits 1 when
 # over), then the same measure for other trackers installed into .cache/size-peers/ (reused when
 # present; delete the folder to measure their newest versions).
-#   scripts/size-report.sh [--no-peers]
+#   scripts/size-report.sh [--no-peers] [--strict]   (--strict: fail above the budget itself, as `make size` does)
 # Needs the Rust build (npm/dist/wasm/, from scripts/build-tracker.sh; run here when missing).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
