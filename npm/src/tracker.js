@@ -33,6 +33,7 @@ const WHAT = {
   unknown_partner: "partnerId must be the partner's UUID",
   invalid_timestamp: 'the time must be a finite number of Unix milliseconds',
   invalid_option: 'missing or invalid option',
+  queue_overflow: 'the queue held maxQueueEvents events; the oldest was dropped',
 };
 
 function message(code, field) {
@@ -286,8 +287,8 @@ export class Tracker {
           for (let i = 0; i < bytes.length; i++) bytes[i] = Math.random() * 256;
         }
       },
-      reject: (eventId, name, code, field, text) =>
-        this._dropped.push({ eventId, name, code, field, message: text || message(code, field) }),
+      // Events the queue cap pushed out.
+      reject: (eventId, name) => this._reject(eventId, name, 'queue_overflow', ''),
     };
     this._core = new Core(host, this._url, partnerId, source, batchSize, maxBatchBytes, flushIntervalMs, maxQueueEvents, sessionTimeoutMs, prefix, Date.now());
     this._report();
@@ -318,6 +319,11 @@ export class Tracker {
     }
     // Adopted events from an earlier page load go out now.
     this._kick(false, false);
+  }
+
+  // Notes an event given up on, for _report; the message is worded here when none came.
+  _reject(eventId, name, code, field, text) {
+    this._dropped.push({ eventId, name, code, field, message: text || message(code, field) });
   }
 
   // Reports events given up on: console.warn, and onRejected(list) if set.
@@ -409,8 +415,7 @@ export class Tracker {
     }
     const list = ids.split(',');
     const nameOf = names.split('\x1f');
-    const reject = (i, code, field, text) =>
-      this._dropped.push({ eventId: list[i], name: nameOf[i], code, field, message: text || message(code, field) });
+    const reject = (i, code, field, text) => this._reject(list[i], nameOf[i], code, field, text);
     let json;
     try {
       json = JSON.parse(answer);

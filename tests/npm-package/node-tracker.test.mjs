@@ -133,6 +133,18 @@ test('per-event rejections are reported, a 413 halves the batch, a bodiless 404 
   t.free();
 });
 
+test('beyond maxQueueEvents the oldest event is dropped and reported as queue_overflow', async () => {
+  const { transport } = scripted();
+  const { t, storage, rejected } = await tracker('ov', transport, { maxQueueEvents: 2 });
+  const [a, b, c] = ['a', 'b', 'c'].map((name) => t.track(name));
+  assert.deepEqual(rejected, [
+    { eventId: a, name: 'a', code: 'queue_overflow', field: '', message: 'the queue held maxQueueEvents events; the oldest was dropped' },
+  ]);
+  const queued = queuedText(storage, 'ov');
+  assert.ok(!queued.includes(a) && queued.includes(b) && queued.includes(c));
+  t.free();
+});
+
 test('opted out, nothing is stored or sent', async () => {
   const { requests, transport } = scripted();
   const { t, storage } = await tracker('oo', transport);

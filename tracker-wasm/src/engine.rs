@@ -51,22 +51,6 @@ pub trait Entropy {
     }
 }
 
-/// An event the tracker gave up on, for `onRejected` and the console.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Rejection {
-    /// The event's id.
-    pub event_id: String,
-    /// The event's name.
-    pub name: String,
-    /// Error code (the collector's, or `queue_overflow`, or `http_<status>`).
-    pub code: String,
-    /// Offending field, if known.
-    pub field: String,
-    /// Human message; empty when the collector sent none (the npm wrapper then words one from
-    /// the code and field).
-    pub message: String,
-}
-
 /// A request to make: the body and which queued events it carries.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
@@ -99,21 +83,8 @@ fn tab_id(rnd: &mut dyn Entropy) -> String {
     uuid::hex(&rnd.bytes()[..6])
 }
 
-// Plain loops with `push` rather than `collect()` here and in the other wasm-side modules:
-// each collect over a different iterator type is its own copy of the collecting code in the wasm.
-fn overflow(dropped: Vec<Entry>) -> Vec<Rejection> {
-    let mut out = Vec::new();
-    for e in dropped {
-        out.push(Rejection {
-            event_id: e.id,
-            name: e.name,
-            code: "queue_overflow".into(),
-            field: String::new(),
-            message: "the queue held maxQueueEvents events; the oldest was dropped".into(),
-        });
-    }
-    out
-}
+// Plain loops with `push` rather than `collect()` in the wasm-side modules: each collect over a
+// different iterator type is its own copy of the collecting code in the wasm.
 
 impl Engine {
     /// Opens this instance's queue and adopts released or dead queues of earlier pages/tabs.
@@ -122,7 +93,7 @@ impl Engine {
         store: &dyn Store,
         now: f64,
         rnd: &mut dyn Entropy,
-    ) -> (Engine, Vec<Rejection>) {
+    ) -> (Engine, Vec<Entry>) {
         let outbox = Outbox::open(store, &cfg.prefix, tab_id(rnd), cfg.max_queue_events, now);
         let mut engine = Engine {
             cfg,
@@ -210,22 +181,18 @@ impl Engine {
     }
 
     /// Re-checks ownership, applies a cross-tab opt-out, and adopts orphaned queues.
-    pub fn sync(&mut self, store: &dyn Store, now: f64, rnd: &mut dyn Entropy) -> Vec<Rejection> {
+    /// Returns the events the queue cap pushed out (reported as `queue_overflow`).
+    pub fn sync(&mut self, store: &dyn Store, now: f64, rnd: &mut dyn Entropy) -> Vec<Entry> {
         self.claim(store, now, rnd);
         let out = self.opted_out(store);
         if out && !self.outbox.entries.is_empty() {
             self.outbox.clear(store);
         }
-        overflow(self.outbox.adopt_orphans(store, now, out))
+        self.outbox.adopt_orphans(store, now, out)
     }
 
     /// Refreshes this instance's heartbeat.
-    pub fn heartbeat(
-        &mut self,
-        store: &dyn Store,
-        now: f64,
-        rnd: &mut dyn Entropy,
-    ) -> Vec<Rejection> {
+    pub fn heartbeat(&mut self, store: &dyn Store, now: f64, rnd: &mut dyn Entropy) -> Vec<Entry> {
         let dropped = self.sync(store, now, rnd);
         self.outbox.heartbeat(store, now);
         dropped
@@ -242,7 +209,7 @@ impl Engine {
         occurred_at_ms: f64,
         now: f64,
         rnd: &mut dyn Entropy,
-    ) -> Result<(String, Vec<Rejection>), Violation> {
+    ) -> Result<(String, Vec<Entry>), Violation> {
         rules::check_event_name(name).map_err(|code| Violation::new(code, "name"))?;
         if context.len() > MAX_CONTEXT_KEYS {
             return Err(Violation::new(ErrorCode::TooManyContextKeys, "context"));
@@ -280,7 +247,7 @@ impl Engine {
                 stored_seq: 0,
             },
         );
-        Ok((id, overflow(dropped)))
+        Ok((id, dropped))
     }
 
     /// When the queue wants a (non-forced) send: linger for partial batches, backoff after

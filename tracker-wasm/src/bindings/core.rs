@@ -2,12 +2,14 @@
 //!
 //! Errors are returned, not thrown: a failing call answers `"!<code>\x1f<field>"` and the
 //! wrapper turns that into an `Error` with `.code` and `.field` (and words its message).
-//! Events given up on are handed to `host.reject(...)` one by one as they happen.
+//! Events the queue cap pushes out are handed to `host.reject(id, name)` one by one as they
+//! happen (the wrapper reports them as `queue_overflow`).
 
 use crate::wire::{cat, fields};
 use wasm_bindgen::prelude::wasm_bindgen;
 
-use crate::engine::{Config, Engine, Entropy, Rejection};
+use crate::engine::{Config, Engine, Entropy};
+use crate::queue::Entry;
 use crate::store::Store;
 use crate::validate;
 use crate::wire::Value;
@@ -29,8 +31,9 @@ extern "C" {
     /// Fills `buf` with random bytes (crypto.getRandomValues, else Math.random).
     #[wasm_bindgen(method)]
     fn fill(this: &Host, buf: &mut [u8]);
+    /// Reports an event the queue cap pushed out (`queue_overflow`).
     #[wasm_bindgen(method)]
-    fn reject(this: &Host, event_id: &str, name: &str, code: &str, field: &str, message: &str);
+    fn reject(this: &Host, event_id: &str, name: &str);
 }
 
 impl Store for Host {
@@ -91,10 +94,9 @@ pub struct Core {
 }
 
 impl Core {
-    fn report(&self, rejections: Vec<Rejection>) {
-        for r in rejections {
-            self.host
-                .reject(&r.event_id, &r.name, &r.code, &r.field, &r.message);
+    fn report(&self, dropped: Vec<Entry>) {
+        for e in dropped {
+            self.host.reject(&e.id, &e.name);
         }
     }
 }
