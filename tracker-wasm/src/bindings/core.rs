@@ -5,7 +5,7 @@
 //! Events the queue cap pushes out are handed to `host.reject(id, name)` one by one as they
 //! happen (the wrapper reports them as `queue_overflow`).
 
-use crate::wire::{cat, fields};
+use crate::wire::cat;
 use wasm_bindgen::prelude::wasm_bindgen;
 
 use crate::engine::{Config, Engine, Entropy};
@@ -46,15 +46,8 @@ impl Store for Host {
     fn remove(&self, key: &str) {
         self.host_remove(key)
     }
-    fn keys(&self) -> Option<Vec<String>> {
-        let all = self.host_keys()?;
-        let mut keys = Vec::new();
-        for k in fields(&all, b'\n') {
-            if !k.is_empty() {
-                keys.push(k.to_string());
-            }
-        }
-        Some(keys)
+    fn keys(&self) -> Option<String> {
+        self.host_keys()
     }
 }
 
