@@ -1,7 +1,9 @@
 // The JavaScript `Tracker`: options, timers, page lifecycle, fetch/sendBeacon, storage choice and
-// automatic context live here; every decision about events (validation with the collector's
-// rules, wire JSON, ids, queue and batching, backoff, sessions, multi-tab hand-over) is made by
-// the WebAssembly `Core` (tracker-wasm/src/bindings/core.rs), reached through strings and numbers.
+// automatic context live here, and reading the collector's answer (`_settle`: status class,
+// per-event rejections, 413 halving); every other decision about events (validation with the
+// collector's rules, wire JSON, ids, queue and batching, backoff, sessions, multi-tab hand-over)
+// is made by the WebAssembly `Core` (tracker-wasm/src/bindings/core.rs), reached through strings
+// and numbers.
 // Nothing assumes window or document: every host object is feature-detected on globalThis.
 import { Core, check } from './wasm/eventline_tracker.js';
 
@@ -31,6 +33,7 @@ const WHAT = {
   unknown_partner: "partnerId must be the partner's UUID",
   invalid_timestamp: 'the time must be a finite number of Unix milliseconds',
   invalid_option: 'missing or invalid option',
+  queue_overflow: 'the queue held maxQueueEvents events; the oldest was dropped',
 };
 
 function message(code, field) {
@@ -51,10 +54,11 @@ function thrown(result) {
   return fail(result.slice(1, i), result.slice(i + 1));
 }
 
-// Core's batches are `ids\x1ebody`.
+// Core's batches are `ids\x1enames\x1ebody` (ids comma-separated, names split by \x1f).
 function split(batch) {
   const i = batch.indexOf('\x1e');
-  return [batch.slice(0, i), batch.slice(i + 1)];
+  const j = batch.indexOf('\x1e', i + 1);
+  return [batch.slice(0, i), batch.slice(i + 1, j), batch.slice(j + 1)];
 }
 
 const isObject = (v) => v !== null && typeof v === 'object';
@@ -161,30 +165,6 @@ function beacon(transport, url, body) {
   } catch {
     return false;
   }
-}
-
-// The collector's answer flattened for Core: records split by \x1e, fields by \x1f.
-function flatten(body) {
-  let json;
-  try {
-    json = JSON.parse(body);
-  } catch {
-    return '';
-  }
-  const out = [];
-  const error = read(json, 'error');
-  if (isObject(error)) out.push(['E', text(error.code), text(error.field), text(error.message)].join(SEP));
-  const results = read(json, 'results');
-  if (Array.isArray(results)) {
-    for (const r of results) {
-      const index = read(r, 'index');
-      if (typeof index !== 'number') continue;
-      out.push(
-        [index >= 0 ? Math.floor(index) : 0, r.status === 'accepted' ? 1 : 0, text(r.code), text(r.field), text(r.message)].join(SEP),
-      );
-    }
-  }
-  return out.join('\x1e');
 }
 
 // Context the tracker adds by itself; `put` ignores keys the event already has.
@@ -307,8 +287,8 @@ export class Tracker {
           for (let i = 0; i < bytes.length; i++) bytes[i] = Math.random() * 256;
         }
       },
-      reject: (eventId, name, code, field, text) =>
-        this._dropped.push({ eventId, name, code, field, message: text || message(code, field) }),
+      // Events the queue cap pushed out.
+      reject: (eventId, name) => this._reject(eventId, name, 'queue_overflow', ''),
     };
     this._core = new Core(host, this._url, partnerId, source, batchSize, maxBatchBytes, flushIntervalMs, maxQueueEvents, sessionTimeoutMs, prefix, Date.now());
     this._report();
@@ -339,6 +319,11 @@ export class Tracker {
     }
     // Adopted events from an earlier page load go out now.
     this._kick(false, false);
+  }
+
+  // Notes an event given up on, for _report; the message is worded here when none came.
+  _reject(eventId, name, code, field, text) {
+    this._dropped.push({ eventId, name, code, field, message: text || message(code, field) });
   }
 
   // Reports events given up on: console.warn, and onRejected(list) if set.
@@ -401,11 +386,11 @@ export class Tracker {
     }
     this._report();
     if (!batch) return this._finish();
-    const [ids, body] = split(batch);
+    const [ids, names, body] = split(batch);
     send(this._transport, this._url, body, keepalive).then(([status, retryAfter, answer]) => {
       // Freed meanwhile: its queue is released and may be adopted already; leave storage alone.
       if (this._closed) return;
-      const goOn = core.settle(ids, status, retryAfter, flatten(answer || ''), Date.now());
+      const goOn = this._settle(ids, names, status, retryAfter, answer);
       if (!goOn) {
         const next = core.op(9, 0);
         if (next >= 0) this._wakeAt(next);
@@ -413,6 +398,51 @@ export class Tracker {
       this._report();
       goOn ? this._pump(force, keepalive) : this._finish();
     });
+  }
+
+  // Applies the collector's answer (README "Answers"); false: back off. Network errors (status
+  // 0), 429, 5xx and anything unexpected keep the events for a retry, Retry-After (seconds) as
+  // the least wait. Otherwise the per-event results are applied, rejected events reported, and
+  // events without a result dropped and reported with the whole-request error, except after a
+  // 413 without results, which halves the batch instead.
+  _settle(ids, names, status, retryAfter, answer) {
+    const core = this._core;
+    const now = Date.now();
+    if (!((status >= 200 && status < 300) || (status >= 400 && status < 500 && status !== 429))) {
+      const secs = /^[ \t]*(\d{1,9})[ \t]*$/.exec(text(retryAfter));
+      core.settle(ids, true, secs ? secs[1] * 1000 : 0, now);
+      return false;
+    }
+    const list = ids.split(',');
+    const nameOf = names.split('\x1f');
+    const reject = (i, code, field, text) => this._reject(list[i], nameOf[i], code, field, text);
+    let json;
+    try {
+      json = JSON.parse(answer);
+    } catch {}
+    const results = read(json, 'results');
+    const judged = new Set();
+    let counted = 0;
+    if (Array.isArray(results)) {
+      for (const r of results) {
+        const i = read(r, 'index');
+        if (typeof i !== 'number') continue;
+        counted++;
+        if (list[i] === undefined) continue;
+        if (read(r, 'status') !== 'accepted') reject(i, text(r.code), text(r.field), text(r.message));
+        judged.add(i);
+      }
+    }
+    const rest = list.filter((_, i) => !judged.has(i));
+    if (status < 300) core.settle(ids, false, 0, now);
+    else if (status === 413 && rest.length && !counted && list.length > 1) core.settle('', false, list.length >> 1, now);
+    else {
+      let error = read(json, 'error');
+      if (!isObject(error) || !text(error.code)) error = { code: 'http_' + status };
+      list.forEach((_, i) => judged.has(i) || reject(i, text(error.code), text(error.field), text(error.message)));
+      core.settle(ids, false, -1, now);
+    }
+    return true;
   }
 
   // Page going away: beacon the whole queue in keepalive-sized chunks, then release it for adoption.
@@ -423,7 +453,7 @@ export class Tracker {
     let skip = 0;
     let batch;
     while ((batch = core.batch(skip, true, now))) {
-      const [ids, body] = split(batch);
+      const [ids, , body] = split(batch);
       skip += ids.split(',').length;
       if (!beacon(this._transport, this._url, body)) break;
     }

@@ -99,6 +99,52 @@ test('a permanent 400 is reported through onRejected and dropped; a 503 is retri
   t.free();
 });
 
+test('per-event rejections are reported, a 413 halves the batch, a bodiless 404 drops as http_404', async () => {
+  const requests = [];
+  const answers = [
+    () => ({ status: 413, body: '{"error":{"code":"body_too_large","message":"too big","field":""}}' }),
+    (events) => ({
+      status: 200,
+      body: JSON.stringify({
+        results: events.map((e, index) =>
+          index === 1
+            ? { index, event_id: e.event_id, status: 'rejected', code: 'context_key_hyphen', field: 'context.a-b' }
+            : { index, event_id: e.event_id, status: 'accepted' }),
+      }),
+    }),
+    () => ({ status: 404, body: 'Not Found' }),
+  ];
+  const transport = async (request) => {
+    requests.push(request);
+    const events = JSON.parse(request.body).events;
+    return (answers.shift() ?? (() => ({ status: 200, body: wire.collectorAnswer(request.body) })))(events);
+  };
+  const { t, storage, rejected } = await tracker('an', transport, { batchSize: 4 });
+  const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((name) => t.track(name));
+  await t.flush();
+  assert.deepEqual(requests.map((r) => JSON.parse(r.body).events.length), [4, 2, 2]);
+  assert.deepEqual(ids(requests).slice(4), [a, b, c, d]);
+  assert.deepEqual(rejected, [
+    { eventId: b, name: 'b', code: 'context_key_hyphen', field: 'context.a-b', message: "context.a-b: context keys may not contain '-' (they become $field_code and {{client.eventContext.field_code}}); use '_'" },
+    { eventId: c, name: 'c', code: 'http_404', field: '', message: 'http_404' },
+    { eventId: d, name: 'd', code: 'http_404', field: '', message: 'http_404' },
+  ]);
+  assert.equal(queuedText(storage, 'an'), '');
+  t.free();
+});
+
+test('beyond maxQueueEvents the oldest event is dropped and reported as queue_overflow', async () => {
+  const { transport } = scripted();
+  const { t, storage, rejected } = await tracker('ov', transport, { maxQueueEvents: 2 });
+  const [a, b, c] = ['a', 'b', 'c'].map((name) => t.track(name));
+  assert.deepEqual(rejected, [
+    { eventId: a, name: 'a', code: 'queue_overflow', field: '', message: 'the queue held maxQueueEvents events; the oldest was dropped' },
+  ]);
+  const queued = queuedText(storage, 'ov');
+  assert.ok(!queued.includes(a) && queued.includes(b) && queued.includes(c));
+  t.free();
+});
+
 test('opted out, nothing is stored or sent', async () => {
   const { requests, transport } = scripted();
   const { t, storage } = await tracker('oo', transport);

@@ -8,10 +8,9 @@ use crate::wire::cat;
 use event_model::limits::{MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_CONTEXT_KEYS, MAX_EVENT_BYTES};
 use event_model::{rules, ErrorCode, Violation};
 
-use crate::backoff::{self, Verdict};
+use crate::backoff;
 use crate::outbox::Outbox;
 use crate::queue::{self, Entry, Limits, KEEPALIVE_MAX_BYTES};
-use crate::response;
 use crate::session;
 use crate::store::Store;
 use crate::uuid;
@@ -52,27 +51,14 @@ pub trait Entropy {
     }
 }
 
-/// An event the tracker gave up on, for `onRejected` and the console.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Rejection {
-    /// The event's id.
-    pub event_id: String,
-    /// The event's name.
-    pub name: String,
-    /// Error code (the collector's, or `queue_overflow`, or `http_<status>`).
-    pub code: String,
-    /// Offending field, if known.
-    pub field: String,
-    /// Human message; empty when the collector sent none (the npm wrapper then words one from
-    /// the code and field).
-    pub message: String,
-}
-
 /// A request to make: the body and which queued events it carries.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
     /// Event ids in body order, comma-separated (results refer to them by index).
     pub ids: String,
+    /// Their names in the same order, joined by `\x1f` (names hold no control characters), for
+    /// the wrapper's rejection reports.
+    pub names: String,
     /// How many events.
     pub count: usize,
     /// The JSON body.
@@ -97,21 +83,8 @@ fn tab_id(rnd: &mut dyn Entropy) -> String {
     uuid::hex(&rnd.bytes()[..6])
 }
 
-// Plain loops with `push` rather than `collect()` here and in the other wasm-side modules:
-// each collect over a different iterator type is its own copy of the collecting code in the wasm.
-fn overflow(dropped: Vec<Entry>) -> Vec<Rejection> {
-    let mut out = Vec::new();
-    for e in dropped {
-        out.push(Rejection {
-            event_id: e.id,
-            name: e.name,
-            code: "queue_overflow".into(),
-            field: String::new(),
-            message: "the queue held maxQueueEvents events; the oldest was dropped".into(),
-        });
-    }
-    out
-}
+// Plain loops with `push` rather than `collect()` in the wasm-side modules: each collect over a
+// different iterator type is its own copy of the collecting code in the wasm.
 
 impl Engine {
     /// Opens this instance's queue and adopts released or dead queues of earlier pages/tabs.
@@ -120,7 +93,7 @@ impl Engine {
         store: &dyn Store,
         now: f64,
         rnd: &mut dyn Entropy,
-    ) -> (Engine, Vec<Rejection>) {
+    ) -> (Engine, Vec<Entry>) {
         let outbox = Outbox::open(store, &cfg.prefix, tab_id(rnd), cfg.max_queue_events, now);
         let mut engine = Engine {
             cfg,
@@ -208,22 +181,18 @@ impl Engine {
     }
 
     /// Re-checks ownership, applies a cross-tab opt-out, and adopts orphaned queues.
-    pub fn sync(&mut self, store: &dyn Store, now: f64, rnd: &mut dyn Entropy) -> Vec<Rejection> {
+    /// Returns the events the queue cap pushed out (reported as `queue_overflow`).
+    pub fn sync(&mut self, store: &dyn Store, now: f64, rnd: &mut dyn Entropy) -> Vec<Entry> {
         self.claim(store, now, rnd);
         let out = self.opted_out(store);
         if out && !self.outbox.entries.is_empty() {
             self.outbox.clear(store);
         }
-        overflow(self.outbox.adopt_orphans(store, now, out))
+        self.outbox.adopt_orphans(store, now, out)
     }
 
     /// Refreshes this instance's heartbeat.
-    pub fn heartbeat(
-        &mut self,
-        store: &dyn Store,
-        now: f64,
-        rnd: &mut dyn Entropy,
-    ) -> Vec<Rejection> {
+    pub fn heartbeat(&mut self, store: &dyn Store, now: f64, rnd: &mut dyn Entropy) -> Vec<Entry> {
         let dropped = self.sync(store, now, rnd);
         self.outbox.heartbeat(store, now);
         dropped
@@ -240,7 +209,7 @@ impl Engine {
         occurred_at_ms: f64,
         now: f64,
         rnd: &mut dyn Entropy,
-    ) -> Result<(String, Vec<Rejection>), Violation> {
+    ) -> Result<(String, Vec<Entry>), Violation> {
         rules::check_event_name(name).map_err(|code| Violation::new(code, "name"))?;
         if context.len() > MAX_CONTEXT_KEYS {
             return Err(Violation::new(ErrorCode::TooManyContextKeys, "context"));
@@ -278,7 +247,7 @@ impl Engine {
                 stored_seq: 0,
             },
         );
-        Ok((id, overflow(dropped)))
+        Ok((id, dropped))
     }
 
     /// When the queue wants a (non-forced) send: linger for partial batches, backoff after
@@ -322,15 +291,18 @@ impl Engine {
             return None;
         }
         let chosen = entries.get(..n)?;
-        let mut ids = String::new();
+        let (mut ids, mut names) = (String::new(), String::new());
         for e in chosen {
             if !ids.is_empty() {
                 ids.push(',');
+                names.push('\x1f');
             }
             ids.push_str(&e.id);
+            names.push_str(&e.name);
         }
         Some(Batch {
             ids,
+            names,
             count: n,
             body: wire::write_batch(
                 &self.cfg.partner_id,
@@ -340,101 +312,38 @@ impl Engine {
         })
     }
 
-    /// Applies the reply to a request that carried `ids` (comma-separated, as in [`Batch`]);
-    /// status 0 is a network error. The
-    /// body is read by [`response::parse`] natively, by the browser's JSON.parse in wasm.
-    /// Returns the events given up on, and whether to keep sending (`false`: back off).
+    /// Applies the wrapper's reading of the answer to a request that carried `ids`
+    /// (comma-separated, as in [`Batch`]). The wrapper classifies the status (see
+    /// [`backoff::classify`]) and reports rejections itself. `retry`: the events stay, an attempt
+    /// is counted and sends back off, for at least `n` ms (the `Retry-After`). Otherwise the
+    /// events with these ids leave the queue (delivered or reported) and `n` sets how many events
+    /// a request may carry after a 413 (0: no limit again; negative: unchanged).
     pub fn settle(
         &mut self,
         store: &dyn Store,
         ids: &str,
-        reply: &response::Reply,
+        retry: bool,
+        n: f64,
         now: f64,
         rnd: &mut dyn Entropy,
-    ) -> (Vec<Rejection>, bool) {
-        let (status, answer) = (reply.status, &reply.answer);
-        let verdict = backoff::classify(status);
+    ) {
         let mut list: Vec<&str> = Vec::new();
         for id in crate::wire::fields(ids, b',') {
             if !id.is_empty() {
                 list.push(id);
             }
         }
-        let ids = list;
-        if verdict == Verdict::Retry {
-            self.outbox.count_attempt(store, &ids);
+        if retry {
+            self.outbox.count_attempt(store, &list);
             let attempts = self.outbox.entries.first().map_or(1, |e| e.attempts.max(1));
-            let floor = reply
-                .retry_after
-                .as_deref()
-                .and_then(backoff::parse_retry_after);
-            self.next_try_at = now + backoff::delay_ms(attempts - 1, rnd.unit(), floor);
-            return (Vec::new(), false);
+            self.next_try_at = now + backoff::delay_ms(attempts - 1, rnd.unit(), Some(n));
+            return;
         }
-        let name_of = |id: &str| {
-            self.outbox
-                .entries
-                .iter()
-                .find(|e| e.id == id)
-                .map(|e| e.name.clone())
-                .unwrap_or_default()
-        };
-        let mut done: Vec<&str> = Vec::new();
-        let mut rejections = Vec::new();
-        let mut reject = |id: &str, code: &str, field: &str, message: &str| {
-            rejections.push(Rejection {
-                event_id: id.into(),
-                name: name_of(id),
-                code: code.into(),
-                field: field.into(),
-                message: message.into(),
-            });
-        };
-        for r in &answer.results {
-            let Some(id) = ids.get(r.index) else { continue };
-            if !r.accepted {
-                reject(id, &r.code, &r.field, &r.message);
-            }
-            done.push(id);
-        }
-        let mut rest: Vec<&str> = Vec::new();
-        for id in &ids {
-            if !done.contains(id) {
-                rest.push(id);
-            }
-        }
-        let mut keep_going = true;
-        match verdict {
-            // Judged but without a result line (should not happen): the collector has them.
-            Verdict::Answered => done.extend(&rest),
-            Verdict::Split if !rest.is_empty() && answer.results.is_empty() && ids.len() > 1 => {
-                self.split = ids.len() / 2;
-            }
-            _ if !rest.is_empty() => {
-                let (code, field, message) = match &answer.error {
-                    Some(p) if !p.code.is_empty() => {
-                        (p.code.clone(), p.field.clone(), p.message.clone())
-                    }
-                    _ => {
-                        let mut code = String::from("http_");
-                        wire::push_int(&mut code, i64::from(status));
-                        (code, String::new(), String::new())
-                    }
-                };
-                for id in &rest {
-                    reject(id, &code, &field, &message);
-                }
-                done.extend(&rest);
-                keep_going = true;
-            }
-            _ => {}
-        }
-        if verdict == Verdict::Answered {
-            self.split = 0;
+        if n >= 0.0 {
+            self.split = n as usize;
         }
         self.next_try_at = 0.0;
-        self.outbox.remove(store, &done);
-        (rejections, keep_going)
+        self.outbox.remove(store, &list);
     }
 }
 
@@ -472,14 +381,6 @@ mod tests {
 
     fn open(store: &MemoryStore, rnd: &mut Counter) -> Engine {
         Engine::open(config(), store, T, rnd).0
-    }
-
-    fn reply(status: u16, retry_after: Option<String>, body: &str) -> response::Reply {
-        response::Reply {
-            status,
-            retry_after,
-            answer: response::parse(body),
-        }
     }
 
     fn ctx() -> Vec<(String, Value)> {
@@ -560,36 +461,8 @@ mod tests {
         assert_eq!(e.due_at(), Some(0.0));
     }
 
-    fn answer(ids: &str, rejected: usize) -> String {
-        let mut body = String::from("{\"results\":[");
-        for (i, id) in ids.split(',').enumerate() {
-            if i > 0 {
-                body.push(',');
-            }
-            let status = if i == rejected {
-                "\"rejected\",\"code\":\"context_key_hyphen\",\"field\":\"context.a-b\",\"message\":\"m\""
-            } else {
-                "\"accepted\""
-            };
-            body.push_str(
-                &[
-                    "{\"index\":",
-                    &i.to_string(),
-                    ",\"event_id\":\"",
-                    id,
-                    "\",\"status\":",
-                    status,
-                    "}",
-                ]
-                .concat(),
-            );
-        }
-        body.push_str("]}");
-        body
-    }
-
     #[test]
-    fn answered_events_leave_the_queue_and_rejections_are_reported() {
+    fn settled_events_leave_the_queue_and_batches_name_their_events() {
         let store = MemoryStore::default();
         let mut rnd = Counter(0);
         let mut e = open(&store, &mut rnd);
@@ -598,87 +471,44 @@ mod tests {
         }
         let batch = e.batch(0, false, T).unwrap();
         assert_eq!(batch.count, 3);
-        let (rej, go_on) = e.settle(
-            &store,
-            &batch.ids,
-            &reply(200, None, &answer(&batch.ids, 1)),
-            T,
-            &mut rnd,
-        );
-        assert!(go_on);
-        assert_eq!(rej.len(), 1);
-        assert_eq!(
-            (
-                rej[0].name.as_str(),
-                rej[0].code.as_str(),
-                rej[0].field.as_str()
-            ),
-            ("b", "context_key_hyphen", "context.a-b")
-        );
+        assert_eq!(batch.names, "a\x1fb\x1fc");
+        assert_eq!(batch.ids.split(',').count(), 3);
+        e.settle(&store, &batch.ids, false, -1.0, T, &mut rnd);
         assert_eq!(e.outbox.entries.len(), 1);
         assert_eq!(e.outbox.entries[0].name, "d");
+        let stored = store.get(&["ev.q.", e.outbox.tab()].concat()).unwrap();
+        assert!(!stored.contains(batch.ids.split(',').next().unwrap()));
     }
 
     #[test]
-    fn unavailable_keeps_everything_and_backs_off_with_retry_after_as_floor() {
+    fn a_retry_keeps_everything_and_backs_off_with_retry_after_as_floor() {
         let store = MemoryStore::default();
         let mut rnd = Counter(0);
         let mut e = open(&store, &mut rnd);
         e.track(&store, "a", &[], T, T, &mut rnd).unwrap();
         let batch = e.batch(0, false, T).unwrap();
-        let (rej, go_on) = e.settle(
-            &store,
-            &batch.ids,
-            &reply(503, Some("7".into()), "{\"error\":{}}"),
-            T,
-            &mut rnd,
-        );
-        assert!(rej.is_empty() && !go_on);
+        e.settle(&store, &batch.ids, true, 7000.0, T, &mut rnd);
         assert_eq!(e.outbox.entries[0].attempts, 1);
         let due = e.due_at().unwrap();
         assert!(
             (T + 7000.0..=T + 7000.0 + backoff::BASE_MS).contains(&due),
             "{due}"
         );
-        // Network error: also retried, attempt count grows the ceiling.
-        let (_, go_on) = e.settle(&store, &batch.ids, &reply(0, None, ""), T, &mut rnd);
-        assert!(!go_on);
+        // Without Retry-After: also kept, the attempt count grows the ceiling.
+        e.settle(&store, &batch.ids, true, 0.0, T, &mut rnd);
         assert_eq!(e.outbox.entries[0].attempts, 2);
+        assert!(e.due_at().unwrap() <= T + 2.0 * backoff::BASE_MS);
         e.retry_now();
+        assert_eq!(e.due_at(), Some(0.0));
+        // A settled request forgets the backoff too.
+        e.settle(&store, "", true, 60_000.0, T, &mut rnd);
+        assert!(e.due_at().unwrap() >= T + 60_000.0);
+        e.settle(&store, "", false, -1.0, T, &mut rnd);
         assert_eq!(e.due_at(), Some(0.0));
     }
 
     #[test]
-    fn a_permanent_error_drops_the_batch_and_reports_each_event() {
-        let store = MemoryStore::default();
-        let mut rnd = Counter(0);
-        let mut e = open(&store, &mut rnd);
-        e.track(&store, "a", &[], T, T, &mut rnd).unwrap();
-        e.track(&store, "b", &[], T, T, &mut rnd).unwrap();
-        let batch = e.batch(0, false, T).unwrap();
-        let body = "{\"error\":{\"code\":\"unknown_partner\",\"message\":\"no such partner\",\"field\":\"partner_id\"}}";
-        let (rej, go_on) = e.settle(&store, &batch.ids, &reply(400, None, body), T, &mut rnd);
-        assert!(go_on);
-        assert_eq!(rej.len(), 2);
-        assert!(rej
-            .iter()
-            .all(|r| r.code == "unknown_partner" && r.field == "partner_id"));
-        assert!(e.outbox.entries.is_empty());
-        // Without a body the status names the problem.
-        e.track(&store, "c", &[], T, T, &mut rnd).unwrap();
-        let batch = e.batch(0, false, T).unwrap();
-        let (rej, _) = e.settle(
-            &store,
-            &batch.ids,
-            &reply(404, None, "Not Found"),
-            T,
-            &mut rnd,
-        );
-        assert_eq!(rej[0].code, "http_404");
-    }
-
-    #[test]
-    fn too_large_splits_until_single_events_then_gives_up() {
+    fn a_split_limits_batches_until_an_answered_request_clears_it() {
         let store = MemoryStore::default();
         let mut rnd = Counter(0);
         let mut e = open(&store, &mut rnd);
@@ -686,31 +516,20 @@ mod tests {
         for n in ["a", "b", "c", "d"] {
             e.track(&store, n, &[], T, T, &mut rnd).unwrap();
         }
-        let batch = e.batch(0, false, T).unwrap();
-        let too_large =
-            "{\"error\":{\"code\":\"body_too_large\",\"message\":\"m\",\"field\":\"\"}}";
-        let (rej, go_on) = e.settle(
-            &store,
-            &batch.ids,
-            &reply(413, None, too_large),
-            T,
-            &mut rnd,
-        );
-        assert!(rej.is_empty() && go_on);
+        assert_eq!(e.batch(0, false, T).unwrap().count, 4);
+        e.settle(&store, "", false, 2.0, T, &mut rnd);
         let half = e.batch(0, false, T).unwrap();
         assert_eq!(half.count, 2);
-        e.settle(&store, &half.ids, &reply(413, None, too_large), T, &mut rnd);
+        e.settle(&store, "", false, 1.0, T, &mut rnd);
         let single = e.batch(0, false, T).unwrap();
         assert_eq!(single.count, 1);
-        let (rej, _) = e.settle(
-            &store,
-            &single.ids,
-            &reply(413, None, too_large),
-            T,
-            &mut rnd,
-        );
-        assert_eq!(rej[0].code, "body_too_large");
+        // A dropped (reported) request leaves the limit as it is.
+        e.settle(&store, &single.ids, false, -1.0, T, &mut rnd);
         assert_eq!(e.outbox.entries.len(), 3);
+        assert_eq!(e.batch(0, false, T).unwrap().count, 1);
+        // An answered one clears it.
+        e.settle(&store, "", false, 0.0, T, &mut rnd);
+        assert_eq!(e.batch(0, false, T).unwrap().count, 3);
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! [`queue`], [`backoff`], [`session`], [`uuid`], [`response`], [`outbox`] (multi-tab hand-over),
 //! [`validate`] and the [`engine`] that combines them. On `wasm32` the `bindings` module adds the
 //! exported class `Core`, which the npm wrapper's JavaScript `Tracker` drives (npm/src/tracker.js).
+//! The wrapper reads the collector's answer itself (JSON.parse) and hands `Core::settle` only
+//! its decision; [`response`] is the same reading for native users of the model.
 
 pub mod backoff;
 pub mod engine;

@@ -255,7 +255,7 @@ impl Outbox {
             Some(keys) => {
                 let q = cat(&[&self.prefix, ".q."]);
                 let hb = cat(&[&self.prefix, ".hb."]);
-                for k in &keys {
+                for k in fields(&keys, b'\n') {
                     if let Some(name) = k
                         .strip_prefix(q.as_str())
                         .or_else(|| k.strip_prefix(hb.as_str()))
@@ -505,7 +505,7 @@ mod tests {
         fn remove(&self, k: &str) {
             self.0.remove(k)
         }
-        fn keys(&self) -> Option<Vec<String>> {
+        fn keys(&self) -> Option<String> {
             None
         }
     }

@@ -13,8 +13,9 @@ pub trait Store {
     fn set(&self, key: &str, value: &str) -> bool;
     /// Removes `key`.
     fn remove(&self, key: &str);
-    /// Every key, if the store can list them (localStorage can; a host store may not).
-    fn keys(&self) -> Option<Vec<String>>;
+    /// Every key, joined by `\n`, if the store can list them (localStorage can; a host store
+    /// may not). One string rather than a list: that is how the keys cross from JavaScript.
+    fn keys(&self) -> Option<String>;
 }
 
 /// Storage that lives as long as the process; used when nothing persistent exists.
@@ -41,7 +42,12 @@ impl Store for MemoryStore {
     fn remove(&self, key: &str) {
         self.0.borrow_mut().retain(|(k, _)| k != key);
     }
-    fn keys(&self) -> Option<Vec<String>> {
-        Some(self.0.borrow().iter().map(|(k, _)| k.clone()).collect())
+    fn keys(&self) -> Option<String> {
+        let mut all = String::new();
+        for (k, _) in self.0.borrow().iter() {
+            all.push_str(k);
+            all.push('\n');
+        }
+        Some(all)
     }
 }

@@ -29,27 +29,21 @@ fn events_are_in_local_storage_before_track_returns() {
     let id = c.track("x", T, T);
     assert!(stored(&s, "b_persist").contains(&id));
     let (ids, _) = split(&c.batch(0, false, T));
-    assert!(c.settle(&ids, 200.0, None, &all_accepted(&ids), T));
+    c.settle(&ids, false, 0.0, T);
     assert_eq!(queued(&s, "b_persist"), 0);
 }
 
 #[wasm_bindgen_test]
-fn a_permanent_400_is_dropped_and_a_503_retried() {
+fn a_dropped_batch_leaves_and_a_retried_one_stays() {
     let s = local_storage();
-    let (mut c, host) = core(&s, "b_status", 1.0);
-    let bad = c.track("bad", T, T);
+    let (mut c, _) = core(&s, "b_status", 1.0);
+    c.track("bad", T, T);
     let (ids, _) = split(&c.batch(0, false, T));
-    assert!(c.settle(
-        &ids,
-        400.0,
-        None,
-        "E\x1funknown_partner\x1fpartner_id\x1fm",
-        T
-    ));
-    assert!(take_rejected(&host).starts_with(&bad));
+    c.settle(&ids, false, -1.0, T);
+    assert_eq!(queued(&s, "b_status"), 0);
     let good = c.track("good", T, T);
     let (ids, _) = split(&c.batch(0, false, T));
-    assert!(!c.settle(&ids, 503.0, None, "", T));
+    c.settle(&ids, true, 0.0, T);
     assert_eq!(queued(&s, "b_status"), 1);
     c.op(4, T);
     assert!(c.batch(0, false, T).contains(&good));

@@ -2,13 +2,14 @@
 //!
 //! Errors are returned, not thrown: a failing call answers `"!<code>\x1f<field>"` and the
 //! wrapper turns that into an `Error` with `.code` and `.field` (and words its message).
-//! Events given up on are handed to `host.reject(...)` one by one as they happen.
+//! Events the queue cap pushes out are handed to `host.reject(id, name)` one by one as they
+//! happen (the wrapper reports them as `queue_overflow`).
 
-use crate::wire::{cat, fields};
+use crate::wire::cat;
 use wasm_bindgen::prelude::wasm_bindgen;
 
-use crate::engine::{Config, Engine, Entropy, Rejection};
-use crate::response::{Answer, EventResult, Problem, Reply};
+use crate::engine::{Config, Engine, Entropy};
+use crate::queue::Entry;
 use crate::store::Store;
 use crate::validate;
 use crate::wire::Value;
@@ -30,8 +31,9 @@ extern "C" {
     /// Fills `buf` with random bytes (crypto.getRandomValues, else Math.random).
     #[wasm_bindgen(method)]
     fn fill(this: &Host, buf: &mut [u8]);
+    /// Reports an event the queue cap pushed out (`queue_overflow`).
     #[wasm_bindgen(method)]
-    fn reject(this: &Host, event_id: &str, name: &str, code: &str, field: &str, message: &str);
+    fn reject(this: &Host, event_id: &str, name: &str);
 }
 
 impl Store for Host {
@@ -44,15 +46,8 @@ impl Store for Host {
     fn remove(&self, key: &str) {
         self.host_remove(key)
     }
-    fn keys(&self) -> Option<Vec<String>> {
-        let all = self.host_keys()?;
-        let mut keys = Vec::new();
-        for k in fields(&all, b'\n') {
-            if !k.is_empty() {
-                keys.push(k.to_string());
-            }
-        }
-        Some(keys)
+    fn keys(&self) -> Option<String> {
+        self.host_keys()
     }
 }
 
@@ -82,48 +77,6 @@ pub fn check(partner_id: &str, source: &str) -> String {
     }
 }
 
-/// Digits to a number (anything else gives `usize::MAX`, an index that matches no event).
-fn index(text: &str) -> usize {
-    let mut n: usize = 0;
-    for b in text.bytes() {
-        if !b.is_ascii_digit() {
-            return usize::MAX;
-        }
-        n = n.saturating_mul(10).saturating_add(usize::from(b - b'0'));
-    }
-    n
-}
-
-/// Reads the answer as the wrapper flattened it from the body's JSON: records separated by
-/// `\x1e`, fields by `\x1f`; `E,code,field,message` for `error`, `index,1|0,code,field,message`
-/// for each result.
-fn answer(flat: &str) -> Answer {
-    let mut a = Answer::default();
-    for record in fields(flat, 0x1e) {
-        let mut f = fields(record, 0x1f);
-        let head = f.next().unwrap_or_default();
-        let mut next = || f.next().unwrap_or_default().to_string();
-        if head == "E" {
-            a.error = Some(Problem {
-                code: next(),
-                field: next(),
-                message: next(),
-            });
-        } else if !head.is_empty() {
-            let accepted = next() == "1";
-            a.results.push(EventResult {
-                index: index(head),
-                event_id: None,
-                accepted,
-                code: next(),
-                field: next(),
-                message: next(),
-            });
-        }
-    }
-    a
-}
-
 /// The engine of one tracker instance.
 #[wasm_bindgen]
 pub struct Core {
@@ -134,10 +87,9 @@ pub struct Core {
 }
 
 impl Core {
-    fn report(&self, rejections: Vec<Rejection>) {
-        for r in rejections {
-            self.host
-                .reject(&r.event_id, &r.name, &r.code, &r.field, &r.message);
+    fn report(&self, dropped: Vec<Entry>) {
+        for e in dropped {
+            self.host.reject(&e.id, &e.name);
         }
     }
 }
@@ -219,33 +171,22 @@ impl Core {
         }
     }
 
-    /// The next request as `ids\x1ebody` (the queued event ids, comma-separated, to give back to
-    /// `settle`, then the JSON body); `""` when nothing is queued past `skip`.
+    /// The next request as `ids\x1enames\x1ebody` (the queued event ids, comma-separated, to
+    /// give back to `settle`; their names joined by `\x1f`; the JSON body); `""` when nothing is
+    /// queued past `skip`.
     pub fn batch(&self, skip: usize, keepalive: bool, now: f64) -> String {
         match self.engine.batch(skip, keepalive, now) {
-            Some(b) => cat(&[&b.ids, "\x1e", &b.body]),
+            Some(b) => cat(&[&b.ids, "\x1e", &b.names, "\x1e", &b.body]),
             None => String::new(),
         }
     }
 
-    /// Applies an answer (status 0: none; `answer` flattened by the wrapper); `false`: back off.
-    pub fn settle(
-        &mut self,
-        ids: &str,
-        status: f64,
-        retry_after: Option<String>,
-        answer_text: &str,
-        now: f64,
-    ) -> bool {
-        let reply = Reply {
-            status: status as u16,
-            retry_after,
-            answer: answer(answer_text),
-        };
+    /// Applies the wrapper's reading of an answer to the request that carried `ids`: `retry`
+    /// keeps them and backs off for at least `n` ms; else they leave the queue and `n` (when not
+    /// negative) sets the events per request after a 413 (see `Engine::settle`).
+    pub fn settle(&mut self, ids: &str, retry: bool, n: f64, now: f64) {
         let host = &self.host;
-        let (rejections, go_on) = self.engine.settle(host, ids, &reply, now, &mut Rnd(host));
-        self.report(rejections);
-        go_on
+        self.engine.settle(host, ids, retry, n, now, &mut Rnd(host));
     }
 
     /// One of the small state changes, by number (one export keeps the glue small):
