@@ -18,11 +18,11 @@ import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 /** Budget: gzip bytes of everything an embedding page loads (wasm + eventline.js + snippet). */
 const GZIP_BUDGET_BYTES = 20_000;
 /**
- * Ratchet while the budget is not met yet: `make test` fails above these, per toolchain that built
- * the .wasm (scripts/build-tracker.sh records it), so the size can only go down. Lower them as
- * the tracker shrinks; drop them once the budget holds.
+ * What `make test` enforces, per toolchain that built the .wasm (scripts/build-tracker.sh records
+ * it): the nightly build (std rebuilt for size, what these machines have) must meet the budget;
+ * the stable fallback, about 4 KB larger, is held to a ceiling so it can only shrink.
  */
-const GZIP_CEILING_BYTES = { nightly: 21_504, stable: 26_112 };
+const GZIP_CEILING_BYTES = { nightly: GZIP_BUDGET_BYTES, stable: 24_064 };
 const strict = process.argv.includes('--strict');
 
 const npmDir = dirname(dirname(fileURLToPath(import.meta.url)));
@@ -186,7 +186,7 @@ async function main() {
   );
   console.log(
     `ceiling for a ${toolchain} build: ${n(ceiling)} bytes: ${pageTotal.gzip > ceiling ? 'OVER' : 'ok'}` +
-      (strict ? ' (--strict: the budget decides)' : ' (no regressions while the budget is not met)'),
+      (strict ? ' (--strict: the budget decides)' : ''),
   );
 
   if (withPeers && (await ensurePeers())) {

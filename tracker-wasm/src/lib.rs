@@ -3,17 +3,16 @@
 //! (the collector deduplicates by `event_id`, so storage sees each event exactly once).
 //!
 //! Natively this crate is the pure model, unit-tested with `cargo test`: [`wire`] JSON,
-//! [`queue`], [`backoff`], [`session`], [`uuid`], [`response`], [`outbox`] (multi-tab hand-over),
+//! [`queue`], [`backoff`], [`session`], [`uuid`], [`outbox`] (multi-tab hand-over),
 //! [`validate`] and the [`engine`] that combines them. On `wasm32` the `bindings` module adds the
 //! exported class `Core`, which the npm wrapper's JavaScript `Tracker` drives (npm/src/tracker.js).
-//! The wrapper reads the collector's answer itself (JSON.parse) and hands `Core::settle` only
-//! its decision; [`response`] is the same reading for native users of the model.
+//! The wrapper reads the collector's answer itself (JSON.parse, which the browser already has)
+//! and hands `Core::settle` only its decision: retry with a floor, or remove, or split.
 
 pub mod backoff;
 pub mod engine;
 pub mod outbox;
 pub mod queue;
-pub mod response;
 pub mod session;
 pub mod store;
 pub mod uuid;
