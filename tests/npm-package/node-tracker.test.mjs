@@ -26,16 +26,17 @@ const queuedText = (storage, prefix) =>
     .flatMap(([, v]) => v.split('\n').filter((line) => line.includes('"event_id"')))
     .join('\n');
 
-// Answers the next scripted statuses (then 200 accepting everything).
+// Answers the next scripted statuses (then 200 accepting everything); `[503, '60']` sets the
+// Retry-After of a retryable answer (default '0': retry at the backoff's own, jittered time).
 function scripted(...statuses) {
   const requests = [];
   const transport = async (request) => {
     requests.push(request);
-    const status = statuses.shift() ?? 200;
+    const [status, retryAfter = '0'] = [statuses.shift() ?? 200].flat();
     if (status === 200) return { status, body: wire.collectorAnswer(request.body) };
     if (status === 400)
       return { status, body: '{"error":{"code":"unknown_partner","message":"partner_id names no partner","field":"partner_id"}}' };
-    return { status, retryAfter: '0', body: '{"error":{"code":"storage_unavailable","message":"try later","field":""}}' };
+    return { status, retryAfter, body: '{"error":{"code":"storage_unavailable","message":"try later","field":""}}' };
   };
   return { requests, transport };
 }
@@ -184,7 +185,8 @@ test('page lifecycle: hidden sends with keepalive, pagehide beacons and the next
     globalThis[k] = v;
   }
   try {
-    const { requests, transport } = scripted(503);
+    // Retry-After 60: the jittered retry of the 503 must not slip into the checks below.
+    const { requests, transport } = scripted([503, '60']);
     const { t, storage } = await tracker('lc', transport);
     const id = t.track('x');
     document.visibilityState = 'hidden';
