@@ -400,17 +400,17 @@ export class Tracker {
     });
   }
 
-  // Applies the collector's answer (README "Answers"); false: back off. Network errors (status
-  // 0), 429, 5xx and anything unexpected keep the events for a retry, Retry-After (seconds) as
-  // the least wait. Otherwise the per-event results are applied, rejected events reported, and
-  // events without a result dropped and reported with the whole-request error, except after a
-  // 413 without results, which halves the batch instead.
+  // Applies the collector's answer (README "Answers"); false: back off. The wasm classifies the
+  // status (network errors, 429, 5xx and anything unexpected: retry, with Retry-After as the
+  // least wait; 413: split; other 4xx: permanent). Otherwise the per-event results are applied,
+  // rejected events reported, and events without a result dropped and reported with the
+  // whole-request error, except after a 413 without results, which halves the batch instead.
   _settle(ids, names, status, retryAfter, answer) {
     const core = this._core;
     const now = Date.now();
-    if (!((status >= 200 && status < 300) || (status >= 400 && status < 500 && status !== 429))) {
-      const secs = /^[ \t]*(\d{1,9})[ \t]*$/.exec(text(retryAfter));
-      core.settle(ids, true, secs ? secs[1] * 1000 : 0, now);
+    const verdict = core.op(10, status);
+    if (verdict === 1) {
+      core.settle(ids, true, 0, text(retryAfter), now);
       return false;
     }
     const list = ids.split(',');
@@ -434,13 +434,13 @@ export class Tracker {
       }
     }
     const rest = list.filter((_, i) => !judged.has(i));
-    if (status < 300) core.settle(ids, false, 0, now);
-    else if (status === 413 && rest.length && !counted && list.length > 1) core.settle('', false, list.length >> 1, now);
+    if (verdict === 0) core.settle(ids, false, 0, '', now);
+    else if (verdict === 2 && rest.length && !counted && list.length > 1) core.settle('', false, list.length >> 1, '', now);
     else {
       let error = read(json, 'error');
       if (!isObject(error) || !text(error.code)) error = { code: 'http_' + status };
       list.forEach((_, i) => judged.has(i) || reject(i, text(error.code), text(error.field), text(error.message)));
-      core.settle(ids, false, -1, now);
+      core.settle(ids, false, -1, '', now);
     }
     return true;
   }

@@ -10,16 +10,17 @@ pub const BASE_MS: f64 = 1_000.0;
 pub const CAP_MS: f64 = 300_000.0;
 
 /// The class of an HTTP answer, from the tracker's point of view.
+/// The discriminants are what `Core::op(10, status)` answers the JS wrapper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// 2xx: the collector judged every event; apply the per-event results.
-    Answered,
+    Answered = 0,
     /// Network error (status 0), 429, 5xx, or anything unexpected: keep and retry later.
-    Retry,
+    Retry = 1,
     /// 413 without per-event results: the body was too large, send halves.
-    Split,
+    Split = 2,
     /// Any other 4xx: resending unchanged can never succeed; drop and report.
-    Permanent,
+    Permanent = 3,
 }
 
 /// Classifies an HTTP status; `0` stands for a network error (fetch rejected, no answer).

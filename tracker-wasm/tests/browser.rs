@@ -29,7 +29,7 @@ fn events_are_in_local_storage_before_track_returns() {
     let id = c.track("x", T, T);
     assert!(stored(&s, "b_persist").contains(&id));
     let (ids, _) = split(&c.batch(0, false, T));
-    c.settle(&ids, false, 0.0, T);
+    c.settle(&ids, false, 0.0, "", T);
     assert_eq!(queued(&s, "b_persist"), 0);
 }
 
@@ -39,11 +39,11 @@ fn a_dropped_batch_leaves_and_a_retried_one_stays() {
     let (mut c, _) = core(&s, "b_status", 1.0);
     c.track("bad", T, T);
     let (ids, _) = split(&c.batch(0, false, T));
-    c.settle(&ids, false, -1.0, T);
+    c.settle(&ids, false, -1.0, "", T);
     assert_eq!(queued(&s, "b_status"), 0);
     let good = c.track("good", T, T);
     let (ids, _) = split(&c.batch(0, false, T));
-    c.settle(&ids, true, 0.0, T);
+    c.settle(&ids, true, 0.0, "", T);
     assert_eq!(queued(&s, "b_status"), 1);
     c.op(4, T);
     assert!(c.batch(0, false, T).contains(&good));

@@ -56,7 +56,7 @@ fn events_are_stored_before_track_returns_and_removed_once_accepted() {
     let (ids, body) = split(&c.batch(0, false, T));
     assert!(body.contains(&id) && body.contains("\"price\":99.5"));
     assert_eq!(ids, id);
-    c.settle(&ids, false, 0.0, T);
+    c.settle(&ids, false, 0.0, "", T);
     assert_eq!(queued(&s, "persist"), 0);
 }
 
@@ -70,7 +70,7 @@ fn a_dropped_batch_leaves_the_queue_and_batches_name_their_events() {
     assert_eq!(names(&batch), "bad\x1fworse");
     let (ids, _) = split(&batch);
     // The wrapper reports rejections itself; Core only forgets the events.
-    c.settle(&ids, false, -1.0, T);
+    c.settle(&ids, false, -1.0, "", T);
     assert_eq!(take_rejected(&host), "");
     assert_eq!(queued(&s, "perm"), 0);
 }
@@ -81,7 +81,7 @@ fn a_retry_keeps_the_event_and_resends_the_same_event_id() {
     let (mut c, host) = core(&s, "retry", 20.0);
     let id = c.track("x", T, T);
     let (ids, _) = split(&c.batch(0, false, T));
-    c.settle(&ids, true, 7000.0, T);
+    c.settle(&ids, true, 0.0, " 7 ", T);
     assert_eq!(take_rejected(&host), "");
     assert_eq!(queued(&s, "retry"), 1);
     assert!(c.op(9, T) >= T + 7000.0);

@@ -8,6 +8,7 @@
 use crate::wire::cat;
 use wasm_bindgen::prelude::wasm_bindgen;
 
+use crate::backoff;
 use crate::engine::{Config, Engine, Entropy};
 use crate::queue::Entry;
 use crate::store::Store;
@@ -181,11 +182,17 @@ impl Core {
         }
     }
 
-    /// Applies the wrapper's reading of an answer to the request that carried `ids`: `retry`
-    /// keeps them and backs off for at least `n` ms; else they leave the queue and `n` (when not
-    /// negative) sets the events per request after a 413 (see `Engine::settle`).
-    pub fn settle(&mut self, ids: &str, retry: bool, n: f64, now: f64) {
+    /// Applies an answer to the request that carried `ids`, as classified by `op(10, status)`:
+    /// `retry` keeps them and backs off, for at least the `retry_after` header's delay; else they
+    /// leave the queue and `n` (when not negative) sets the events per request after a 413 (see
+    /// `Engine::settle`).
+    pub fn settle(&mut self, ids: &str, retry: bool, n: f64, retry_after: &str, now: f64) {
         let host = &self.host;
+        let n = if retry {
+            backoff::parse_retry_after(retry_after).unwrap_or(0.0)
+        } else {
+            n
+        };
         self.engine.settle(host, ids, retry, n, now, &mut Rnd(host));
     }
 
@@ -194,8 +201,13 @@ impl Core {
     /// 2 claim (still own the queue), 3 release the queue for adoption, 4 forget the backoff,
     /// 5 opt out (clearing the queue), 6 opt in, 7 reset (forget the customer, new anonymous id
     /// and session), anything else nothing. Answers 8: whether the user opted out (1 or 0);
+    /// 10: the class of HTTP status `now` for the tracker ([`backoff::classify`]: 0 answered,
+    /// 1 retry, 2 split, 3 permanent), so the retry rule has one home;
     /// every other: when a (non-forced) send is due afterwards, ms, or -1 with an empty queue.
     pub fn op(&mut self, what: u8, now: f64) -> f64 {
+        if what == 10 {
+            return f64::from(backoff::classify(now as u16) as u8);
+        }
         let host = &self.host;
         let rnd = &mut Rnd(host);
         let e = &mut self.engine;
