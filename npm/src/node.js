@@ -2,12 +2,9 @@
 // as ESM and as CommonJS). No fetch of the .wasm: it is read from the package folder.
 import { readFile } from 'node:fs/promises';
 import { initSync } from './wasm/eventline_tracker.js';
-import { Tracker } from './tracker.js';
-import { splitOptions } from './options.js';
+import { creator, once } from './entry.js';
 
-export { Tracker };
-
-let loading;
+export { Tracker } from './tracker.js';
 
 async function compile(source) {
   if (source instanceof WebAssembly.Module) return source;
@@ -23,25 +20,12 @@ async function compile(source) {
 }
 
 /**
- * Instantiates the WebAssembly core once per process. `source` may be a file path or file: URL,
- * bytes, a Response or a compiled WebAssembly.Module; default: the .wasm inside this package.
- * A failed load is forgotten, so a later call tries again.
+ * `loadWasm(source)` instantiates the WebAssembly core once per process. `source` may be a file
+ * path or file: URL, bytes, a Response or a compiled WebAssembly.Module; default: the .wasm inside
+ * this package. `createTracker(options)` loads the core if needed, then builds a Tracker.
  */
-export function loadWasm(source) {
-  loading ??= compile(source)
-    .then((module) => {
-      initSync({ module });
-    })
-    .catch((error) => {
-      loading = undefined;
-      throw error;
-    });
-  return loading;
-}
+export const loadWasm = once(async (source) => {
+  initSync({ module: await compile(source) });
+});
 
-/** Loads the core if needed, then builds a Tracker (rejects with the Tracker's coded Error). */
-export async function createTracker(options) {
-  const [wasm, trackerOptions] = splitOptions(options);
-  await loadWasm(wasm);
-  return new Tracker(trackerOptions);
-}
+export const createTracker = creator(loadWasm);
