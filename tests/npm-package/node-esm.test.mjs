@@ -5,18 +5,7 @@ import test from 'node:test';
 import { createTracker, loadWasm, Tracker } from '@eventline/tracker';
 import wire from './wire.cjs';
 
-const PARTNER = '0192f0c6-0000-7000-8000-000000000001';
-const COLLECTOR = 'http://collector.invalid:8080';
-
-function memoryStorage() {
-  const map = new Map();
-  return {
-    map,
-    getItem: (k) => (map.has(k) ? map.get(k) : null),
-    setItem: (k, v) => void map.set(k, String(v)),
-    removeItem: (k) => void map.delete(k),
-  };
-}
+const { PARTNER, COLLECTOR, memoryStorage } = wire;
 
 function recordingTransport() {
   const requests = [];

@@ -59,4 +59,19 @@ function collectorAnswer(text) {
   });
 }
 
-module.exports = { checkBody, checkEvent, collectorAnswer, UUID_V7 };
+/** The partner id and (unreachable) collector the Node tests configure. */
+const PARTNER = '0192f0c6-0000-7000-8000-000000000001';
+const COLLECTOR = 'http://collector.invalid:8080';
+
+/** A host storage in memory, as a Node or mobile runtime would supply; `map` is for assertions. */
+function memoryStorage() {
+  const map = new Map();
+  return {
+    map,
+    getItem: (k) => (map.has(k) ? map.get(k) : null),
+    setItem: (k, v) => void map.set(k, String(v)),
+    removeItem: (k) => void map.delete(k),
+  };
+}
+
+module.exports = { checkBody, checkEvent, collectorAnswer, memoryStorage, COLLECTOR, PARTNER, UUID_V7 };
