@@ -25,6 +25,15 @@ pub struct Cli {
     pub config: Config,
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -114,9 +123,10 @@ pub struct Config {
     #[arg(long, env = "EVENTLINE_REGISTRY_REFRESH_SECS", default_value_t = 10)]
     pub registry_refresh_secs: u64,
 
-    /// Log format: `text` or `json`.
-    #[arg(long, env = "EVENTLINE_LOG_FORMAT", default_value = "text")]
-    pub log_format: String,
+    /// Log format: `text` for people, `json` for log collectors; anything else is refused at
+    /// start-up rather than silently logging in a format nobody asked for.
+    #[arg(long, env = "EVENTLINE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 
     /// HTTP worker threads (0 = one per core).
     #[arg(long, env = "EVENTLINE_WORKERS", default_value_t = 0)]
@@ -148,5 +158,31 @@ impl Config {
     /// Whether the admin token is the well-known local default.
     pub fn uses_local_admin_token(&self) -> bool {
         self.admin_token == LOCAL_ADMIN_TOKEN
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            config: Config,
+        }
+        Only::try_parse_from(std::iter::once("eventline-collector").chain(args.iter().copied()))
+            .map(|o| o.config)
+    }
+
+    #[test]
+    fn the_log_format_is_text_or_json_and_nothing_else() {
+        assert_eq!(parse(&[]).unwrap().log_format, LogFormat::Text);
+        assert_eq!(
+            parse(&["--log-format", "json"]).unwrap().log_format,
+            LogFormat::Json
+        );
+        let err = parse(&["--log-format", "xml"]).unwrap_err().to_string();
+        assert!(err.contains("xml") && err.contains("json"), "{err}");
     }
 }

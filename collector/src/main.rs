@@ -1,7 +1,7 @@
 //! The `eventline-collector` binary: configuration, logging, then `serve` or `migrate`.
 
 use clap::Parser;
-use eventline_collector::config::{Cli, Command};
+use eventline_collector::config::{Cli, Command, LogFormat};
 use eventline_collector::{app, store::migrations};
 use tracing_subscriber::EnvFilter;
 
@@ -9,7 +9,7 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    if cli.config.log_format == "json" {
+    if cli.config.log_format == LogFormat::Json {
         tracing_subscriber::fmt()
             .json()
             .with_env_filter(filter)
