@@ -41,6 +41,16 @@ impl Running {
         Ok(())
     }
 
+    /// Stops at once without waiting for anything (for clean-up paths that cannot await):
+    /// the server is told to stop, the background tasks are cancelled.
+    pub fn abort(self) {
+        // The stop command is sent when `stop` is called; its future only waits for completion.
+        drop(self.server.stop(false));
+        self.server_task.abort();
+        self.refresher.abort();
+        self.sink_task.abort();
+    }
+
     /// Stops gracefully: in-flight requests finish, then the sink commits and ends.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.server.stop(true).await;

@@ -57,6 +57,39 @@ pub struct TestCollector {
     pub http: reqwest::Client,
     pub db: Client,
     pub database: String,
+    /// Set by [`TestCollector::finish`]; a test that panics before it leaves the clean-up to `Drop`.
+    finished: bool,
+}
+
+async fn drop_database(db: &Client, database: &str) {
+    let _ = db
+        .query("DROP DATABASE IF EXISTS {db:Identifier}")
+        .param("db", database)
+        .execute()
+        .await;
+}
+
+/// A test that panics never reaches `finish`: its server is stopped when the test's runtime
+/// shuts down, and its database is dropped here, from a thread with a runtime of its own (the
+/// test's runtime may be the one unwinding, and `Drop` cannot await).
+impl Drop for TestCollector {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        if let Some(running) = self.running.take() {
+            running.abort();
+        }
+        let (db, database) = (self.db.clone(), self.database.clone());
+        let cleanup = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the clean-up")
+                .block_on(drop_database(&db, &database));
+        });
+        let _ = cleanup.join();
+    }
 }
 
 impl TestCollector {
@@ -84,6 +117,7 @@ impl TestCollector {
             http: reqwest::Client::new(),
             db: Client::default().with_url(url).with_database(&database),
             database,
+            finished: false,
         }
     }
 
@@ -92,12 +126,8 @@ impl TestCollector {
         if let Some(running) = self.running.take() {
             running.stop().await.unwrap();
         }
-        let _ = self
-            .db
-            .query("DROP DATABASE IF EXISTS {db:Identifier}")
-            .param("db", self.database.as_str())
-            .execute()
-            .await;
+        drop_database(&self.db, &self.database).await;
+        self.finished = true;
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -5,5 +5,6 @@
 
 mod admin;
 mod common;
+mod harness;
 mod ingest;
 mod outage;
