@@ -1,17 +1,23 @@
 # The collector image: build in the Rust image, run the static-enough binary on slim Debian.
-# No Docker engine runs on the development machines; build and run it where one does:
+# No container engine can build it on the development machines (tests/container/check.py replays
+# its build there instead); build and run it where one can:
 #   docker build -t eventline-collector .
-#   docker run -p 8080:8080 -e EVENTLINE_LISTEN=0.0.0.0:8080 -e CLICKHOUSE_URL=http://clickhouse:8123 \
-#     -e EVENTLINE_ADMIN_TOKEN=change-me eventline-collector
+#   docker run -p 8080:8080 -e CLICKHOUSE_URL=http://clickhouse:8123 \
+#     -e EVENTLINE_ADMIN_TOKEN="$(openssl rand -hex 32)" eventline-collector
+# It listens on 0.0.0.0, so it refuses to start without an admin token of at least 32 bytes.
 
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
-# Manifests first, so dependency builds are cached across source edits.
+# Manifests first, so dependency builds are cached across source edits. Cargo loads every
+# workspace member's manifest even for `-p eventline-collector`, so all of them are copied
+# (tests/container/check.py fails when a member is missing here). The tracker stays a stub.
 COPY Cargo.toml Cargo.lock ./
 COPY event-model/Cargo.toml event-model/Cargo.toml
 COPY collector/Cargo.toml collector/Cargo.toml
-RUN mkdir -p event-model/src collector/src collector/benches \
-    && echo 'fn main() {}' > collector/src/main.rs && touch collector/src/lib.rs event-model/src/lib.rs \
+COPY tracker-wasm/Cargo.toml tracker-wasm/Cargo.toml
+RUN mkdir -p event-model/src collector/src collector/benches tracker-wasm/src \
+    && echo 'fn main() {}' > collector/src/main.rs \
+    && touch collector/src/lib.rs event-model/src/lib.rs tracker-wasm/src/lib.rs \
     && echo 'fn main() {}' > collector/benches/ingest.rs \
     && sed -i '/^\[\[test\]\]/,/^path/d' collector/Cargo.toml \
     && cargo build --release --locked -p eventline-collector \

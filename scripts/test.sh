@@ -3,10 +3,12 @@
 # when missing; slow installs are kept under tools/ and reused).
 #   1. Rust: unit, property and integration tests (a private local ClickHouse on 18124, unless
 #      EVENTLINE_TEST_CLICKHOUSE_URL names a server);
-#   2. the tracker: wasm build, wasm-bindgen-test suites in Node and headless Chromium, the size
+#   2. the container: the Dockerfile's build replayed from its context, its binary run
+#      (tests/container/check.py; no container engine can build images on these machines);
+#   3. the tracker: wasm build, wasm-bindgen-test suites in Node and headless Chromium, the size
 #      budget, the npm package installed from its tarball;
-#   3. end to end: headless Chromium → collector → ClickHouse (tests/e2e/run.sh).
-# Arguments go to `cargo test`; EVENTLINE_TEST_ONLY=rust skips 2 and 3.
+#   4. end to end: headless Chromium → collector → ClickHouse (tests/e2e/run.sh).
+# Arguments go to `cargo test`; EVENTLINE_TEST_ONLY=rust skips 2 to 4.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,6 +25,12 @@ step "Rust tests"
     export EVENTLINE_TEST_CLICKHOUSE_URL="http://127.0.0.1:$port"
   fi
   cargo test --workspace "$@"
+  [[ "${EVENTLINE_TEST_ONLY:-}" == rust ]] && exit 0
+
+  step "container: the Dockerfile's build stage replayed from its context, the image's binary serves"
+  # A release build of its own (first run ~3 min); its target dir is kept in the cache.
+  python3 tests/container/check.py --clickhouse-url "$EVENTLINE_TEST_CLICKHOUSE_URL" \
+    --target-dir "${CACHE_DIR:-$ROOT/.cache}/container-target"
 )
 [[ "${EVENTLINE_TEST_ONLY:-}" == rust ]] && exit 0
 
