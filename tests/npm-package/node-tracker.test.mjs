@@ -19,15 +19,27 @@ const queuedText = (storage, prefix) =>
 // Retry-After of a retryable answer (default '0': retry at the backoff's own, jittered time).
 function scripted(...statuses) {
   const requests = [];
+  const waiters = [];
   const transport = async (request) => {
     requests.push(request);
+    for (const wake of waiters.splice(0)) wake();
     const [status, retryAfter = '0'] = [statuses.shift() ?? 200].flat();
     if (status === 200) return { status, body: wire.collectorAnswer(request.body) };
     if (status === 400)
       return { status, body: '{"error":{"code":"unknown_partner","message":"partner_id names no partner","field":"partner_id"}}' };
     return { status, retryAfter, body: '{"error":{"code":"storage_unavailable","message":"try later","field":""}}' };
   };
-  return { requests, transport };
+  // Resolves once the transport has been called `n` times in all: a signal to wait on, not a sleep.
+  const reached = (n, ms = 5_000) => new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`request ${n} was not sent within ${ms} ms`)), ms);
+    const check = () => {
+      if (requests.length < n) return waiters.push(check);
+      clearTimeout(timer);
+      resolve();
+    };
+    check();
+  });
+  return { requests, transport, reached };
 }
 
 const ids = (requests) => requests.flatMap((r) => JSON.parse(r.body).events.map((e) => e.event_id));
@@ -175,12 +187,12 @@ test('page lifecycle: hidden sends with keepalive, pagehide beacons and the next
   }
   try {
     // Retry-After 60: the jittered retry of the 503 must not slip into the checks below.
-    const { requests, transport } = scripted([503, '60']);
+    const { requests, transport, reached } = scripted([503, '60']);
     const { t, storage } = await tracker('lc', transport);
     const id = t.track('x');
     document.visibilityState = 'hidden';
     listeners['document:visibilitychange']();
-    await new Promise((r) => setTimeout(r, 20));
+    await reached(1);
     assert.equal(requests.at(-1).keepalive, true);
     assert.deepEqual(ids(requests), [id]);
     listeners['window:pagehide']();
