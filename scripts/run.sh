@@ -106,8 +106,9 @@ Eventline is running.
 Sources of the demo partner:
 $(admin "$COLLECTOR/v1/admin/partners/$partner_id/sources" | python3 "$ROOT/scripts/list-sources.py")
 
-Send an event:
-  curl -sS $COLLECTOR/v1/events -H 'Content-Type: application/json' -d '{"partner_id":"$partner_id","sent_at":"'\$(date -u +%FT%T.000Z)'","events":[{"event_id":"'\$(cat /proc/sys/kernel/random/uuid)'","kind":"customer","name":"product_viewed","source":"online_store","customer_id":"42","occurred_at":"'\$(date -u +%FT%T.000Z)'","context":{"category":"Jacket","price":99.5}}]}'
+Send an event (as an app: the mobile_app source has no domain, so it takes requests without Origin;
+the Online Store has a domain and takes only browser requests from it):
+  curl -sS $COLLECTOR/v1/events -H 'Content-Type: application/json' -d '{"partner_id":"$partner_id","sent_at":"'\$(date -u +%FT%T.000Z)'","events":[{"event_id":"'\$(cat /proc/sys/kernel/random/uuid)'","kind":"customer","name":"product_viewed","source":"mobile_app","customer_id":"42","occurred_at":"'\$(date -u +%FT%T.000Z)'","context":{"category":"Jacket","price":99.5}}]}'
 
 See it in ClickHouse:
   curl -sS '$CLICKHOUSE_URL/?database=eventline' --data-binary "SELECT event_time, name, source, customer_id, context_strings, context_numbers FROM events ORDER BY received_at DESC LIMIT 5 FORMAT PrettyCompactMonoBlock"
