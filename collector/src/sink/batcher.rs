@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use super::{Batch, BatchWriter, EventKey};
 use crate::error::StorageError;
 use crate::metrics::Metrics;
-use crate::store::rows::{EventRow, RejectedRow};
+use crate::store::rows::EventRow;
 
 /// When a commit is started.
 #[derive(Debug, Clone, Copy)]
@@ -40,25 +40,16 @@ pub enum SubmitError {
 
 struct Job {
     events: Vec<EventRow>,
-    rejected: Vec<RejectedRow>,
     reply: oneshot::Sender<Result<Arc<HashSet<EventKey>>, StorageError>>,
 }
 
 impl Job {
     fn rows(&self) -> usize {
-        self.events.len() + self.rejected.len()
+        self.events.len()
     }
 
     fn bytes(&self) -> usize {
-        self.events
-            .iter()
-            .map(EventRow::approx_bytes)
-            .sum::<usize>()
-            + self
-                .rejected
-                .iter()
-                .map(RejectedRow::approx_bytes)
-                .sum::<usize>()
+        self.events.iter().map(EventRow::approx_bytes).sum()
     }
 }
 
@@ -78,37 +69,28 @@ impl Sink {
         (row.event_id.as_u128() % self.lanes.len() as u128) as usize
     }
 
-    /// Hands rows over and waits for their commit; returns the events that were already stored.
+    /// Hands events over and waits for their commit; returns the events that were already
+    /// stored. No events: answered at once.
     ///
     /// If one lane fails after another committed, the request still fails (503) and its retry
     /// finds the committed part as duplicates: nothing is stored twice.
     pub async fn submit(
         &self,
         events: Vec<EventRow>,
-        rejected: Vec<RejectedRow>,
     ) -> Result<Arc<HashSet<EventKey>>, SubmitError> {
-        let mut parts: Vec<(Vec<EventRow>, Vec<RejectedRow>)> = (0..self.lanes.len())
-            .map(|_| (Vec::new(), Vec::new()))
-            .collect();
+        let mut parts: Vec<Vec<EventRow>> = (0..self.lanes.len()).map(|_| Vec::new()).collect();
         for row in events {
             let lane = self.lane_of(&row);
-            parts[lane].0.push(row);
+            parts[lane].push(row);
         }
-        // Rejections need no look-up; they ride with the first lane that has work, or lane 0.
-        let first = parts.iter().position(|p| !p.0.is_empty()).unwrap_or(0);
-        parts[first].1 = rejected;
         let mut waiting = Vec::with_capacity(parts.len());
-        for (lane, (events, rejected)) in parts.into_iter().enumerate() {
-            if events.is_empty() && rejected.is_empty() {
+        for (lane, events) in parts.into_iter().enumerate() {
+            if events.is_empty() {
                 continue;
             }
             let (reply, done) = oneshot::channel();
             self.lanes[lane]
-                .try_send(Job {
-                    events,
-                    rejected,
-                    reply,
-                })
+                .try_send(Job { events, reply })
                 .map_err(|e| match e {
                     mpsc::error::TrySendError::Full(_) => SubmitError::Overloaded,
                     mpsc::error::TrySendError::Closed(_) => StorageError::SinkClosed.into(),
@@ -200,7 +182,6 @@ async fn commit<W: BatchWriter>(writer: &W, metrics: &Metrics, jobs: Vec<Job>, r
     let mut replies = Vec::with_capacity(jobs.len());
     for job in jobs {
         batch.events.extend(job.events);
-        batch.rejected.extend(job.rejected);
         replies.push(job.reply);
     }
     let started = Instant::now();
@@ -292,7 +273,7 @@ mod tests {
         let (sink, _task) = spawn(writer.clone(), limits(1000, 200), Metrics::new());
         let submits = (0..5).map(|_| {
             let sink = sink.clone();
-            tokio::spawn(async move { sink.submit(vec![row(), row()], vec![]).await })
+            tokio::spawn(async move { sink.submit(vec![row(), row()]).await })
         });
         for s in submits.collect::<Vec<_>>() {
             s.await.unwrap().unwrap();
@@ -305,9 +286,7 @@ mod tests {
         let writer = Recorder::default();
         let (sink, _task) = spawn(writer.clone(), limits(3, 60_000), Metrics::new());
         let started = Instant::now();
-        sink.submit(vec![row(), row(), row()], vec![])
-            .await
-            .unwrap();
+        sink.submit(vec![row(), row(), row()]).await.unwrap();
         assert!(started.elapsed() < Duration::from_secs(30));
         assert_eq!(*writer.commits.lock().unwrap(), vec![3]);
     }
@@ -317,10 +296,10 @@ mod tests {
         let writer = Recorder::default();
         *writer.fail.lock().unwrap() = true;
         let (sink, _task) = spawn(writer.clone(), limits(1000, 0), Metrics::new());
-        let err = sink.submit(vec![row()], vec![]).await.unwrap_err();
+        let err = sink.submit(vec![row()]).await.unwrap_err();
         assert!(matches!(err, SubmitError::Storage(_)));
         *writer.fail.lock().unwrap() = false;
-        sink.submit(vec![row()], vec![]).await.unwrap();
+        sink.submit(vec![row()]).await.unwrap();
         assert_eq!(*writer.commits.lock().unwrap(), vec![1]);
     }
 
@@ -344,7 +323,7 @@ mod tests {
         for (r, lane) in rows.iter().zip(&lanes) {
             assert_eq!(sink.lane_of(&r.clone()), *lane);
         }
-        sink.submit(rows, vec![]).await.unwrap();
+        sink.submit(rows).await.unwrap();
         assert_eq!(writer.commits.lock().unwrap().iter().sum::<usize>(), 64);
     }
 
@@ -366,12 +345,12 @@ mod tests {
             Metrics::new(),
         );
         let s1 = sink.clone();
-        tokio::spawn(async move { s1.submit(vec![row()], vec![]).await });
+        tokio::spawn(async move { s1.submit(vec![row()]).await });
         tokio::time::sleep(Duration::from_millis(50)).await;
         let s2 = sink.clone();
-        tokio::spawn(async move { s2.submit(vec![row()], vec![]).await });
+        tokio::spawn(async move { s2.submit(vec![row()]).await });
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let err = sink.submit(vec![row()], vec![]).await.unwrap_err();
+        let err = sink.submit(vec![row()]).await.unwrap_err();
         assert!(matches!(err, SubmitError::Overloaded));
     }
 }

@@ -1,4 +1,5 @@
-//! Committing a batch to ClickHouse: drop events already stored, then insert.
+//! Committing a batch to ClickHouse: drop events already stored, then insert; and writing
+//! rejected rows for the quarantine path.
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -8,6 +9,7 @@ use serde::Deserialize;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use super::quarantine::QuarantineWriter;
 use super::{Batch, BatchWriter, EventKey};
 use crate::error::StorageError;
 use crate::metrics::Metrics;
@@ -34,7 +36,7 @@ fn sort_key(row: &EventRow) -> SortKey {
     )
 }
 
-/// Writes batches to the `events` and `rejected_events` tables.
+/// Writes batches to `events`, and rejected rows to `rejected_events`.
 pub struct ClickHouseWriter {
     store: Store,
     metrics: Metrics,
@@ -115,8 +117,10 @@ impl ClickHouseWriter {
         };
         self.store.timed(write).await
     }
+}
 
-    async fn insert_rejected(&self, rows: &[RejectedRow]) -> Result<(), StorageError> {
+impl QuarantineWriter for ClickHouseWriter {
+    async fn write(&self, rows: &[RejectedRow]) -> Result<(), StorageError> {
         let client = self.store.client();
         let write = async {
             let mut insert = client.insert::<RejectedRow>("rejected_events").await?;
@@ -152,8 +156,6 @@ impl BatchWriter for ClickHouseWriter {
                 }
             }
         }
-        // Events before rejections: if the second insert fails the request is retried, the
-        // events are then found as stored, and only the rejections are written again.
         if !fresh.is_empty() {
             self.insert_events(&fresh).await?;
             for row in &fresh {
@@ -162,9 +164,6 @@ impl BatchWriter for ClickHouseWriter {
                     .with_label_values(&[row.ingest_path.as_str()])
                     .inc();
             }
-        }
-        if !batch.rejected.is_empty() {
-            self.insert_rejected(&batch.rejected).await?;
         }
         self.metrics.duplicates.inc_by(repeats);
         Ok(skipped)

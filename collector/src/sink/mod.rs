@@ -6,11 +6,16 @@
 //! `event_id`s are already stored) and the insert that follows it cannot interleave with
 //! another commit's; that is what makes retried events land exactly once.
 
+//!
+//! Rejected rows take their own best-effort path ([`quarantine`]): no request waits for them.
+
 mod batcher;
 mod clickhouse_writer;
+pub mod quarantine;
 
 pub use batcher::{spawn, BatchLimits, Sink, SubmitError};
 pub use clickhouse_writer::ClickHouseWriter;
+pub use quarantine::{dropped as quarantine_dropped, Quarantine, QuarantineLimits, QuarantineTask};
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -18,18 +23,16 @@ use std::future::Future;
 use uuid::Uuid;
 
 use crate::error::StorageError;
-use crate::store::rows::{EventRow, RejectedRow};
+use crate::store::rows::EventRow;
 
 /// `(partner_id, event_id)`: the identity of a stored event.
 pub type EventKey = (Uuid, Uuid);
 
-/// Rows of one or more requests, committed together.
+/// Events of one or more requests, committed together.
 #[derive(Debug, Default)]
 pub struct Batch {
     /// Rows for `events`, possibly holding the same event twice (a retry racing the original).
     pub events: Vec<EventRow>,
-    /// Rows for `rejected_events`.
-    pub rejected: Vec<RejectedRow>,
 }
 
 /// Writes batches; the ClickHouse implementation is [`ClickHouseWriter`].
