@@ -129,7 +129,7 @@ impl ApiError {
         match self {
             // Internal details stay in the logs; clients learn what to do.
             ApiError::Storage(_) => {
-                "events could not be stored right now and none were kept; retry after the Retry-After delay".into()
+                "the events were not all stored; resend the same batch with the same event_ids after Retry-After: events already stored are answered `duplicate` and not stored twice".into()
             }
             other => other.to_string(),
         }

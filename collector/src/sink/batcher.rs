@@ -33,7 +33,8 @@ pub enum SubmitError {
     /// The queue is full.
     #[error("sink queue is full")]
     Overloaded,
-    /// The commit failed; nothing of the submission was kept.
+    /// A commit failed: the submission's events were not all stored (another lane's share, or
+    /// an insert whose answer was lost, may be). A resend stores each event once.
     #[error(transparent)]
     Storage(#[from] StorageError),
 }

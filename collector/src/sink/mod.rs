@@ -38,7 +38,8 @@ pub struct Batch {
 /// Writes batches; the ClickHouse implementation is [`ClickHouseWriter`].
 pub trait BatchWriter: Send + Sync + 'static {
     /// Stores the batch, skipping events already stored (and repeats within the batch), and
-    /// returns the keys that were already stored before this commit. All or nothing: on `Err`, callers assume nothing was kept.
+    /// returns the keys that were already stored before this commit. On `Err` the events were
+    /// not all stored; some may be, and the next look-up finds them.
     fn commit(
         &self,
         batch: Batch,
