@@ -62,6 +62,9 @@ pub enum StorageError {
     /// A commit failed; the message is the underlying error, shared by every waiting request.
     #[error("commit failed: {0}")]
     Commit(String),
+    /// An earlier insert's outcome is unknown and it could not yet be confirmed ended.
+    #[error("insert {0} may still be running; not inserting until it has ended")]
+    Unsettled(String),
     /// The sink task is gone (shutting down).
     #[error("the sink is shut down")]
     SinkClosed,

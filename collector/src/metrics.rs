@@ -21,6 +21,9 @@ pub struct Metrics {
     pub insert_seconds: Histogram,
     /// Sink commits that failed (answered 503).
     pub sink_failures: IntCounter,
+    /// Inserts of events whose outcome was unknown (timeout, dropped connection), settled
+    /// (killed or seen finished) before the lane's next look-up.
+    pub sink_inserts_in_doubt: IntCounter,
     /// Rejected rows dropped instead of written to `rejected_events`, by reason
     /// (`full`, `storage`, `shutdown`).
     pub quarantine_dropped: IntCounterVec,
@@ -61,6 +64,11 @@ impl Metrics {
         .expect("valid metric");
         let sink_failures = IntCounter::new("sink_failures_total", "Sink commits that failed")
             .expect("valid metric");
+        let sink_inserts_in_doubt = IntCounter::new(
+            "sink_inserts_in_doubt_total",
+            "Inserts of events with an unknown outcome, settled before the next duplicate look-up",
+        )
+        .expect("valid metric");
         let quarantine_dropped = IntCounterVec::new(
             Opts::new(
                 "quarantine_dropped_total",
@@ -94,6 +102,7 @@ impl Metrics {
             Box::new(batch_rows.clone()),
             Box::new(insert_seconds.clone()),
             Box::new(sink_failures.clone()),
+            Box::new(sink_inserts_in_doubt.clone()),
             Box::new(quarantine_dropped.clone()),
             Box::new(quarantine_written.clone()),
             Box::new(responses.clone()),
@@ -108,6 +117,7 @@ impl Metrics {
             batch_rows,
             insert_seconds,
             sink_failures,
+            sink_inserts_in_doubt,
             quarantine_dropped,
             quarantine_written,
             responses,

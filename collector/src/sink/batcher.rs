@@ -27,6 +27,20 @@ pub struct BatchLimits {
     pub lanes: usize,
 }
 
+/// Why a commit failed, as far as the lane must know.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// Nothing of the commit can still be running in ClickHouse (the look-up failed, or the
+    /// insert was never sent).
+    #[error(transparent)]
+    Failed(StorageError),
+    /// The insert of events was sent and no definite answer came back (timeout, dropped
+    /// connection, an error from anything between us and ClickHouse): it may still be running,
+    /// and may commit. The lane settles it before its next look-up.
+    #[error("insert outcome unknown: {0}")]
+    InDoubt(StorageError),
+}
+
 /// Why a submission was not stored.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
@@ -152,6 +166,9 @@ async fn run<W: BatchWriter>(
     metrics: Metrics,
     mut rx: mpsc::Receiver<Job>,
 ) {
+    // An insert of this lane whose outcome is unknown. Until it is settled, a look-up could
+    // miss rows it is still committing, and the events would be stored twice.
+    let mut in_doubt: Option<String> = None;
     while let Some(first) = rx.recv().await {
         let deadline = Instant::now() + limits.linger;
         let (mut rows, mut bytes) = (first.rows(), first.bytes());
@@ -174,19 +191,39 @@ async fn run<W: BatchWriter>(
             bytes += job.bytes();
             jobs.push(job);
         }
-        commit(&*writer, &metrics, jobs, rows).await;
+        commit(&*writer, &metrics, &mut in_doubt, jobs, rows).await;
     }
 }
 
-async fn commit<W: BatchWriter>(writer: &W, metrics: &Metrics, jobs: Vec<Job>, rows: usize) {
+async fn commit<W: BatchWriter>(
+    writer: &W,
+    metrics: &Metrics,
+    in_doubt: &mut Option<String>,
+    jobs: Vec<Job>,
+    rows: usize,
+) {
     let mut batch = Batch::default();
     let mut replies = Vec::with_capacity(jobs.len());
     for job in jobs {
         batch.events.extend(job.events);
         replies.push(job.reply);
     }
+    if let Some(id) = in_doubt.as_deref() {
+        if let Err(error) = writer.settle(id).await {
+            metrics.sink_failures.inc();
+            tracing::warn!(%error, insert_id = id, rows, "an earlier insert is not settled; answering 503 without inserting");
+            let message = StorageError::Unsettled(id.to_string()).to_string();
+            for reply in replies {
+                let _ = reply.send(Err(StorageError::Commit(message.clone())));
+            }
+            return;
+        }
+        tracing::info!(insert_id = id, "insert in doubt settled: no longer running");
+        *in_doubt = None;
+    }
+    let insert_id = format!("eventline-insert-{}", uuid::Uuid::new_v4());
     let started = Instant::now();
-    let result = writer.commit(batch).await;
+    let result = writer.commit(batch, &insert_id).await;
     metrics
         .insert_seconds
         .observe(started.elapsed().as_secs_f64());
@@ -200,6 +237,10 @@ async fn commit<W: BatchWriter>(writer: &W, metrics: &Metrics, jobs: Vec<Job>, r
             }
         }
         Err(error) => {
+            if let CommitError::InDoubt(_) = &error {
+                metrics.sink_inserts_in_doubt.inc();
+                *in_doubt = Some(insert_id);
+            }
             metrics.sink_failures.inc();
             tracing::warn!(%error, rows, "commit failed; answering 503 to its requests");
             let message = error.to_string();
@@ -225,13 +266,142 @@ mod tests {
     }
 
     impl BatchWriter for Recorder {
-        async fn commit(&self, batch: Batch) -> Result<HashSet<EventKey>, StorageError> {
+        async fn commit(&self, batch: Batch, _: &str) -> Result<HashSet<EventKey>, CommitError> {
             if *self.fail.lock().unwrap() {
-                return Err(StorageError::Commit("down".into()));
+                return Err(CommitError::Failed(StorageError::Commit("down".into())));
             }
             self.commits.lock().unwrap().push(batch.events.len());
             Ok(HashSet::new())
         }
+
+        async fn settle(&self, _: &str) -> Result<(), StorageError> {
+            panic!("nothing was in doubt")
+        }
+    }
+
+    /// What a [`Scripted`] writer was asked, in order.
+    #[derive(Debug, Clone, PartialEq)]
+    enum Call {
+        Commit(String),
+        Settle(String),
+    }
+
+    /// Answers commits and settles from scripts (then succeeds), recording every call.
+    #[derive(Clone, Default)]
+    struct Scripted {
+        calls: Arc<Mutex<Vec<Call>>>,
+        commits: Arc<Mutex<Vec<Result<(), CommitError>>>>,
+        settles: Arc<Mutex<Vec<Result<(), StorageError>>>>,
+    }
+
+    impl Scripted {
+        fn calls(&self) -> Vec<Call> {
+            self.calls.lock().unwrap().clone()
+        }
+    }
+
+    impl BatchWriter for Scripted {
+        async fn commit(&self, _: Batch, id: &str) -> Result<HashSet<EventKey>, CommitError> {
+            self.calls.lock().unwrap().push(Call::Commit(id.into()));
+            let mut script = self.commits.lock().unwrap();
+            match (!script.is_empty()).then(|| script.remove(0)) {
+                Some(Err(e)) => Err(e),
+                _ => Ok(HashSet::new()),
+            }
+        }
+
+        async fn settle(&self, id: &str) -> Result<(), StorageError> {
+            self.calls.lock().unwrap().push(Call::Settle(id.into()));
+            let mut script = self.settles.lock().unwrap();
+            if script.is_empty() {
+                Ok(())
+            } else {
+                script.remove(0)
+            }
+        }
+    }
+
+    fn timeout() -> StorageError {
+        StorageError::Timeout(Duration::from_secs(1))
+    }
+
+    #[tokio::test]
+    async fn after_an_insert_in_doubt_the_lane_settles_it_before_its_next_commit() {
+        let writer = Scripted::default();
+        writer
+            .commits
+            .lock()
+            .unwrap()
+            .push(Err(CommitError::InDoubt(timeout())));
+        let metrics = Metrics::new();
+        let (sink, _task) = spawn(writer.clone(), limits(1000, 0), metrics.clone());
+        assert!(sink.submit(vec![row()]).await.is_err());
+        sink.submit(vec![row()]).await.unwrap();
+        sink.submit(vec![row()]).await.unwrap();
+        let calls = writer.calls();
+        let Call::Commit(first) = &calls[0] else {
+            panic!("{calls:?}")
+        };
+        assert_eq!(calls.len(), 4, "{calls:?}");
+        assert_eq!(calls[1], Call::Settle(first.clone()), "{calls:?}");
+        assert!(
+            matches!((&calls[2], &calls[3]), (Call::Commit(a), Call::Commit(b)) if a != first && b != a),
+            "every insert has its own id, and a settled insert is not settled again: {calls:?}"
+        );
+        assert_eq!(metrics.sink_inserts_in_doubt.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn until_an_insert_in_doubt_is_settled_commits_are_answered_503_without_inserting() {
+        let writer = Scripted::default();
+        writer
+            .commits
+            .lock()
+            .unwrap()
+            .push(Err(CommitError::InDoubt(timeout())));
+        writer
+            .settles
+            .lock()
+            .unwrap()
+            .extend([Err(timeout()), Err(timeout())]);
+        let (sink, _task) = spawn(writer.clone(), limits(1000, 0), Metrics::new());
+        assert!(sink.submit(vec![row()]).await.is_err());
+        for _ in 0..2 {
+            let err = sink.submit(vec![row()]).await.unwrap_err();
+            assert!(matches!(err, SubmitError::Storage(_)), "{err:?}");
+        }
+        sink.submit(vec![row()]).await.unwrap();
+        let kinds: Vec<&str> = writer
+            .calls()
+            .iter()
+            .map(|c| match c {
+                Call::Commit(_) => "commit",
+                Call::Settle(_) => "settle",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            ["commit", "settle", "settle", "settle", "commit"],
+            "no insert while the first is unsettled"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failure_before_the_insert_needs_no_settling() {
+        let writer = Scripted::default();
+        writer
+            .commits
+            .lock()
+            .unwrap()
+            .push(Err(CommitError::Failed(timeout())));
+        let (sink, _task) = spawn(writer.clone(), limits(1000, 0), Metrics::new());
+        assert!(sink.submit(vec![row()]).await.is_err());
+        sink.submit(vec![row()]).await.unwrap();
+        assert!(
+            writer.calls().iter().all(|c| matches!(c, Call::Commit(_))),
+            "{:?}",
+            writer.calls()
+        );
     }
 
     fn row() -> EventRow {
@@ -333,8 +503,12 @@ mod tests {
         #[derive(Clone)]
         struct Stuck;
         impl BatchWriter for Stuck {
-            async fn commit(&self, _: Batch) -> Result<HashSet<EventKey>, StorageError> {
+            async fn commit(&self, _: Batch, _: &str) -> Result<HashSet<EventKey>, CommitError> {
                 std::future::pending().await
+            }
+
+            async fn settle(&self, _: &str) -> Result<(), StorageError> {
+                Ok(())
             }
         }
         let (sink, _task) = spawn(

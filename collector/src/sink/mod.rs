@@ -13,7 +13,7 @@ mod batcher;
 mod clickhouse_writer;
 pub mod quarantine;
 
-pub use batcher::{spawn, BatchLimits, Sink, SubmitError};
+pub use batcher::{spawn, BatchLimits, CommitError, Sink, SubmitError};
 pub use clickhouse_writer::ClickHouseWriter;
 pub use quarantine::{dropped as quarantine_dropped, Quarantine, QuarantineLimits, QuarantineTask};
 
@@ -38,10 +38,16 @@ pub struct Batch {
 /// Writes batches; the ClickHouse implementation is [`ClickHouseWriter`].
 pub trait BatchWriter: Send + Sync + 'static {
     /// Stores the batch, skipping events already stored (and repeats within the batch), and
-    /// returns the keys that were already stored before this commit. On `Err` the events were
-    /// not all stored; some may be, and the next look-up finds them.
+    /// returns the keys that were already stored before this commit. The insert of events
+    /// carries `insert_id` as its ClickHouse `query_id`. On `Err` the events were not all
+    /// stored; some may be, and a later look-up finds them once the insert is settled.
     fn commit(
         &self,
         batch: Batch,
-    ) -> impl Future<Output = Result<HashSet<EventKey>, StorageError>> + Send;
+        insert_id: &str,
+    ) -> impl Future<Output = Result<HashSet<EventKey>, CommitError>> + Send;
+
+    /// Makes sure the insert `insert_id` is no longer running (killed, or finished on its
+    /// own). `Ok` only once that is confirmed; until then its rows may still appear.
+    fn settle(&self, insert_id: &str) -> impl Future<Output = Result<(), StorageError>> + Send;
 }
