@@ -74,6 +74,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             max_bytes: config.batch_max_bytes,
             linger: config.batch_linger(),
             queue: config.sink_queue,
+            queue_bytes: config.sink_queue_bytes as usize,
             lanes: config.sink_lanes,
         },
         metrics.clone(),

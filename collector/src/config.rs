@@ -93,6 +93,13 @@ pub struct Config {
     #[arg(long, env = "EVENTLINE_SINK_QUEUE", default_value_t = 4096)]
     pub sink_queue: usize,
 
+    /// (Approximate) bytes of events each sink lane may hold, waiting or being committed,
+    /// before new requests are answered 429. The request count alone lets 4,096 requests of
+    /// up to 1 MiB pile up (4 GiB) while ClickHouse stalls; 64 MiB holds 64 full-size requests
+    /// or some 100,000 typical events, four batches of the default 16 MiB, per lane.
+    #[arg(long, env = "EVENTLINE_SINK_QUEUE_BYTES", default_value_t = 64 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub sink_queue_bytes: u64,
+
     /// Most rejected rows held in memory on their way to `rejected_events` (waiting or being
     /// written); rows beyond it are dropped and counted, never waited for. 50,000 covers a
     /// minute of a badly broken tracker at several hundred rejections a second.

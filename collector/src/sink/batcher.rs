@@ -1,6 +1,7 @@
 //! Grouping requests into commits: the loop, its limits, and the hand-off to requests.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,9 @@ pub struct BatchLimits {
     pub linger: Duration,
     /// Requests that may wait (per lane) before new ones are refused with 429.
     pub queue: usize,
+    /// (Approximate) bytes of events a lane may hold, waiting or being committed, before new
+    /// requests are refused with 429. A lane holding nothing admits one request of any size.
+    pub queue_bytes: usize,
     /// Independent commit lanes; an event's lane is fixed by its `event_id`.
     pub lanes: usize,
 }
@@ -56,6 +60,7 @@ pub enum SubmitError {
 struct Job {
     events: Vec<EventRow>,
     reply: oneshot::Sender<Result<Arc<HashSet<EventKey>>, StorageError>>,
+    held: Held,
 }
 
 impl Job {
@@ -64,8 +69,42 @@ impl Job {
     }
 
     fn bytes(&self) -> usize {
-        self.events.iter().map(EventRow::approx_bytes).sum()
+        self.held.bytes
     }
+}
+
+/// Bytes of one job counted against its lane's `queue_bytes`; given back when dropped (the
+/// job's commit is over, or the job never reached the lane).
+struct Held {
+    lane: Arc<AtomicUsize>,
+    bytes: usize,
+}
+
+impl Held {
+    /// Counts `bytes` against the lane, or `None` when they do not fit. A lane holding nothing
+    /// admits any size, so a request larger than the bound is not refused forever.
+    fn reserve(lane: &Arc<AtomicUsize>, bytes: usize, max: usize) -> Option<Held> {
+        lane.fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+            (held == 0 || held.saturating_add(bytes) <= max).then(|| held.saturating_add(bytes))
+        })
+        .ok()?;
+        Some(Held {
+            lane: lane.clone(),
+            bytes,
+        })
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.lane.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
+/// One lane as the requests see it.
+struct LaneHandle {
+    jobs: mpsc::Sender<Job>,
+    held_bytes: Arc<AtomicUsize>,
 }
 
 /// The requests' side of the sink. Cloneable; the lane tasks end when every clone is dropped,
@@ -75,7 +114,8 @@ impl Job {
 /// retry racing its original) meets the same duplicate look-up, while lanes commit in parallel.
 #[derive(Clone)]
 pub struct Sink {
-    lanes: Arc<[mpsc::Sender<Job>]>,
+    lanes: Arc<[LaneHandle]>,
+    queue_bytes: usize,
 }
 
 impl Sink {
@@ -93,25 +133,7 @@ impl Sink {
         &self,
         events: Vec<EventRow>,
     ) -> Result<Arc<HashSet<EventKey>>, SubmitError> {
-        let mut parts: Vec<Vec<EventRow>> = (0..self.lanes.len()).map(|_| Vec::new()).collect();
-        for row in events {
-            let lane = self.lane_of(&row);
-            parts[lane].push(row);
-        }
-        let mut waiting = Vec::with_capacity(parts.len());
-        for (lane, events) in parts.into_iter().enumerate() {
-            if events.is_empty() {
-                continue;
-            }
-            let (reply, done) = oneshot::channel();
-            self.lanes[lane]
-                .try_send(Job { events, reply })
-                .map_err(|e| match e {
-                    mpsc::error::TrySendError::Full(_) => SubmitError::Overloaded,
-                    mpsc::error::TrySendError::Closed(_) => StorageError::SinkClosed.into(),
-                })?;
-            waiting.push(done);
-        }
+        let waiting = self.enqueue(events)?;
         let mut already = HashSet::new();
         let mut failure = None;
         for done in waiting {
@@ -126,7 +148,46 @@ impl Sink {
             None => Ok(Arc::new(already)),
         }
     }
+
+    /// Queues each lane's share of the events, all or none: when one lane is full (by
+    /// requests or bytes) nothing is queued and the answer is `Overloaded`.
+    fn enqueue(&self, events: Vec<EventRow>) -> Result<Vec<oneshot::Receiver<Reply>>, SubmitError> {
+        let mut parts: Vec<Vec<EventRow>> = (0..self.lanes.len()).map(|_| Vec::new()).collect();
+        for row in events {
+            let lane = self.lane_of(&row);
+            parts[lane].push(row);
+        }
+        let mut ready = Vec::with_capacity(parts.len());
+        for (lane, events) in parts.into_iter().enumerate() {
+            if events.is_empty() {
+                continue;
+            }
+            let handle = &self.lanes[lane];
+            let bytes = events.iter().map(EventRow::approx_bytes).sum();
+            let held = Held::reserve(&handle.held_bytes, bytes, self.queue_bytes)
+                .ok_or(SubmitError::Overloaded)?;
+            let permit = handle.jobs.try_reserve().map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => SubmitError::Overloaded,
+                mpsc::error::TrySendError::Closed(_) => StorageError::SinkClosed.into(),
+            })?;
+            ready.push((permit, events, held));
+        }
+        Ok(ready
+            .into_iter()
+            .map(|(permit, events, held)| {
+                let (reply, done) = oneshot::channel();
+                permit.send(Job {
+                    events,
+                    reply,
+                    held,
+                });
+                done
+            })
+            .collect())
+    }
 }
+
+type Reply = Result<Arc<HashSet<EventKey>>, StorageError>;
 
 /// Starts the sink's lane tasks; the handle completes when all of them have ended.
 pub fn spawn<W: BatchWriter>(
@@ -139,7 +200,10 @@ pub fn spawn<W: BatchWriter>(
     let mut tasks = Vec::new();
     for _ in 0..limits.lanes.max(1) {
         let (tx, rx) = mpsc::channel(limits.queue.max(1));
-        senders.push(tx);
+        senders.push(LaneHandle {
+            jobs: tx,
+            held_bytes: Arc::new(AtomicUsize::new(0)),
+        });
         tasks.push(tokio::spawn(run(
             writer.clone(),
             limits,
@@ -155,6 +219,7 @@ pub fn spawn<W: BatchWriter>(
     (
         Sink {
             lanes: senders.into(),
+            queue_bytes: limits.queue_bytes,
         },
         all,
     )
@@ -204,15 +269,18 @@ async fn commit<W: BatchWriter>(
 ) {
     let mut batch = Batch::default();
     let mut replies = Vec::with_capacity(jobs.len());
+    let mut held = Vec::with_capacity(jobs.len());
     for job in jobs {
         batch.events.extend(job.events);
         replies.push(job.reply);
+        held.push(job.held);
     }
     if let Some(id) = in_doubt.as_deref() {
         if let Err(error) = writer.settle(id).await {
             metrics.sink_failures.inc();
             tracing::warn!(%error, insert_id = id, rows, "an earlier insert is not settled; answering 503 without inserting");
             let message = StorageError::Unsettled(id.to_string()).to_string();
+            drop((batch, held));
             for reply in replies {
                 let _ = reply.send(Err(StorageError::Commit(message.clone())));
             }
@@ -224,6 +292,8 @@ async fn commit<W: BatchWriter>(
     let insert_id = format!("eventline-insert-{}", uuid::Uuid::new_v4());
     let started = Instant::now();
     let result = writer.commit(batch, &insert_id).await;
+    // The rows are gone with the batch: their bytes are free before anyone hears the answer.
+    drop(held);
     metrics
         .insert_seconds
         .observe(started.elapsed().as_secs_f64());
@@ -434,6 +504,7 @@ mod tests {
             max_bytes: usize::MAX,
             linger: Duration::from_millis(linger_ms),
             queue: 100,
+            queue_bytes: usize::MAX,
             lanes: 1,
         }
     }
@@ -496,6 +567,85 @@ mod tests {
         }
         sink.submit(rows).await.unwrap();
         assert_eq!(writer.commits.lock().unwrap().iter().sum::<usize>(), 64);
+    }
+
+    /// Commits one batch per permit of `gate`; notifies `started` when a commit begins.
+    #[derive(Clone)]
+    struct Gated {
+        started: Arc<tokio::sync::Notify>,
+        gate: Arc<tokio::sync::Semaphore>,
+    }
+
+    impl Gated {
+        fn new() -> Gated {
+            Gated {
+                started: Arc::default(),
+                gate: Arc::new(tokio::sync::Semaphore::new(0)),
+            }
+        }
+
+        async fn commit_started(&self) {
+            tokio::time::timeout(Duration::from_secs(10), self.started.notified())
+                .await
+                .expect("a commit started within 10 s");
+        }
+    }
+
+    impl BatchWriter for Gated {
+        async fn commit(&self, _: Batch, _: &str) -> Result<HashSet<EventKey>, CommitError> {
+            self.started.notify_one();
+            self.gate.acquire().await.expect("gate open").forget();
+            Ok(HashSet::new())
+        }
+
+        async fn settle(&self, _: &str) -> Result<(), StorageError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lane_holding_its_bytes_answers_overloaded_until_a_commit_frees_them() {
+        let writer = Gated::new();
+        let one = row().approx_bytes();
+        let (sink, _task) = spawn(
+            writer.clone(),
+            BatchLimits {
+                queue_bytes: 2 * one,
+                ..limits(1, 0)
+            },
+            Metrics::new(),
+        );
+        let mut first = sink.enqueue(vec![row()]).unwrap();
+        // Being committed still counts: the rows are in memory until the commit ends.
+        writer.commit_started().await;
+        let _second = sink.enqueue(vec![row()]).unwrap();
+        assert!(matches!(
+            sink.enqueue(vec![row()]),
+            Err(SubmitError::Overloaded)
+        ));
+        writer.gate.add_permits(1);
+        let done = tokio::time::timeout(Duration::from_secs(10), first.remove(0))
+            .await
+            .expect("the first commit ends");
+        assert!(matches!(done, Ok(Ok(_))));
+        sink.enqueue(vec![row()])
+            .expect("the first request's bytes were given back");
+
+        // A lane holding nothing admits a request larger than the bound, once.
+        let writer = Gated::new();
+        let (sink, _task) = spawn(
+            writer.clone(),
+            BatchLimits {
+                queue_bytes: 1,
+                ..limits(1, 0)
+            },
+            Metrics::new(),
+        );
+        sink.enqueue(vec![row(), row()]).unwrap();
+        assert!(matches!(
+            sink.enqueue(vec![row()]),
+            Err(SubmitError::Overloaded)
+        ));
     }
 
     #[tokio::test]
