@@ -660,32 +660,21 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_answers_overloaded() {
-        #[derive(Clone)]
-        struct Stuck;
-        impl BatchWriter for Stuck {
-            async fn commit(&self, _: Batch, _: &str) -> Result<HashSet<EventKey>, CommitError> {
-                std::future::pending().await
-            }
-
-            async fn settle(&self, _: &str) -> Result<(), StorageError> {
-                Ok(())
-            }
-        }
+        let writer = Gated::new();
         let (sink, _task) = spawn(
-            Stuck,
+            writer.clone(),
             BatchLimits {
                 queue: 1,
                 ..limits(1, 0)
             },
             Metrics::new(),
         );
-        let s1 = sink.clone();
-        tokio::spawn(async move { s1.submit(vec![row()]).await });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let s2 = sink.clone();
-        tokio::spawn(async move { s2.submit(vec![row()]).await });
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let _first = sink.enqueue(vec![row()]).unwrap();
+        // The lane has taken the first request into a commit that does not end: the queue's
+        // one place is free again, and the next request fills it.
+        writer.commit_started().await;
+        let _second = sink.enqueue(vec![row()]).unwrap();
         let err = sink.submit(vec![row()]).await.unwrap_err();
-        assert!(matches!(err, SubmitError::Overloaded));
+        assert!(matches!(err, SubmitError::Overloaded), "{err:?}");
     }
 }
