@@ -89,7 +89,9 @@ pub struct ErrorDetail<'a> {
     pub field: &'a str,
 }
 
-/// Seconds clients are told to wait after a 503/429 unless configured otherwise.
+/// Seconds clients are told to wait (`Retry-After`) after a 503 or 429 built by
+/// [`response_for_class`]; a constant, not a setting: long enough for a ClickHouse restart or a
+/// full sink queue to clear, short enough that a tracker's buffer does not fill.
 pub const DEFAULT_RETRY_AFTER_SECS: u64 = 5;
 
 impl ApiError {
