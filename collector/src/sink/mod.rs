@@ -1,11 +1,12 @@
-//! The sink: requests hand over prepared rows and wait; one task groups them into ClickHouse
-//! inserts bounded by rows, bytes and a linger period, and answers each request only after
-//! the insert holding its rows is committed.
+//! The sink: requests hand over their events and wait; each lane task groups them into
+//! ClickHouse inserts bounded by rows, bytes and a linger period, and answers each request only
+//! after every insert holding its events is committed.
 //!
-//! Because one task performs every commit of this process, the duplicate check (which
-//! `event_id`s are already stored) and the insert that follows it cannot interleave with
-//! another commit's; that is what makes retried events land exactly once.
-
+//! An event's lane is fixed by its `event_id`, and each lane performs every commit of its share
+//! of ids in this process, one at a time. So the duplicate check (which `event_id`s are already
+//! stored) and the insert that follows it cannot interleave with another commit of the same
+//! event; and an insert whose answer was lost is settled (killed or seen finished) before the
+//! lane's next check. That is what makes retried events land exactly once.
 //!
 //! Rejected rows take their own best-effort path ([`quarantine`]): no request waits for them.
 
