@@ -12,8 +12,15 @@ use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
-use crate::sink::{self, BatchLimits, ClickHouseWriter};
+use crate::sink::{self, BatchLimits, ClickHouseWriter, QuarantineLimits, QuarantineTask};
 use crate::store::{migrations, Store};
+
+/// How long a shutdown waits for rejected rows to be written once the sink has finished:
+/// `docker stop` allows 10 s in all, and the HTTP drain and the last commits come first.
+const QUARANTINE_FLUSH_DEADLINE: Duration = Duration::from_secs(5);
+
+/// The wait before the first retry of a rejected-rows insert (it doubles up to 5 s).
+const QUARANTINE_FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
 /// A running collector.
 pub struct Running {
@@ -22,22 +29,27 @@ pub struct Running {
     server: actix_web::dev::ServerHandle,
     server_task: JoinHandle<std::io::Result<()>>,
     sink_task: JoinHandle<()>,
+    quarantine_task: QuarantineTask,
     refresher: JoinHandle<()>,
 }
 
 impl Running {
-    /// Waits until the server stops (Ctrl-C or SIGTERM), then lets the sink commit what waits.
+    /// Waits until the server stops (Ctrl-C or SIGTERM), then lets the sink commit what waits
+    /// and the quarantine path write what it holds (at most [`QUARANTINE_FLUSH_DEADLINE`]).
     pub async fn wait(self) -> anyhow::Result<()> {
         let Running {
             server_task,
             sink_task,
+            quarantine_task,
             refresher,
             ..
         } = self;
         server_task.await??;
         refresher.abort();
-        // The server dropped its sink handles on the way out, so the sink ends after its last commit.
+        // The server dropped its sink and quarantine handles on the way out, so the sink ends
+        // after its last commit and the quarantine task once it has written what it holds.
         sink_task.await?;
+        quarantine_task.finish(QUARANTINE_FLUSH_DEADLINE).await;
         Ok(())
     }
 
@@ -72,7 +84,18 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             max_bytes: config.batch_max_bytes,
             linger: config.batch_linger(),
             queue: config.sink_queue,
+            queue_bytes: config.sink_queue_bytes as usize,
             lanes: config.sink_lanes,
+        },
+        metrics.clone(),
+    );
+    let (quarantine, quarantine_task) = sink::quarantine::spawn(
+        ClickHouseWriter::new(store.clone(), metrics.clone()),
+        QuarantineLimits {
+            max_rows: config.quarantine_queue_rows as usize,
+            max_bytes: config.quarantine_queue_bytes as usize,
+            retry_for: Duration::from_secs(config.quarantine_retry_secs),
+            first_backoff: QUARANTINE_FIRST_BACKOFF,
         },
         metrics.clone(),
     );
@@ -93,6 +116,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         config: config.clone(),
         registry,
         sink,
+        quarantine,
         store,
         metrics,
     });
@@ -120,6 +144,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         server: handle,
         server_task,
         sink_task,
+        quarantine_task,
         refresher,
     })
 }

@@ -102,6 +102,29 @@ pub struct Config {
     #[arg(long, env = "EVENTLINE_SINK_QUEUE", default_value_t = 4096)]
     pub sink_queue: usize,
 
+    /// (Approximate) bytes of events each sink lane may hold, waiting or being committed,
+    /// before new requests are answered 429. The request count alone lets 4,096 requests of
+    /// up to 1 MiB pile up (4 GiB) while ClickHouse stalls; 64 MiB holds 64 full-size requests
+    /// or some 100,000 typical events, four batches of the default 16 MiB, per lane.
+    #[arg(long, env = "EVENTLINE_SINK_QUEUE_BYTES", default_value_t = 64 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub sink_queue_bytes: u64,
+
+    /// Most rejected rows held in memory on their way to `rejected_events` (waiting or being
+    /// written); rows beyond it are dropped and counted, never waited for. 50,000 covers a
+    /// minute of a badly broken tracker at several hundred rejections a second.
+    #[arg(long, env = "EVENTLINE_QUARANTINE_QUEUE_ROWS", default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub quarantine_queue_rows: u64,
+
+    /// Most (approximate) bytes of rejected rows held in memory; the same rule as the rows.
+    /// 32 MiB keeps what a ClickHouse outage can pile up small next to the event sink's queue.
+    #[arg(long, env = "EVENTLINE_QUARANTINE_QUEUE_BYTES", default_value_t = 32 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub quarantine_queue_bytes: u64,
+
+    /// How long one insert of rejected rows is retried (with backoff up to 5 s) before its rows
+    /// are dropped and counted, in seconds. Five minutes ride out a ClickHouse restart.
+    #[arg(long, env = "EVENTLINE_QUARANTINE_RETRY_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub quarantine_retry_secs: u64,
+
     /// Timeout of each ClickHouse request, in milliseconds.
     #[arg(
         long,

@@ -62,6 +62,9 @@ pub enum StorageError {
     /// A commit failed; the message is the underlying error, shared by every waiting request.
     #[error("commit failed: {0}")]
     Commit(String),
+    /// An earlier insert's outcome is unknown and it could not yet be confirmed ended.
+    #[error("insert {0} may still be running; not inserting until it has ended")]
+    Unsettled(String),
     /// The sink task is gone (shutting down).
     #[error("the sink is shut down")]
     SinkClosed,
@@ -86,7 +89,9 @@ pub struct ErrorDetail<'a> {
     pub field: &'a str,
 }
 
-/// Seconds clients are told to wait after a 503/429 unless configured otherwise.
+/// Seconds clients are told to wait (`Retry-After`) after a 503 or 429 built by
+/// [`response_for_class`]; a constant, not a setting: long enough for a ClickHouse restart or a
+/// full sink queue to clear, short enough that a tracker's buffer does not fill.
 pub const DEFAULT_RETRY_AFTER_SECS: u64 = 5;
 
 impl ApiError {
@@ -129,7 +134,7 @@ impl ApiError {
         match self {
             // Internal details stay in the logs; clients learn what to do.
             ApiError::Storage(_) => {
-                "events could not be stored right now and none were kept; retry after the Retry-After delay".into()
+                "the events were not all stored; resend the same batch with the same event_ids after Retry-After: events already stored are answered `duplicate` and not stored twice".into()
             }
             other => other.to_string(),
         }

@@ -21,6 +21,14 @@ pub struct Metrics {
     pub insert_seconds: Histogram,
     /// Sink commits that failed (answered 503).
     pub sink_failures: IntCounter,
+    /// Inserts of events whose outcome was unknown (timeout, dropped connection), settled
+    /// (killed or seen finished) before the lane's next look-up.
+    pub sink_inserts_in_doubt: IntCounter,
+    /// Rejected rows dropped instead of written to `rejected_events`, by reason
+    /// (`full`, `storage`, `shutdown`).
+    pub quarantine_dropped: IntCounterVec,
+    /// Rejected rows written to `rejected_events`.
+    pub quarantine_written: IntCounter,
     /// HTTP responses by route and status.
     pub responses: IntCounterVec,
 }
@@ -56,6 +64,32 @@ impl Metrics {
         .expect("valid metric");
         let sink_failures = IntCounter::new("sink_failures_total", "Sink commits that failed")
             .expect("valid metric");
+        let sink_inserts_in_doubt = IntCounter::new(
+            "sink_inserts_in_doubt_total",
+            "Inserts of events with an unknown outcome, settled before the next duplicate look-up",
+        )
+        .expect("valid metric");
+        let quarantine_dropped = IntCounterVec::new(
+            Opts::new(
+                "quarantine_dropped_total",
+                "Rejected rows dropped instead of stored, by reason",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        // Every reason shows from the start, so a rate over it is defined before the first drop.
+        for reason in [
+            crate::sink::quarantine_dropped::FULL,
+            crate::sink::quarantine_dropped::STORAGE,
+            crate::sink::quarantine_dropped::SHUTDOWN,
+        ] {
+            quarantine_dropped.with_label_values(&[reason]);
+        }
+        let quarantine_written = IntCounter::new(
+            "quarantine_written_total",
+            "Rejected rows written to rejected_events",
+        )
+        .expect("valid metric");
         let responses = IntCounterVec::new(
             Opts::new("http_responses_total", "HTTP responses by route and status"),
             &["route", "status"],
@@ -68,6 +102,9 @@ impl Metrics {
             Box::new(batch_rows.clone()),
             Box::new(insert_seconds.clone()),
             Box::new(sink_failures.clone()),
+            Box::new(sink_inserts_in_doubt.clone()),
+            Box::new(quarantine_dropped.clone()),
+            Box::new(quarantine_written.clone()),
             Box::new(responses.clone()),
         ] {
             registry.register(c).expect("metric registered once");
@@ -80,6 +117,9 @@ impl Metrics {
             batch_rows,
             insert_seconds,
             sink_failures,
+            sink_inserts_in_doubt,
+            quarantine_dropped,
+            quarantine_written,
             responses,
         }
     }

@@ -22,7 +22,9 @@ pub enum ErrorClass {
     UnsupportedMedia,
     /// 429: too many requests; back off and retry after the advertised delay.
     RateLimited,
-    /// 503: the collector cannot store events right now; retry later, nothing was kept.
+    /// 503: the collector could not store all the events right now; some may be stored. Resend
+    /// the same request after the advertised delay: events already stored are then answered
+    /// `duplicate` and not stored twice.
     Unavailable,
 }
 
@@ -118,7 +120,8 @@ error_codes! {
     MissingApiKey = "missing_api_key" => Unauthenticated,
     /// A partner API key that matches no partner, or another partner than the batch names.
     InvalidApiKey = "invalid_api_key" => Forbidden,
-    /// The collector cannot commit events now; nothing from the request was kept.
+    /// The collector could not commit all the events of the request (some may be stored);
+    /// resending the same batch with the same `event_id`s stores each event once.
     StorageUnavailable = "storage_unavailable" => Unavailable,
     /// Too many requests are waiting to be stored.
     Overloaded = "overloaded" => RateLimited,

@@ -120,11 +120,8 @@ async fn handle(
     let prepared = match prepared {
         Ok(prepared) => prepared,
         Err(rejection) => {
-            state
-                .sink
-                .submit(Vec::new(), vec![*rejection.row])
-                .await
-                .map_err(submit_error)?;
+            // Best effort and never waited for: the answer is the rejection, whatever storage does.
+            state.quarantine.record(vec![*rejection.row]);
             state
                 .metrics
                 .rejected
@@ -140,9 +137,12 @@ async fn handle(
     let rejected_codes: Vec<&'static str> = results.iter().filter_map(|r| r.code).collect();
     let already = state
         .sink
-        .submit(prepared.events, prepared.rejected)
+        .submit(prepared.events)
         .await
         .map_err(submit_error)?;
+    // Recorded only with a final answer: a batch answered 503 or 429 comes back unchanged, and
+    // its rejections are recorded then, once.
+    state.quarantine.record(prepared.rejected);
     for code in rejected_codes {
         state.metrics.rejected.with_label_values(&[code]).inc();
     }

@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
-use crate::sink::Sink;
+use crate::sink::{Quarantine, Sink};
 use crate::store::Store;
 
 /// What every handler can reach.
@@ -22,8 +22,10 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Partners and sources.
     pub registry: Arc<Registry>,
-    /// The batching writer.
+    /// The batching writer of events.
     pub sink: Sink,
+    /// The best-effort writer of rejected rows.
+    pub quarantine: Quarantine,
     /// ClickHouse (readiness).
     pub store: Store,
     /// Metrics.

@@ -1,6 +1,7 @@
 //! Grouping requests into commits: the loop, its limits, and the hand-off to requests.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,7 @@ use tokio::task::JoinHandle;
 use super::{Batch, BatchWriter, EventKey};
 use crate::error::StorageError;
 use crate::metrics::Metrics;
-use crate::store::rows::{EventRow, RejectedRow};
+use crate::store::rows::EventRow;
 
 /// When a commit is started.
 #[derive(Debug, Clone, Copy)]
@@ -23,8 +24,25 @@ pub struct BatchLimits {
     pub linger: Duration,
     /// Requests that may wait (per lane) before new ones are refused with 429.
     pub queue: usize,
+    /// (Approximate) bytes of events a lane may hold, waiting or being committed, before new
+    /// requests are refused with 429. A lane holding nothing admits one request of any size.
+    pub queue_bytes: usize,
     /// Independent commit lanes; an event's lane is fixed by its `event_id`.
     pub lanes: usize,
+}
+
+/// Why a commit failed, as far as the lane must know.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// Nothing of the commit can still be running in ClickHouse (the look-up failed, or the
+    /// insert was never sent).
+    #[error(transparent)]
+    Failed(StorageError),
+    /// The insert of events was sent and no definite answer came back (timeout, dropped
+    /// connection, an error from anything between us and ClickHouse): it may still be running,
+    /// and may commit. The lane settles it before its next look-up.
+    #[error("insert outcome unknown: {0}")]
+    InDoubt(StorageError),
 }
 
 /// Why a submission was not stored.
@@ -33,33 +51,60 @@ pub enum SubmitError {
     /// The queue is full.
     #[error("sink queue is full")]
     Overloaded,
-    /// The commit failed; nothing of the submission was kept.
+    /// A commit failed: the submission's events were not all stored (another lane's share, or
+    /// an insert whose answer was lost, may be). A resend stores each event once.
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
 
 struct Job {
     events: Vec<EventRow>,
-    rejected: Vec<RejectedRow>,
     reply: oneshot::Sender<Result<Arc<HashSet<EventKey>>, StorageError>>,
+    held: Held,
 }
 
 impl Job {
     fn rows(&self) -> usize {
-        self.events.len() + self.rejected.len()
+        self.events.len()
     }
 
     fn bytes(&self) -> usize {
-        self.events
-            .iter()
-            .map(EventRow::approx_bytes)
-            .sum::<usize>()
-            + self
-                .rejected
-                .iter()
-                .map(RejectedRow::approx_bytes)
-                .sum::<usize>()
+        self.held.bytes
     }
+}
+
+/// Bytes of one job counted against its lane's `queue_bytes`; given back when dropped (the
+/// job's commit is over, or the job never reached the lane).
+struct Held {
+    lane: Arc<AtomicUsize>,
+    bytes: usize,
+}
+
+impl Held {
+    /// Counts `bytes` against the lane, or `None` when they do not fit. A lane holding nothing
+    /// admits any size, so a request larger than the bound is not refused forever.
+    fn reserve(lane: &Arc<AtomicUsize>, bytes: usize, max: usize) -> Option<Held> {
+        lane.fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+            (held == 0 || held.saturating_add(bytes) <= max).then(|| held.saturating_add(bytes))
+        })
+        .ok()?;
+        Some(Held {
+            lane: lane.clone(),
+            bytes,
+        })
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.lane.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
+/// One lane as the requests see it.
+struct LaneHandle {
+    jobs: mpsc::Sender<Job>,
+    held_bytes: Arc<AtomicUsize>,
 }
 
 /// The requests' side of the sink. Cloneable; the lane tasks end when every clone is dropped,
@@ -69,7 +114,8 @@ impl Job {
 /// retry racing its original) meets the same duplicate look-up, while lanes commit in parallel.
 #[derive(Clone)]
 pub struct Sink {
-    lanes: Arc<[mpsc::Sender<Job>]>,
+    lanes: Arc<[LaneHandle]>,
+    queue_bytes: usize,
 }
 
 impl Sink {
@@ -78,43 +124,16 @@ impl Sink {
         (row.event_id.as_u128() % self.lanes.len() as u128) as usize
     }
 
-    /// Hands rows over and waits for their commit; returns the events that were already stored.
+    /// Hands events over and waits for their commit; returns the events that were already
+    /// stored. No events: answered at once.
     ///
     /// If one lane fails after another committed, the request still fails (503) and its retry
     /// finds the committed part as duplicates: nothing is stored twice.
     pub async fn submit(
         &self,
         events: Vec<EventRow>,
-        rejected: Vec<RejectedRow>,
     ) -> Result<Arc<HashSet<EventKey>>, SubmitError> {
-        let mut parts: Vec<(Vec<EventRow>, Vec<RejectedRow>)> = (0..self.lanes.len())
-            .map(|_| (Vec::new(), Vec::new()))
-            .collect();
-        for row in events {
-            let lane = self.lane_of(&row);
-            parts[lane].0.push(row);
-        }
-        // Rejections need no look-up; they ride with the first lane that has work, or lane 0.
-        let first = parts.iter().position(|p| !p.0.is_empty()).unwrap_or(0);
-        parts[first].1 = rejected;
-        let mut waiting = Vec::with_capacity(parts.len());
-        for (lane, (events, rejected)) in parts.into_iter().enumerate() {
-            if events.is_empty() && rejected.is_empty() {
-                continue;
-            }
-            let (reply, done) = oneshot::channel();
-            self.lanes[lane]
-                .try_send(Job {
-                    events,
-                    rejected,
-                    reply,
-                })
-                .map_err(|e| match e {
-                    mpsc::error::TrySendError::Full(_) => SubmitError::Overloaded,
-                    mpsc::error::TrySendError::Closed(_) => StorageError::SinkClosed.into(),
-                })?;
-            waiting.push(done);
-        }
+        let waiting = self.enqueue(events)?;
         let mut already = HashSet::new();
         let mut failure = None;
         for done in waiting {
@@ -129,7 +148,46 @@ impl Sink {
             None => Ok(Arc::new(already)),
         }
     }
+
+    /// Queues each lane's share of the events, all or none: when one lane is full (by
+    /// requests or bytes) nothing is queued and the answer is `Overloaded`.
+    fn enqueue(&self, events: Vec<EventRow>) -> Result<Vec<oneshot::Receiver<Reply>>, SubmitError> {
+        let mut parts: Vec<Vec<EventRow>> = (0..self.lanes.len()).map(|_| Vec::new()).collect();
+        for row in events {
+            let lane = self.lane_of(&row);
+            parts[lane].push(row);
+        }
+        let mut ready = Vec::with_capacity(parts.len());
+        for (lane, events) in parts.into_iter().enumerate() {
+            if events.is_empty() {
+                continue;
+            }
+            let handle = &self.lanes[lane];
+            let bytes = events.iter().map(EventRow::approx_bytes).sum();
+            let held = Held::reserve(&handle.held_bytes, bytes, self.queue_bytes)
+                .ok_or(SubmitError::Overloaded)?;
+            let permit = handle.jobs.try_reserve().map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => SubmitError::Overloaded,
+                mpsc::error::TrySendError::Closed(_) => StorageError::SinkClosed.into(),
+            })?;
+            ready.push((permit, events, held));
+        }
+        Ok(ready
+            .into_iter()
+            .map(|(permit, events, held)| {
+                let (reply, done) = oneshot::channel();
+                permit.send(Job {
+                    events,
+                    reply,
+                    held,
+                });
+                done
+            })
+            .collect())
+    }
 }
+
+type Reply = Result<Arc<HashSet<EventKey>>, StorageError>;
 
 /// Starts the sink's lane tasks; the handle completes when all of them have ended.
 pub fn spawn<W: BatchWriter>(
@@ -142,7 +200,10 @@ pub fn spawn<W: BatchWriter>(
     let mut tasks = Vec::new();
     for _ in 0..limits.lanes.max(1) {
         let (tx, rx) = mpsc::channel(limits.queue.max(1));
-        senders.push(tx);
+        senders.push(LaneHandle {
+            jobs: tx,
+            held_bytes: Arc::new(AtomicUsize::new(0)),
+        });
         tasks.push(tokio::spawn(run(
             writer.clone(),
             limits,
@@ -158,6 +219,7 @@ pub fn spawn<W: BatchWriter>(
     (
         Sink {
             lanes: senders.into(),
+            queue_bytes: limits.queue_bytes,
         },
         all,
     )
@@ -169,6 +231,9 @@ async fn run<W: BatchWriter>(
     metrics: Metrics,
     mut rx: mpsc::Receiver<Job>,
 ) {
+    // An insert of this lane whose outcome is unknown. Until it is settled, a look-up could
+    // miss rows it is still committing, and the events would be stored twice.
+    let mut in_doubt: Option<String> = None;
     while let Some(first) = rx.recv().await {
         let deadline = Instant::now() + limits.linger;
         let (mut rows, mut bytes) = (first.rows(), first.bytes());
@@ -191,20 +256,44 @@ async fn run<W: BatchWriter>(
             bytes += job.bytes();
             jobs.push(job);
         }
-        commit(&*writer, &metrics, jobs, rows).await;
+        commit(&*writer, &metrics, &mut in_doubt, jobs, rows).await;
     }
 }
 
-async fn commit<W: BatchWriter>(writer: &W, metrics: &Metrics, jobs: Vec<Job>, rows: usize) {
+async fn commit<W: BatchWriter>(
+    writer: &W,
+    metrics: &Metrics,
+    in_doubt: &mut Option<String>,
+    jobs: Vec<Job>,
+    rows: usize,
+) {
     let mut batch = Batch::default();
     let mut replies = Vec::with_capacity(jobs.len());
+    let mut held = Vec::with_capacity(jobs.len());
     for job in jobs {
         batch.events.extend(job.events);
-        batch.rejected.extend(job.rejected);
         replies.push(job.reply);
+        held.push(job.held);
     }
+    if let Some(id) = in_doubt.as_deref() {
+        if let Err(error) = writer.settle(id).await {
+            metrics.sink_failures.inc();
+            tracing::warn!(%error, insert_id = id, rows, "an earlier insert is not settled; answering 503 without inserting");
+            let message = StorageError::Unsettled(id.to_string()).to_string();
+            drop((batch, held));
+            for reply in replies {
+                let _ = reply.send(Err(StorageError::Commit(message.clone())));
+            }
+            return;
+        }
+        tracing::info!(insert_id = id, "insert in doubt settled: no longer running");
+        *in_doubt = None;
+    }
+    let insert_id = format!("eventline-insert-{}", uuid::Uuid::new_v4());
     let started = Instant::now();
-    let result = writer.commit(batch).await;
+    let result = writer.commit(batch, &insert_id).await;
+    // The rows are gone with the batch: their bytes are free before anyone hears the answer.
+    drop(held);
     metrics
         .insert_seconds
         .observe(started.elapsed().as_secs_f64());
@@ -218,6 +307,10 @@ async fn commit<W: BatchWriter>(writer: &W, metrics: &Metrics, jobs: Vec<Job>, r
             }
         }
         Err(error) => {
+            if let CommitError::InDoubt(_) = &error {
+                metrics.sink_inserts_in_doubt.inc();
+                *in_doubt = Some(insert_id);
+            }
             metrics.sink_failures.inc();
             tracing::warn!(%error, rows, "commit failed; answering 503 to its requests");
             let message = error.to_string();
@@ -243,13 +336,142 @@ mod tests {
     }
 
     impl BatchWriter for Recorder {
-        async fn commit(&self, batch: Batch) -> Result<HashSet<EventKey>, StorageError> {
+        async fn commit(&self, batch: Batch, _: &str) -> Result<HashSet<EventKey>, CommitError> {
             if *self.fail.lock().unwrap() {
-                return Err(StorageError::Commit("down".into()));
+                return Err(CommitError::Failed(StorageError::Commit("down".into())));
             }
             self.commits.lock().unwrap().push(batch.events.len());
             Ok(HashSet::new())
         }
+
+        async fn settle(&self, _: &str) -> Result<(), StorageError> {
+            panic!("nothing was in doubt")
+        }
+    }
+
+    /// What a [`Scripted`] writer was asked, in order.
+    #[derive(Debug, Clone, PartialEq)]
+    enum Call {
+        Commit(String),
+        Settle(String),
+    }
+
+    /// Answers commits and settles from scripts (then succeeds), recording every call.
+    #[derive(Clone, Default)]
+    struct Scripted {
+        calls: Arc<Mutex<Vec<Call>>>,
+        commits: Arc<Mutex<Vec<Result<(), CommitError>>>>,
+        settles: Arc<Mutex<Vec<Result<(), StorageError>>>>,
+    }
+
+    impl Scripted {
+        fn calls(&self) -> Vec<Call> {
+            self.calls.lock().unwrap().clone()
+        }
+    }
+
+    impl BatchWriter for Scripted {
+        async fn commit(&self, _: Batch, id: &str) -> Result<HashSet<EventKey>, CommitError> {
+            self.calls.lock().unwrap().push(Call::Commit(id.into()));
+            let mut script = self.commits.lock().unwrap();
+            match (!script.is_empty()).then(|| script.remove(0)) {
+                Some(Err(e)) => Err(e),
+                _ => Ok(HashSet::new()),
+            }
+        }
+
+        async fn settle(&self, id: &str) -> Result<(), StorageError> {
+            self.calls.lock().unwrap().push(Call::Settle(id.into()));
+            let mut script = self.settles.lock().unwrap();
+            if script.is_empty() {
+                Ok(())
+            } else {
+                script.remove(0)
+            }
+        }
+    }
+
+    fn timeout() -> StorageError {
+        StorageError::Timeout(Duration::from_secs(1))
+    }
+
+    #[tokio::test]
+    async fn after_an_insert_in_doubt_the_lane_settles_it_before_its_next_commit() {
+        let writer = Scripted::default();
+        writer
+            .commits
+            .lock()
+            .unwrap()
+            .push(Err(CommitError::InDoubt(timeout())));
+        let metrics = Metrics::new();
+        let (sink, _task) = spawn(writer.clone(), limits(1000, 0), metrics.clone());
+        assert!(sink.submit(vec![row()]).await.is_err());
+        sink.submit(vec![row()]).await.unwrap();
+        sink.submit(vec![row()]).await.unwrap();
+        let calls = writer.calls();
+        let Call::Commit(first) = &calls[0] else {
+            panic!("{calls:?}")
+        };
+        assert_eq!(calls.len(), 4, "{calls:?}");
+        assert_eq!(calls[1], Call::Settle(first.clone()), "{calls:?}");
+        assert!(
+            matches!((&calls[2], &calls[3]), (Call::Commit(a), Call::Commit(b)) if a != first && b != a),
+            "every insert has its own id, and a settled insert is not settled again: {calls:?}"
+        );
+        assert_eq!(metrics.sink_inserts_in_doubt.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn until_an_insert_in_doubt_is_settled_commits_are_answered_503_without_inserting() {
+        let writer = Scripted::default();
+        writer
+            .commits
+            .lock()
+            .unwrap()
+            .push(Err(CommitError::InDoubt(timeout())));
+        writer
+            .settles
+            .lock()
+            .unwrap()
+            .extend([Err(timeout()), Err(timeout())]);
+        let (sink, _task) = spawn(writer.clone(), limits(1000, 0), Metrics::new());
+        assert!(sink.submit(vec![row()]).await.is_err());
+        for _ in 0..2 {
+            let err = sink.submit(vec![row()]).await.unwrap_err();
+            assert!(matches!(err, SubmitError::Storage(_)), "{err:?}");
+        }
+        sink.submit(vec![row()]).await.unwrap();
+        let kinds: Vec<&str> = writer
+            .calls()
+            .iter()
+            .map(|c| match c {
+                Call::Commit(_) => "commit",
+                Call::Settle(_) => "settle",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            ["commit", "settle", "settle", "settle", "commit"],
+            "no insert while the first is unsettled"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failure_before_the_insert_needs_no_settling() {
+        let writer = Scripted::default();
+        writer
+            .commits
+            .lock()
+            .unwrap()
+            .push(Err(CommitError::Failed(timeout())));
+        let (sink, _task) = spawn(writer.clone(), limits(1000, 0), Metrics::new());
+        assert!(sink.submit(vec![row()]).await.is_err());
+        sink.submit(vec![row()]).await.unwrap();
+        assert!(
+            writer.calls().iter().all(|c| matches!(c, Call::Commit(_))),
+            "{:?}",
+            writer.calls()
+        );
     }
 
     fn row() -> EventRow {
@@ -282,6 +504,7 @@ mod tests {
             max_bytes: usize::MAX,
             linger: Duration::from_millis(linger_ms),
             queue: 100,
+            queue_bytes: usize::MAX,
             lanes: 1,
         }
     }
@@ -292,7 +515,7 @@ mod tests {
         let (sink, _task) = spawn(writer.clone(), limits(1000, 200), Metrics::new());
         let submits = (0..5).map(|_| {
             let sink = sink.clone();
-            tokio::spawn(async move { sink.submit(vec![row(), row()], vec![]).await })
+            tokio::spawn(async move { sink.submit(vec![row(), row()]).await })
         });
         for s in submits.collect::<Vec<_>>() {
             s.await.unwrap().unwrap();
@@ -305,9 +528,7 @@ mod tests {
         let writer = Recorder::default();
         let (sink, _task) = spawn(writer.clone(), limits(3, 60_000), Metrics::new());
         let started = Instant::now();
-        sink.submit(vec![row(), row(), row()], vec![])
-            .await
-            .unwrap();
+        sink.submit(vec![row(), row(), row()]).await.unwrap();
         assert!(started.elapsed() < Duration::from_secs(30));
         assert_eq!(*writer.commits.lock().unwrap(), vec![3]);
     }
@@ -317,15 +538,15 @@ mod tests {
         let writer = Recorder::default();
         *writer.fail.lock().unwrap() = true;
         let (sink, _task) = spawn(writer.clone(), limits(1000, 0), Metrics::new());
-        let err = sink.submit(vec![row()], vec![]).await.unwrap_err();
+        let err = sink.submit(vec![row()]).await.unwrap_err();
         assert!(matches!(err, SubmitError::Storage(_)));
         *writer.fail.lock().unwrap() = false;
-        sink.submit(vec![row()], vec![]).await.unwrap();
+        sink.submit(vec![row()]).await.unwrap();
         assert_eq!(*writer.commits.lock().unwrap(), vec![1]);
     }
 
     #[tokio::test]
-    async fn every_copy_of_an_event_goes_to_the_same_lane() {
+    async fn every_copy_of_an_event_goes_to_the_same_lane_and_ids_spread_over_lanes() {
         let writer = Recorder::default();
         let (sink, _task) = spawn(
             writer.clone(),
@@ -336,42 +557,124 @@ mod tests {
             Metrics::new(),
         );
         let rows: Vec<EventRow> = (0..64).map(|_| row()).collect();
-        let lanes: Vec<usize> = rows.iter().map(|r| sink.lane_of(r)).collect();
-        assert!(
-            lanes.iter().collect::<HashSet<_>>().len() > 1,
-            "rows spread over lanes"
-        );
-        for (r, lane) in rows.iter().zip(&lanes) {
-            assert_eq!(sink.lane_of(&r.clone()), *lane);
+        let lanes: HashSet<usize> = rows.iter().map(|r| sink.lane_of(r)).collect();
+        // 64 random ids miss one of four lanes with a probability of about 4 in 100 million.
+        assert_eq!(lanes.len(), 4, "ids spread over every lane");
+        for original in &rows {
+            // A retry racing its original: the same event_id, received at another time, from
+            // another client; only the id decides the lane.
+            let retry = EventRow {
+                received_at: ms_to_datetime(86_400_000),
+                user_agent: "another browser".into(),
+                client_ip: "192.0.2.1".into(),
+                ..row()
+            };
+            let retry = EventRow {
+                event_id: original.event_id,
+                ..retry
+            };
+            assert_eq!(sink.lane_of(&retry), sink.lane_of(original));
         }
-        sink.submit(rows, vec![]).await.unwrap();
+        sink.submit(rows).await.unwrap();
         assert_eq!(writer.commits.lock().unwrap().iter().sum::<usize>(), 64);
+    }
+
+    /// Commits one batch per permit of `gate`; notifies `started` when a commit begins.
+    #[derive(Clone)]
+    struct Gated {
+        started: Arc<tokio::sync::Notify>,
+        gate: Arc<tokio::sync::Semaphore>,
+    }
+
+    impl Gated {
+        fn new() -> Gated {
+            Gated {
+                started: Arc::default(),
+                gate: Arc::new(tokio::sync::Semaphore::new(0)),
+            }
+        }
+
+        async fn commit_started(&self) {
+            tokio::time::timeout(Duration::from_secs(10), self.started.notified())
+                .await
+                .expect("a commit started within 10 s");
+        }
+    }
+
+    impl BatchWriter for Gated {
+        async fn commit(&self, _: Batch, _: &str) -> Result<HashSet<EventKey>, CommitError> {
+            self.started.notify_one();
+            self.gate.acquire().await.expect("gate open").forget();
+            Ok(HashSet::new())
+        }
+
+        async fn settle(&self, _: &str) -> Result<(), StorageError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lane_holding_its_bytes_answers_overloaded_until_a_commit_frees_them() {
+        let writer = Gated::new();
+        let one = row().approx_bytes();
+        let (sink, _task) = spawn(
+            writer.clone(),
+            BatchLimits {
+                queue_bytes: 2 * one,
+                ..limits(1, 0)
+            },
+            Metrics::new(),
+        );
+        let mut first = sink.enqueue(vec![row()]).unwrap();
+        // Being committed still counts: the rows are in memory until the commit ends.
+        writer.commit_started().await;
+        let _second = sink.enqueue(vec![row()]).unwrap();
+        assert!(matches!(
+            sink.enqueue(vec![row()]),
+            Err(SubmitError::Overloaded)
+        ));
+        writer.gate.add_permits(1);
+        let done = tokio::time::timeout(Duration::from_secs(10), first.remove(0))
+            .await
+            .expect("the first commit ends");
+        assert!(matches!(done, Ok(Ok(_))));
+        sink.enqueue(vec![row()])
+            .expect("the first request's bytes were given back");
+
+        // A lane holding nothing admits a request larger than the bound, once.
+        let writer = Gated::new();
+        let (sink, _task) = spawn(
+            writer.clone(),
+            BatchLimits {
+                queue_bytes: 1,
+                ..limits(1, 0)
+            },
+            Metrics::new(),
+        );
+        sink.enqueue(vec![row(), row()]).unwrap();
+        assert!(matches!(
+            sink.enqueue(vec![row()]),
+            Err(SubmitError::Overloaded)
+        ));
     }
 
     #[tokio::test]
     async fn a_full_queue_answers_overloaded() {
-        #[derive(Clone)]
-        struct Stuck;
-        impl BatchWriter for Stuck {
-            async fn commit(&self, _: Batch) -> Result<HashSet<EventKey>, StorageError> {
-                std::future::pending().await
-            }
-        }
+        let writer = Gated::new();
         let (sink, _task) = spawn(
-            Stuck,
+            writer.clone(),
             BatchLimits {
                 queue: 1,
                 ..limits(1, 0)
             },
             Metrics::new(),
         );
-        let s1 = sink.clone();
-        tokio::spawn(async move { s1.submit(vec![row()], vec![]).await });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let s2 = sink.clone();
-        tokio::spawn(async move { s2.submit(vec![row()], vec![]).await });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let err = sink.submit(vec![row()], vec![]).await.unwrap_err();
-        assert!(matches!(err, SubmitError::Overloaded));
+        let _first = sink.enqueue(vec![row()]).unwrap();
+        // The lane has taken the first request into a commit that does not end: the queue's
+        // one place is free again, and the next request fills it.
+        writer.commit_started().await;
+        let _second = sink.enqueue(vec![row()]).unwrap();
+        let err = sink.submit(vec![row()]).await.unwrap_err();
+        assert!(matches!(err, SubmitError::Overloaded), "{err:?}");
     }
 }

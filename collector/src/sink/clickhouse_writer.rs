@@ -1,6 +1,8 @@
-//! Committing a batch to ClickHouse: drop events already stored, then insert.
+//! Committing a batch to ClickHouse: drop events already stored, then insert; and writing
+//! rejected rows for the quarantine path.
 
 use std::collections::{BTreeSet, HashSet};
+use std::time::Instant;
 
 use clickhouse::Row;
 use event_model::timestamp::format_rfc3339_ms;
@@ -8,11 +10,15 @@ use serde::Deserialize;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use super::{Batch, BatchWriter, EventKey};
+use super::quarantine::QuarantineWriter;
+use super::{Batch, BatchWriter, CommitError, EventKey};
 use crate::error::StorageError;
 use crate::metrics::Metrics;
 use crate::store::rows::{EventRow, RejectedRow};
 use crate::store::Store;
+
+/// How often `system.processes` is asked whether a killed insert has ended.
+const SETTLE_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Most event ids in one duplicate look-up (2,000 UUIDs are about 80 KiB of parameter).
 const LOOKUP_CHUNK: usize = 2_000;
@@ -34,7 +40,7 @@ fn sort_key(row: &EventRow) -> SortKey {
     )
 }
 
-/// Writes batches to the `events` and `rejected_events` tables.
+/// Writes batches to `events`, and rejected rows to `rejected_events`.
 pub struct ClickHouseWriter {
     store: Store,
     metrics: Metrics,
@@ -104,10 +110,13 @@ impl ClickHouseWriter {
         Ok(stored)
     }
 
-    async fn insert_events(&self, rows: &[EventRow]) -> Result<(), StorageError> {
+    async fn insert_events(&self, rows: &[EventRow], insert_id: &str) -> Result<(), StorageError> {
         let client = self.store.client();
         let write = async {
-            let mut insert = client.insert::<EventRow>("events").await?;
+            let mut insert = client
+                .insert::<EventRow>("events")
+                .await?
+                .with_setting("query_id", insert_id);
             for row in rows {
                 insert.write(row).await?;
             }
@@ -115,8 +124,10 @@ impl ClickHouseWriter {
         };
         self.store.timed(write).await
     }
+}
 
-    async fn insert_rejected(&self, rows: &[RejectedRow]) -> Result<(), StorageError> {
+impl QuarantineWriter for ClickHouseWriter {
+    async fn write(&self, rows: &[RejectedRow]) -> Result<(), StorageError> {
         let client = self.store.client();
         let write = async {
             let mut insert = client.insert::<RejectedRow>("rejected_events").await?;
@@ -130,13 +141,17 @@ impl ClickHouseWriter {
 }
 
 impl BatchWriter for ClickHouseWriter {
-    async fn commit(&self, batch: Batch) -> Result<HashSet<EventKey>, StorageError> {
+    async fn commit(
+        &self,
+        batch: Batch,
+        insert_id: &str,
+    ) -> Result<HashSet<EventKey>, CommitError> {
         let mut skipped = HashSet::new();
         let mut repeats = 0u64;
         let mut fresh = Vec::with_capacity(batch.events.len());
         if !batch.events.is_empty() {
             let keys: HashSet<SortKey> = batch.events.iter().map(sort_key).collect();
-            let already = self.stored(&keys).await?;
+            let already = self.stored(&keys).await.map_err(CommitError::Failed)?;
             let mut seen = HashSet::with_capacity(batch.events.len());
             for row in batch.events {
                 let key = sort_key(&row);
@@ -152,10 +167,13 @@ impl BatchWriter for ClickHouseWriter {
                 }
             }
         }
-        // Events before rejections: if the second insert fails the request is retried, the
-        // events are then found as stored, and only the rejections are written again.
         if !fresh.is_empty() {
-            self.insert_events(&fresh).await?;
+            // Any failure once the insert is sent leaves its outcome open: a timeout or a reset
+            // can come after ClickHouse committed, and a 5xx can come from a proxy while the
+            // insert still runs. Settling an insert that had ended costs two short queries.
+            self.insert_events(&fresh, insert_id)
+                .await
+                .map_err(CommitError::InDoubt)?;
             for row in &fresh {
                 self.metrics
                     .accepted
@@ -163,10 +181,42 @@ impl BatchWriter for ClickHouseWriter {
                     .inc();
             }
         }
-        if !batch.rejected.is_empty() {
-            self.insert_rejected(&batch.rejected).await?;
-        }
         self.metrics.duplicates.inc_by(repeats);
         Ok(skipped)
+    }
+
+    /// `KILL QUERY … SYNC` stops the insert if it still runs (a query that has ended matches
+    /// nothing); then `system.processes` must no longer list it, within the ClickHouse timeout.
+    /// `system.processes` is this server's: behind a load balancer over several replicas the
+    /// collector must talk to one server (or this check must use `clusterAllReplicas`).
+    async fn settle(&self, insert_id: &str) -> Result<(), StorageError> {
+        let client = self.store.client();
+        self.store
+            .timed(
+                client
+                    .query("KILL QUERY WHERE query_id = {id:String} SYNC")
+                    .param("id", insert_id)
+                    .execute(),
+            )
+            .await?;
+        let deadline = Instant::now() + self.store.timeout();
+        loop {
+            let running: u64 = self
+                .store
+                .timed(
+                    client
+                        .query("SELECT count() FROM system.processes WHERE query_id = {id:String}")
+                        .param("id", insert_id)
+                        .fetch_one(),
+                )
+                .await?;
+            if running == 0 {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(StorageError::Unsettled(insert_id.to_string()));
+            }
+            tokio::time::sleep(SETTLE_POLL).await;
+        }
     }
 }

@@ -32,6 +32,11 @@ impl Store {
         &self.client
     }
 
+    /// The timeout of each call.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Runs a ClickHouse call with the configured timeout.
     pub async fn timed<T, F>(&self, call: F) -> Result<T, StorageError>
     where

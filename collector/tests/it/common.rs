@@ -227,6 +227,40 @@ impl TestCollector {
             .await
     }
 
+    /// A counter's value from `/metrics` (the line `name value`, labels included in `name`).
+    pub async fn metric(&self, name: &str) -> u64 {
+        let text = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .map(|v| v.trim().parse::<f64>().unwrap() as u64)
+            .unwrap_or(0)
+    }
+
+    /// Waits until at least `rows` rejected rows have been written to `rejected_events`: they
+    /// are written in the background, after the answer.
+    pub async fn rejections_written(&self, rows: u64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let written = self.metric("eventline_quarantine_written_total").await;
+            if written >= rows {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{written} of {rows} rejected rows written within 30 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn count(&self, sql: &str) -> u64 {
         self.db.query(sql).fetch_one::<u64>().await.unwrap()
     }

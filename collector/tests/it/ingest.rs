@@ -117,6 +117,7 @@ async fn a_mixed_batch_stores_the_good_events_and_records_the_bad_ones() {
     assert_eq!(body["results"][2]["code"], "unknown_source");
 
     assert_eq!(t.count("SELECT count() FROM events").await, 1);
+    t.rejections_written(2).await;
     #[derive(Row, Deserialize)]
     struct Rejected {
         reason_code: String,
@@ -158,6 +159,7 @@ async fn a_batch_with_only_a_hyphenated_key_is_answered_400() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "context_key_hyphen");
     assert_eq!(t.count("SELECT count() FROM events").await, 0);
+    t.rejections_written(1).await;
     assert_eq!(
         t.count("SELECT count() FROM rejected_events WHERE reason_code = 'context_key_hyphen'")
             .await,
@@ -236,6 +238,7 @@ async fn unknown_disabled_and_wrong_origin_sources_are_refused_clearly() {
     );
 
     assert_eq!(t.count("SELECT count() FROM events").await, 1);
+    t.rejections_written(4).await;
     assert_eq!(
         t.count("SELECT count() FROM rejected_events WHERE reason_code IN ('origin_not_allowed','unknown_source','source_disabled','unknown_partner')").await,
         4
@@ -373,6 +376,7 @@ async fn oversized_bodies_and_gzip_bombs_get_413_and_are_recorded() {
     );
 
     let _ = p;
+    t.rejections_written(2).await;
     assert_eq!(t.count("SELECT count() FROM rejected_events WHERE reason_code = 'body_too_large' AND event_index = -1").await, 2);
     t.finish().await;
 }
@@ -392,6 +396,7 @@ async fn malformed_json_is_answered_400_and_kept_verbatim() {
         (400, Some("invalid_json")),
         "{body}"
     );
+    t.rejections_written(1).await;
     assert_eq!(
         t.count("SELECT count() FROM rejected_events WHERE payload = '{\"sent_at\": '")
             .await,
@@ -596,6 +601,7 @@ async fn the_client_ip_is_kept_unless_the_collector_is_told_not_to() {
             .await,
         1
     );
+    t.rejections_written(1).await;
     assert_eq!(
         t.count("SELECT count() FROM rejected_events WHERE client_ip = ''")
             .await,

@@ -8,3 +8,4 @@ mod common;
 mod harness;
 mod ingest;
 mod outage;
+mod slow_clickhouse;

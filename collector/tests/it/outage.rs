@@ -23,7 +23,11 @@ impl PrivateClickHouse {
     }
 
     fn start() -> PrivateClickHouse {
-        let port = 18_200 + (std::process::id() % 500) as u16;
+        // A port the system has just handed out, so tests running in parallel get their own.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
         let data_dir = std::env::temp_dir().join(format!(
             "eventline-outage-{port}-{}",
             uuid::Uuid::new_v4().simple()
@@ -83,5 +87,61 @@ async fn while_clickhouse_is_down_nothing_is_acknowledged_and_retries_land_once(
         2
     );
     assert_eq!(t.count("SELECT count() FROM events").await, 3);
+    t.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn while_clickhouse_is_down_bad_requests_still_get_their_4xx_and_are_recorded_later() {
+    let ch = PrivateClickHouse::start();
+    let t = TestCollector::start_with(ch.url(), |c| c.clickhouse_timeout_ms = 2_000).await;
+    let p = t.create_partner("Acme").await;
+    let mut hyphen = event("bad", "c-1");
+    hyphen.context.insert(
+        "user-name".into(),
+        event_model::ContextValue::String("x".into()),
+    );
+
+    ch.script("stop");
+    let (status, _, body) = t
+        .post_raw(
+            "/v1/events",
+            &[("content-type", "application/json")],
+            b"{\"sent_at\": ".to_vec(),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_json")),
+        "{body}"
+    );
+    let (status, _, body) = t.send(&batch(&p, vec![hyphen.clone()]), None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("context_key_hyphen")),
+        "{body}"
+    );
+    // Good and bad together: the good event cannot be stored, so the batch is answered 503
+    // like any other, and the client resends it unchanged.
+    let mixed = batch(&p, vec![event("good", "c-2"), hyphen]);
+    let (status, _, body) = t.send(&mixed, None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("storage_unavailable")),
+        "{body}"
+    );
+
+    ch.script("start");
+    // The two final rejections were held and are written once ClickHouse is back.
+    t.rejections_written(2).await;
+    let (status, _, body) = t.send(&mixed, None).await;
+    assert_eq!(status, 200, "{body}");
+    t.rejections_written(3).await;
+    assert_eq!(t.count("SELECT count() FROM events").await, 1);
+    assert_eq!(t.count("SELECT count() FROM rejected_events").await, 3);
+    assert_eq!(
+        t.metric("eventline_quarantine_dropped_total{reason=\"storage\"}")
+            .await,
+        0
+    );
     t.finish().await;
 }

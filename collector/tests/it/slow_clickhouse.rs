@@ -1,0 +1,211 @@
+//! A slow ClickHouse: a TCP proxy between the collector and the real server that, when armed,
+//! forwards an `INSERT INTO events` request but keeps its answer from the collector. ClickHouse
+//! commits, the collector sees a timeout or a dropped connection and answers 503, the client
+//! resends: every event must end up stored once.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use crate::common::*;
+
+/// What the armed proxy does with the answer to the next insert of events.
+#[derive(Clone, Copy, Debug)]
+enum Swallow {
+    /// Keeps it, and the connection open: the collector's ClickHouse timeout fires.
+    Hold,
+    /// Closes the connection to the collector as soon as the answer arrives.
+    Drop,
+}
+
+struct Proxy {
+    url: String,
+    armed: Arc<Mutex<Option<Swallow>>>,
+    swallowed: mpsc::UnboundedReceiver<()>,
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let armed = Arc::new(Mutex::new(None));
+        let (tx, swallowed) = mpsc::unbounded_channel();
+        let state = armed.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                tokio::spawn(relay(client, upstream.clone(), state.clone(), tx.clone()));
+            }
+        });
+        Proxy {
+            url,
+            armed,
+            swallowed,
+        }
+    }
+
+    /// The next `INSERT INTO events` gets its answer swallowed (once).
+    fn arm(&self, mode: Swallow) {
+        *self.armed.lock().unwrap() = Some(mode);
+    }
+
+    /// Waits until the armed proxy has swallowed an answer: ClickHouse has committed.
+    async fn swallowed(&mut self) {
+        tokio::time::timeout(Duration::from_secs(30), self.swallowed.recv())
+            .await
+            .expect("the proxy swallowed an insert's answer within 30 s")
+            .unwrap();
+    }
+}
+
+/// Decodes `+` and `%XX` of a URL query.
+fn url_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether this chunk starts an HTTP request whose SQL (sent in the URL by the clickhouse
+/// crate) inserts into `events`, not `rejected_events`.
+fn is_events_insert(chunk: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(chunk);
+    text.split("\r\n")
+        .filter(|line| line.starts_with("POST "))
+        .any(|line| {
+            url_decode(line)
+                .replace('`', "")
+                .contains("INSERT INTO events(")
+        })
+}
+
+async fn relay(
+    client: TcpStream,
+    upstream: String,
+    armed: Arc<Mutex<Option<Swallow>>>,
+    swallowed: mpsc::UnboundedSender<()>,
+) {
+    let Ok(server) = TcpStream::connect(upstream).await else {
+        return;
+    };
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    // Set when this connection carries the insert whose answer is to be swallowed. Without
+    // pipelining, every byte the server sends after that is the answer to that insert.
+    let swallow: Arc<Mutex<Option<Swallow>>> = Arc::new(Mutex::new(None));
+    let marked = swallow.clone();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match client_read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if is_events_insert(&buf[..n]) {
+                if let Some(mode) = armed.lock().unwrap().take() {
+                    *marked.lock().unwrap() = Some(mode);
+                }
+            }
+            if server_write.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        let _ = server_write.shutdown().await;
+    });
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut told = false;
+    loop {
+        let n = match server_read.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let mode = *swallow.lock().unwrap();
+        match mode {
+            None => {
+                if client_write.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+            Some(mode) => {
+                if !told {
+                    told = true;
+                    let _ = swallowed.send(());
+                }
+                if let Swallow::Drop = mode {
+                    // Closing the collector's side mid-answer: a dropped connection.
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// `(accepted, every result a duplicate)` of an answer.
+fn duplicates(body: &Value) -> (u64, bool) {
+    let results = body["results"].as_array().unwrap();
+    (
+        body["accepted"].as_u64().unwrap(),
+        results.iter().all(|r| r["duplicate"] == true),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_insert_whose_answer_is_lost_is_stored_once_and_its_resend_is_answered_duplicate() {
+    let upstream = clickhouse_url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let mut proxy = Proxy::start(upstream).await;
+    let t = TestCollector::start_with(proxy.url.clone(), |c| {
+        c.clickhouse_timeout_ms = 1_500;
+        // Two lanes: one insert of the request is swallowed while the other commits.
+        c.sink_lanes = 2;
+    })
+    .await;
+    let p = t.create_partner("Acme").await;
+
+    let mut sent = 0;
+    for mode in [Swallow::Hold, Swallow::Drop] {
+        let events: Vec<_> = (0..20).map(|i| event("slow", &format!("c-{i}"))).collect();
+        sent += events.len() as u64;
+        let pending = batch(&p, events);
+        proxy.arm(mode);
+        let (status, _, body) = t.send(&pending, None).await;
+        assert_eq!(status, 503, "{mode:?}: {body}");
+        assert_eq!(body["error"]["code"], "storage_unavailable");
+        proxy.swallowed().await;
+        // The client resends the same batch, more than once. Everything had committed.
+        for _ in 0..2 {
+            let (status, _, body) = t.send(&pending, None).await;
+            assert_eq!(status, 200, "{mode:?}: {body}");
+            assert_eq!(duplicates(&body), (20, true), "{mode:?}: {body}");
+        }
+        assert_eq!(t.count("SELECT count() FROM events").await, sent);
+        assert_eq!(
+            t.count("SELECT uniqExact(event_id) FROM events").await,
+            sent
+        );
+    }
+    assert_eq!(t.metric("eventline_sink_inserts_in_doubt_total").await, 2);
+    t.finish().await;
+}
