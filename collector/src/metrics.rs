@@ -21,8 +21,6 @@ pub struct Metrics {
     pub insert_seconds: Histogram,
     /// Sink commits that failed (answered 503).
     pub sink_failures: IntCounter,
-    /// HTTP responses by route and status.
-    pub responses: IntCounterVec,
 }
 
 impl Metrics {
@@ -56,11 +54,6 @@ impl Metrics {
         .expect("valid metric");
         let sink_failures = IntCounter::new("sink_failures_total", "Sink commits that failed")
             .expect("valid metric");
-        let responses = IntCounterVec::new(
-            Opts::new("http_responses_total", "HTTP responses by route and status"),
-            &["route", "status"],
-        )
-        .expect("valid metric");
         for c in [
             Box::new(accepted.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(rejected.clone()),
@@ -68,7 +61,6 @@ impl Metrics {
             Box::new(batch_rows.clone()),
             Box::new(insert_seconds.clone()),
             Box::new(sink_failures.clone()),
-            Box::new(responses.clone()),
         ] {
             registry.register(c).expect("metric registered once");
         }
@@ -80,7 +72,6 @@ impl Metrics {
             batch_rows,
             insert_seconds,
             sink_failures,
-            responses,
         }
     }
 
