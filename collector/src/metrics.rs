@@ -21,6 +21,11 @@ pub struct Metrics {
     pub insert_seconds: Histogram,
     /// Sink commits that failed (answered 503).
     pub sink_failures: IntCounter,
+    /// Requests answered 429 `rate_limited`, by limit (`ip`, `partner`).
+    pub rate_limited: IntCounterVec,
+    /// Refused requests of no established partner, counted here instead of being stored in
+    /// `rejected_events`, by code.
+    pub requests_not_stored: IntCounterVec,
 }
 
 impl Metrics {
@@ -54,6 +59,22 @@ impl Metrics {
         .expect("valid metric");
         let sink_failures = IntCounter::new("sink_failures_total", "Sink commits that failed")
             .expect("valid metric");
+        let rate_limited = IntCounterVec::new(
+            Opts::new(
+                "rate_limited_total",
+                "Ingest requests refused by a rate limit, by limit",
+            ),
+            &["scope"],
+        )
+        .expect("valid metric");
+        let requests_not_stored = IntCounterVec::new(
+            Opts::new(
+                "requests_not_stored_total",
+                "Refused ingest requests of no known partner, counted instead of stored, by code",
+            ),
+            &["code"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(accepted.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(rejected.clone()),
@@ -61,6 +82,8 @@ impl Metrics {
             Box::new(batch_rows.clone()),
             Box::new(insert_seconds.clone()),
             Box::new(sink_failures.clone()),
+            Box::new(rate_limited.clone()),
+            Box::new(requests_not_stored.clone()),
         ] {
             registry.register(c).expect("metric registered once");
         }
@@ -72,6 +95,8 @@ impl Metrics {
             batch_rows,
             insert_seconds,
             sink_failures,
+            rate_limited,
+            requests_not_stored,
         }
     }
 
