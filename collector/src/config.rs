@@ -54,6 +54,23 @@ fn parse_proxy(text: &str) -> Result<IpNet, String> {
         .map_err(|_| format!("`{text}` is not an IP address or CIDR such as 10.0.0.0/8"))
 }
 
+/// The proxies whose `X-Forwarded-For` is believed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(pub Vec<IpNet>);
+
+impl TrustedProxies {
+    /// A comma-separated list of CIDRs or addresses; empty entries (and an empty list) are
+    /// allowed, so `EVENTLINE_TRUSTED_PROXIES=` means none.
+    pub fn parse(text: &str) -> Result<TrustedProxies, String> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .map(parse_proxy)
+            .collect::<Result<_, _>>()
+            .map(TrustedProxies)
+    }
+}
+
 /// Everything the collector can be told.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
@@ -131,8 +148,8 @@ pub struct Config {
     /// Proxies whose `X-Forwarded-For` is believed, as comma-separated CIDRs or addresses
     /// (`10.0.0.0/8,192.0.2.7`). Default empty: the header is ignored and the client is the TCP
     /// peer, because anyone can write the header.
-    #[arg(long, env = "EVENTLINE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_proxy)]
-    pub trusted_proxies: Vec<IpNet>,
+    #[arg(long, env = "EVENTLINE_TRUSTED_PROXIES", default_value = "", value_parser = TrustedProxies::parse)]
+    pub trusted_proxies: TrustedProxies,
 
     /// Requests per second allowed from one client IP on the ingest routes (0 = no limit).
     /// Default 100: a browser or app sends a batch every few seconds, so only a flood reaches it.
@@ -277,6 +294,15 @@ mod tests {
         );
         assert!(parse_proxy("10.0.0.0/33").is_err());
         assert!(parse_proxy("proxy.example").is_err());
+        assert_eq!(TrustedProxies::parse(""), Ok(TrustedProxies::default()));
+        assert_eq!(
+            TrustedProxies::parse("10.0.0.0/8, 192.0.2.7,")
+                .unwrap()
+                .0
+                .len(),
+            2
+        );
+        assert!(TrustedProxies::parse("10.0.0.0/8,bogus").is_err());
     }
 
     #[test]
@@ -284,7 +310,7 @@ mod tests {
         let mut c = Config::local_defaults();
         assert_eq!(c.validate_ingest_bounds(), Ok(()));
         assert_eq!(c.client_ip, ClientIpMode::Truncated);
-        assert!(c.trusted_proxies.is_empty());
+        assert!(c.trusted_proxies.0.is_empty());
         c.rate_limit_ip_burst = 0;
         assert!(c
             .validate_ingest_bounds()

@@ -49,7 +49,7 @@ fn client_address(req: &HttpRequest, config: &Config) -> Option<IpAddr> {
     client_ip::resolve(
         req.peer_addr().map(|a| a.ip()),
         &forwarded,
-        &config.trusted_proxies,
+        &config.trusted_proxies.0,
     )
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use clickhouse::Row;
 use event_model::ContextValue;
-use eventline_collector::config::ClientIpMode;
+use eventline_collector::config::{ClientIpMode, TrustedProxies};
 use eventline_collector::store::rejected_ttl::ttl_days_in;
 use serde::Deserialize;
 use serde_json::json;
@@ -308,7 +308,7 @@ async fn a_flood_from_one_address_gets_429_with_retry_after_while_another_addres
     let t = TestCollector::start_with(clickhouse_url(), |c| {
         (c.rate_limit_ip_per_sec, c.rate_limit_ip_burst) = (1, 3);
         // The test client is 127.0.0.1; as a trusted proxy it can speak for other addresses.
-        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        c.trusted_proxies = TrustedProxies::parse("127.0.0.1/32").unwrap();
     })
     .await;
     let p = t.create_partner("Acme").await;
@@ -565,14 +565,14 @@ async fn x_forwarded_for_is_read_only_from_trusted_proxies_from_the_right() {
 
     let t = TestCollector::start_with(clickhouse_url(), |c| {
         c.client_ip = ClientIpMode::Full;
-        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        c.trusted_proxies = TrustedProxies::parse("127.0.0.1/32").unwrap();
     })
     .await;
     assert_eq!(stored_ips(&t, &forged).await.0, "198.51.100.77");
     t.finish().await;
 
     let t = TestCollector::start_with(clickhouse_url(), |c| {
-        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        c.trusted_proxies = TrustedProxies::parse("127.0.0.1/32").unwrap();
     })
     .await;
     assert_eq!(
