@@ -9,11 +9,12 @@ use actix_web::{middleware, web, App, HttpServer};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::http::rate_limit::{RateLimits, FORGET_IDLE_EVERY};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::sink::{self, BatchLimits, ClickHouseWriter, QuarantineLimits, QuarantineTask};
-use crate::store::{migrations, Store};
+use crate::store::{migrations, rejected_ttl, Store};
 
 /// How long a shutdown waits for rejected rows to be written once the sink has finished:
 /// `docker stop` allows 10 s in all, and the HTTP drain and the last commits come first.
@@ -31,6 +32,7 @@ pub struct Running {
     sink_task: JoinHandle<()>,
     quarantine_task: QuarantineTask,
     refresher: JoinHandle<()>,
+    limit_janitor: JoinHandle<()>,
 }
 
 impl Running {
@@ -42,10 +44,12 @@ impl Running {
             sink_task,
             quarantine_task,
             refresher,
+            limit_janitor,
             ..
         } = self;
         server_task.await??;
         refresher.abort();
+        limit_janitor.abort();
         // The server dropped its sink and quarantine handles on the way out, so the sink ends
         // after its last commit and the quarantine task once it has written what it holds.
         sink_task.await?;
@@ -72,9 +76,13 @@ impl Running {
 
 /// Migrates, then starts serving; returns once the socket is bound.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    config
+        .validate_ingest_bounds()
+        .map_err(anyhow::Error::msg)?;
     let applied = migrations::migrate(&config).await?;
     tracing::info!(applied, database = %config.clickhouse_database, "schema is up to date");
     let store = Store::new(&config);
+    rejected_ttl::apply(&store, config.rejected_ttl_days).await?;
     let registry = Arc::new(Registry::load(store.clone()).await?);
     let metrics = Metrics::new();
     let (sink, sink_task) = sink::spawn(
@@ -111,6 +119,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             }
         })
     };
+    let limits = Arc::new(RateLimits::new(&config));
+    let limit_janitor = {
+        let limits = limits.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(FORGET_IDLE_EVERY).await;
+                limits.forget_idle();
+            }
+        })
+    };
     let config = Arc::new(config);
     let state = web::Data::new(AppState {
         config: config.clone(),
@@ -119,6 +137,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         quarantine,
         store,
         metrics,
+        limits,
     });
     let mut server = HttpServer::new(move || {
         App::new()
@@ -126,7 +145,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             .wrap(middleware::Logger::new("%s %r %Dms").log_target("eventline::access"))
             .configure(http::configure)
     })
-    .shutdown_timeout(30);
+    .shutdown_timeout(30)
+    .client_request_timeout(Duration::from_millis(config.header_timeout_ms))
+    .max_connections(config.max_connections);
     if config.workers > 0 {
         server = server.workers(config.workers);
     }
@@ -146,5 +167,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         sink_task,
         quarantine_task,
         refresher,
+        limit_janitor,
     })
 }

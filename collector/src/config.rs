@@ -4,7 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use ipnet::IpNet;
 
 /// The admin token used when `EVENTLINE_ADMIN_TOKEN` is not set; fine on loopback, never in production.
 pub const LOCAL_ADMIN_TOKEN: &str = "eventline-local-admin-token";
@@ -41,6 +42,42 @@ pub enum Command {
     Serve,
     /// Apply pending schema migrations and exit.
     Migrate,
+}
+
+/// What the collector stores of a client's IP address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClientIpMode {
+    /// The network address of the IPv4 /24 or IPv6 /48.
+    Truncated,
+    /// The whole address.
+    Full,
+    /// Nothing (an empty string).
+    None,
+}
+
+/// A trusted proxy: a CIDR (`10.0.0.0/8`) or a single address (`192.0.2.7`).
+fn parse_proxy(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("`{text}` is not an IP address or CIDR such as 10.0.0.0/8"))
+}
+
+/// The proxies whose `X-Forwarded-For` is believed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(pub Vec<IpNet>);
+
+impl TrustedProxies {
+    /// A comma-separated list of CIDRs or addresses; empty entries (and an empty list) are
+    /// allowed, so `EVENTLINE_TRUSTED_PROXIES=` means none.
+    pub fn parse(text: &str) -> Result<TrustedProxies, String> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .map(parse_proxy)
+            .collect::<Result<_, _>>()
+            .map(TrustedProxies)
+    }
 }
 
 /// Everything the collector can be told.
@@ -133,13 +170,67 @@ pub struct Config {
     )]
     pub clickhouse_timeout_ms: u64,
 
-    /// Store the client IP with each event (`false` drops it before storage).
-    #[arg(long, env = "EVENTLINE_KEEP_CLIENT_IP", default_value_t = true, action = clap::ArgAction::Set)]
-    pub keep_client_ip: bool,
+    /// What is stored of the client IP: `truncated` (the network address of its IPv4 /24 or
+    /// IPv6 /48, e.g. `203.0.113.0`: enough for coarse geography, not a person), `full`, or
+    /// `none`. Default `truncated`, so a default install stores no full address. Rate limits
+    /// always key on the full address, which is never stored in this mode.
+    #[arg(long, env = "EVENTLINE_CLIENT_IP", value_enum, default_value_t = ClientIpMode::Truncated)]
+    pub client_ip: ClientIpMode,
 
-    /// Take the client IP from `X-Forwarded-For` (only behind a proxy you trust).
-    #[arg(long, env = "EVENTLINE_TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
-    pub trust_forwarded_for: bool,
+    /// Proxies whose `X-Forwarded-For` is believed, as comma-separated CIDRs or addresses
+    /// (`10.0.0.0/8,192.0.2.7`). Default empty: the header is ignored and the client is the TCP
+    /// peer, because anyone can write the header.
+    #[arg(long, env = "EVENTLINE_TRUSTED_PROXIES", default_value = "", value_parser = TrustedProxies::parse)]
+    pub trusted_proxies: TrustedProxies,
+
+    /// Requests per second allowed from one client IP on the ingest routes (0 = no limit).
+    /// Default 100: a browser or app sends a batch every few seconds, so only a flood reaches it.
+    #[arg(long, env = "EVENTLINE_RATE_LIMIT_IP_PER_SEC", default_value_t = 100)]
+    pub rate_limit_ip_per_sec: u32,
+
+    /// Requests one client IP may send at once above its rate (the bucket size). Default 200.
+    #[arg(long, env = "EVENTLINE_RATE_LIMIT_IP_BURST", default_value_t = 200)]
+    pub rate_limit_ip_burst: u32,
+
+    /// Requests per second allowed for one partner on the ingest routes, all its clients
+    /// together (0 = no limit). Default 1,000: ten times what one address may send, so no
+    /// single address can use up a partner's share, and far above one shop's normal traffic
+    /// (thousands of visitors each sending a batch every few seconds, batched up to 500
+    /// events). Raise it for a partner with more traffic.
+    #[arg(
+        long,
+        env = "EVENTLINE_RATE_LIMIT_PARTNER_PER_SEC",
+        default_value_t = 1_000
+    )]
+    pub rate_limit_partner_per_sec: u32,
+
+    /// Requests one partner may send at once above its rate. Default 2,000.
+    #[arg(
+        long,
+        env = "EVENTLINE_RATE_LIMIT_PARTNER_BURST",
+        default_value_t = 2_000
+    )]
+    pub rate_limit_partner_burst: u32,
+
+    /// Time allowed to receive a whole request body, in milliseconds; slower senders get
+    /// `408 body_timeout`. Default 10 s: a 1 MiB body at 1 Mbit/s takes about 8 s.
+    #[arg(long, env = "EVENTLINE_BODY_TIMEOUT_MS", default_value_t = 10_000)]
+    pub body_timeout_ms: u64,
+
+    /// Time allowed to receive a request's headers, in milliseconds (actix answers `408` and
+    /// closes). Default 5 s, actix's own.
+    #[arg(long, env = "EVENTLINE_HEADER_TIMEOUT_MS", default_value_t = 5_000)]
+    pub header_timeout_ms: u64,
+
+    /// Open connections per HTTP worker; beyond it new connections wait in the listen backlog
+    /// until one closes. Default 10,000 per worker (keep it under the process's open-file limit).
+    #[arg(long, env = "EVENTLINE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Days a row stays in `rejected_events` (0 = forever). Default 30: long enough to find and
+    /// fix a broken integration, short enough that the table cannot grow without bound.
+    #[arg(long, env = "EVENTLINE_REJECTED_TTL_DAYS", default_value_t = 30)]
+    pub rejected_ttl_days: u32,
 
     /// How often the source registry is re-read from ClickHouse, in seconds, so changes made
     /// through another collector instance reach this one.
@@ -178,6 +269,42 @@ impl Config {
         Duration::from_millis(self.clickhouse_timeout_ms)
     }
 
+    /// Time allowed to receive a request body.
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_timeout_ms)
+    }
+
+    /// Checks the ingest bounds; the message names the setting to fix.
+    pub fn validate_ingest_bounds(&self) -> Result<(), String> {
+        for (rate, burst, name) in [
+            (
+                self.rate_limit_ip_per_sec,
+                self.rate_limit_ip_burst,
+                "EVENTLINE_RATE_LIMIT_IP_BURST",
+            ),
+            (
+                self.rate_limit_partner_per_sec,
+                self.rate_limit_partner_burst,
+                "EVENTLINE_RATE_LIMIT_PARTNER_BURST",
+            ),
+        ] {
+            if rate > 0 && burst == 0 {
+                return Err(format!(
+                    "{name} must be at least 1 while its rate limit is on"
+                ));
+            }
+        }
+        if self.body_timeout_ms == 0 || self.header_timeout_ms == 0 {
+            return Err(
+                "EVENTLINE_BODY_TIMEOUT_MS and EVENTLINE_HEADER_TIMEOUT_MS must be above 0".into(),
+            );
+        }
+        if self.max_connections == 0 {
+            return Err("EVENTLINE_MAX_CONNECTIONS must be at least 1".into());
+        }
+        Ok(())
+    }
+
     /// Whether the admin token is the well-known local default.
     pub fn uses_local_admin_token(&self) -> bool {
         self.admin_token == LOCAL_ADMIN_TOKEN
@@ -207,5 +334,43 @@ mod tests {
         );
         let err = parse(&["--log-format", "xml"]).unwrap_err().to_string();
         assert!(err.contains("xml") && err.contains("json"), "{err}");
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidrs_or_single_addresses() {
+        assert_eq!(
+            parse_proxy(" 10.0.0.0/8").unwrap(),
+            "10.0.0.0/8".parse::<IpNet>().unwrap()
+        );
+        assert_eq!(
+            parse_proxy("2001:db8::1").unwrap(),
+            "2001:db8::1/128".parse::<IpNet>().unwrap()
+        );
+        assert!(parse_proxy("10.0.0.0/33").is_err());
+        assert!(parse_proxy("proxy.example").is_err());
+        assert_eq!(TrustedProxies::parse(""), Ok(TrustedProxies::default()));
+        assert_eq!(
+            TrustedProxies::parse("10.0.0.0/8, 192.0.2.7,")
+                .unwrap()
+                .0
+                .len(),
+            2
+        );
+        assert!(TrustedProxies::parse("10.0.0.0/8,bogus").is_err());
+    }
+
+    #[test]
+    fn the_defaults_pass_validation_and_a_zero_burst_does_not() {
+        let mut c = Config::local_defaults();
+        assert_eq!(c.validate_ingest_bounds(), Ok(()));
+        assert_eq!(c.client_ip, ClientIpMode::Truncated);
+        assert!(c.trusted_proxies.0.is_empty());
+        c.rate_limit_ip_burst = 0;
+        assert!(c
+            .validate_ingest_bounds()
+            .unwrap_err()
+            .contains("EVENTLINE_RATE_LIMIT_IP_BURST"));
+        c.rate_limit_ip_per_sec = 0;
+        assert_eq!(c.validate_ingest_bounds(), Ok(()), "0 turns the limit off");
     }
 }

@@ -48,6 +48,14 @@ pub enum ApiError {
     /// Too many requests are waiting for storage.
     #[error("the collector is overloaded; retry later")]
     Overloaded,
+    /// The client address or the partner is over its rate limit.
+    #[error("too many requests from this {whose}; retry after the Retry-After delay")]
+    RateLimited {
+        /// `address` or `partner`.
+        whose: &'static str,
+        /// Whole seconds until a request would pass, sent as `Retry-After`.
+        retry_after_secs: u64,
+    },
 }
 
 /// A failure talking to ClickHouse.
@@ -105,7 +113,7 @@ impl ApiError {
             ApiError::NotFound(_) => ErrorClass::NotFound,
             ApiError::Conflict { .. } => ErrorClass::Conflict,
             ApiError::Storage(_) => ErrorClass::Unavailable,
-            ApiError::Overloaded => ErrorClass::RateLimited,
+            ApiError::Overloaded | ApiError::RateLimited { .. } => ErrorClass::RateLimited,
         }
     }
 
@@ -119,6 +127,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::Storage(_) => ErrorCode::StorageUnavailable.as_str(),
             ApiError::Overloaded => ErrorCode::Overloaded.as_str(),
+            ApiError::RateLimited { .. } => ErrorCode::RateLimited.as_str(),
         }
     }
 
@@ -163,7 +172,14 @@ impl ResponseError for ApiError {
         if let ApiError::Storage(e) = self {
             tracing::error!(error = %e, "storage failure");
         }
-        response_for_class(self.class()).json(ErrorBody {
+        let mut builder = response_for_class(self.class());
+        if let ApiError::RateLimited {
+            retry_after_secs, ..
+        } = self
+        {
+            builder.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after_secs)));
+        }
+        builder.json(ErrorBody {
             error: ErrorDetail {
                 code: self.code(),
                 message: self.client_message(),

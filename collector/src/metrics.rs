@@ -29,8 +29,11 @@ pub struct Metrics {
     pub quarantine_dropped: IntCounterVec,
     /// Rejected rows written to `rejected_events`.
     pub quarantine_written: IntCounter,
-    /// HTTP responses by route and status.
-    pub responses: IntCounterVec,
+    /// Requests answered 429 `rate_limited`, by limit (`ip`, `partner`).
+    pub rate_limited: IntCounterVec,
+    /// Refused requests of no established partner, counted here instead of being stored in
+    /// `rejected_events`, by code.
+    pub requests_not_stored: IntCounterVec,
 }
 
 impl Metrics {
@@ -90,9 +93,20 @@ impl Metrics {
             "Rejected rows written to rejected_events",
         )
         .expect("valid metric");
-        let responses = IntCounterVec::new(
-            Opts::new("http_responses_total", "HTTP responses by route and status"),
-            &["route", "status"],
+        let rate_limited = IntCounterVec::new(
+            Opts::new(
+                "rate_limited_total",
+                "Ingest requests refused by a rate limit, by limit",
+            ),
+            &["scope"],
+        )
+        .expect("valid metric");
+        let requests_not_stored = IntCounterVec::new(
+            Opts::new(
+                "requests_not_stored_total",
+                "Refused ingest requests of no known partner, counted instead of stored, by code",
+            ),
+            &["code"],
         )
         .expect("valid metric");
         for c in [
@@ -105,7 +119,8 @@ impl Metrics {
             Box::new(sink_inserts_in_doubt.clone()),
             Box::new(quarantine_dropped.clone()),
             Box::new(quarantine_written.clone()),
-            Box::new(responses.clone()),
+            Box::new(rate_limited.clone()),
+            Box::new(requests_not_stored.clone()),
         ] {
             registry.register(c).expect("metric registered once");
         }
@@ -120,7 +135,8 @@ impl Metrics {
             sink_inserts_in_doubt,
             quarantine_dropped,
             quarantine_written,
-            responses,
+            rate_limited,
+            requests_not_stored,
         }
     }
 

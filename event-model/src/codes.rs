@@ -14,6 +14,8 @@ pub enum ErrorClass {
     Forbidden,
     /// 404: the addressed resource does not exist.
     NotFound,
+    /// 408: the request was not received in time (a slow body); resending it may succeed.
+    TimedOut,
     /// 409: the request conflicts with the current state (duplicate code, system source).
     Conflict,
     /// 413: the body is larger than the limit; split it.
@@ -36,6 +38,7 @@ impl ErrorClass {
             ErrorClass::Unauthenticated => 401,
             ErrorClass::Forbidden => 403,
             ErrorClass::NotFound => 404,
+            ErrorClass::TimedOut => 408,
             ErrorClass::Conflict => 409,
             ErrorClass::TooLarge => 413,
             ErrorClass::UnsupportedMedia => 415,
@@ -46,7 +49,10 @@ impl ErrorClass {
 
     /// Whether a client should resend the same request later (network errors count as retryable too).
     pub const fn is_retryable(self) -> bool {
-        matches!(self, ErrorClass::RateLimited | ErrorClass::Unavailable)
+        matches!(
+            self,
+            ErrorClass::TimedOut | ErrorClass::RateLimited | ErrorClass::Unavailable
+        )
     }
 
     /// The class a client should assume for an HTTP status it received.
@@ -56,6 +62,7 @@ impl ErrorClass {
             401 => ErrorClass::Unauthenticated,
             403 => ErrorClass::Forbidden,
             404 => ErrorClass::NotFound,
+            408 => ErrorClass::TimedOut,
             409 => ErrorClass::Conflict,
             413 => ErrorClass::TooLarge,
             415 => ErrorClass::UnsupportedMedia,
@@ -125,6 +132,10 @@ error_codes! {
     StorageUnavailable = "storage_unavailable" => Unavailable,
     /// Too many requests are waiting to be stored.
     Overloaded = "overloaded" => RateLimited,
+    /// The client address or the partner sent more requests than its rate limit allows.
+    RateLimited = "rate_limited" => RateLimited,
+    /// The body did not arrive within the body read timeout.
+    BodyTimeout = "body_timeout" => TimedOut,
 
     // Event level.
     /// The event is larger than allowed.
@@ -153,6 +164,8 @@ error_codes! {
     SourceDisabled = "source_disabled" => Forbidden,
     /// The request's Origin does not match the source's domain.
     OriginNotAllowed = "origin_not_allowed" => Forbidden,
+    /// A source with a domain takes browser requests only, and this one had no Origin.
+    OriginRequired = "origin_required" => Forbidden,
     /// A customer event without `customer_id` and `anonymous_id`.
     MissingIdentity = "missing_identity" => Invalid,
     /// A system event with `customer_id` or `anonymous_id`.
@@ -209,12 +222,12 @@ mod tests {
     }
 
     #[test]
-    fn only_backoff_and_unavailable_are_retryable() {
+    fn only_timeout_backoff_and_unavailable_are_retryable() {
         for code in ErrorCode::ALL {
             let class = code.class();
             assert_eq!(
                 class.is_retryable(),
-                matches!(class.http_status(), 429 | 503)
+                matches!(class.http_status(), 408 | 429 | 503)
             );
             assert_eq!(
                 ErrorClass::from_http_status(class.http_status()),

@@ -118,6 +118,12 @@ impl Violation {
                 format!("the body is larger than {MAX_BATCH_BYTES} bytes (after decompression)")
             }
             ErrorCode::InvalidJson => "the body is not valid JSON".to_string(),
+            ErrorCode::OriginNotAllowed => "this origin may not send to this source".to_string(),
+            ErrorCode::OriginRequired => {
+                "this source has a domain, so it takes browser requests (with an Origin) only"
+                    .to_string()
+            }
+            ErrorCode::BodyTimeout => "the body did not arrive in time".to_string(),
             ErrorCode::InvalidBatch => format!(
                 "`{f}`: the body must be an object with `sent_at` and an `events` array"
             ),

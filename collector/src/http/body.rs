@@ -1,6 +1,8 @@
-//! Reading a request body: media type, size limit before and after gzip, UTF-8.
+//! Reading a request body: media type, time limit, size limit before and after gzip, UTF-8.
+//! Messages say what to send without repeating the request's header values.
 
 use std::io::Read;
+use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest};
@@ -24,9 +26,8 @@ pub fn check_media_type(req: &HttpRequest) -> Result<(), Violation> {
         Ok(())
     } else {
         Err(
-            Violation::new(ErrorCode::UnsupportedMediaType, "content-type").with_detail(format!(
-                "`{mime}` is not accepted; send application/json (or text/plain from sendBeacon)"
-            )),
+            Violation::new(ErrorCode::UnsupportedMediaType, "content-type")
+                .with_detail("send application/json (or text/plain from sendBeacon)"),
         )
     }
 }
@@ -35,9 +36,28 @@ fn too_large(max: usize) -> Violation {
     Violation::new(ErrorCode::BodyTooLarge, "body").with_detail(format!("the limit is {max} bytes"))
 }
 
-/// Reads the body, gunzipping it if `Content-Encoding: gzip`; `max` bounds both the bytes on
-/// the wire and the decompressed text, so a small gzip bomb is refused like a large body.
+/// Reads the body within `timeout` (the whole body, so a sender trickling bytes cannot hold the
+/// connection longer), gunzipping it if `Content-Encoding: gzip`; `max` bounds both the bytes
+/// on the wire and the decompressed text, so a small gzip bomb is refused like a large body.
 pub async fn read_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+    max: usize,
+    timeout: Duration,
+) -> Result<String, Violation> {
+    tokio::time::timeout(timeout, read_body_untimed(req, payload, max))
+        .await
+        .unwrap_or_else(|_| {
+            Err(
+                Violation::new(ErrorCode::BodyTimeout, "body").with_detail(format!(
+                    "the whole body must arrive within {} ms",
+                    timeout.as_millis()
+                )),
+            )
+        })
+}
+
+async fn read_body_untimed(
     req: &HttpRequest,
     mut payload: web::Payload,
     max: usize,
@@ -58,7 +78,7 @@ pub async fn read_body(
     if !matches!(encoding.as_str(), "" | "identity" | "gzip") {
         return Err(
             Violation::new(ErrorCode::UnsupportedEncoding, "content-encoding")
-                .with_detail(format!("`{encoding}` is not supported; use gzip or none")),
+                .with_detail("use gzip or none"),
         );
     }
     let mut raw = Vec::with_capacity(declared.unwrap_or(4096).min(max));

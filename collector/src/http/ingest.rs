@@ -1,5 +1,6 @@
 //! `POST /v1/events` (browsers and apps) and `POST /v1/server/events` (partner back ends).
 
+use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::http::header::{self, HeaderValue};
@@ -9,9 +10,15 @@ use event_model::{ErrorCode, Violation};
 use serde::Serialize;
 
 use super::body::{check_media_type, read_body};
-use super::AppState;
+use super::rate_limit::{Limited, Scope};
+use super::{client_ip, AppState};
+use crate::config::Config;
 use crate::error::{response_for_class, ApiError, ErrorDetail};
-use crate::ingest::{prepare, reject_request, EventResult, IngestPath, RequestMeta};
+use crate::ingest::{
+    capped_message, judge, open, reject_request, EventResult, IngestPath, RequestMeta,
+    RequestRejection,
+};
+use crate::registry::Snapshot;
 use crate::sink::SubmitError;
 
 /// The answer to a batch that was judged event by event.
@@ -32,19 +39,33 @@ fn header_str(req: &HttpRequest, name: header::HeaderName) -> Option<String> {
         .map(str::to_string)
 }
 
-fn client_ip(req: &HttpRequest, state: &AppState) -> String {
-    if !state.config.keep_client_ip {
-        return String::new();
+/// The client's full address (see [`client_ip::resolve`]); `None` only without a TCP peer.
+fn client_address(req: &HttpRequest, config: &Config) -> Option<IpAddr> {
+    let forwarded: Vec<&str> = req
+        .headers()
+        .get_all(header::HeaderName::from_static("x-forwarded-for"))
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    client_ip::resolve(
+        req.peer_addr().map(|a| a.ip()),
+        &forwarded,
+        &config.trusted_proxies.0,
+    )
+}
+
+fn limited(state: &AppState, limited: Limited) -> ApiError {
+    state
+        .metrics
+        .rate_limited
+        .with_label_values(&[limited.scope.label()])
+        .inc();
+    ApiError::RateLimited {
+        whose: match limited.scope {
+            Scope::Ip => "address",
+            Scope::Partner => "partner",
+        },
+        retry_after_secs: limited.retry_after_secs,
     }
-    let forwarded = state
-        .config
-        .trust_forwarded_for
-        .then(|| header_str(req, header::HeaderName::from_static("x-forwarded-for")))
-        .flatten()
-        .and_then(|v| v.split(',').next().map(|ip| ip.trim().to_string()));
-    forwarded
-        .or_else(|| req.peer_addr().map(|a| a.ip().to_string()))
-        .unwrap_or_default()
 }
 
 fn now_ms() -> i64 {
@@ -62,13 +83,22 @@ fn bearer(req: &HttpRequest) -> Option<String> {
         .then(|| token.trim().to_string())
 }
 
-/// Browsers may read every ingest answer, errors included: a tracker that cannot see a 403
-/// would take it for a network failure and retry forever. The answer carries no secrets.
-fn with_cors(req: &HttpRequest, mut response: HttpResponse) -> HttpResponse {
-    if let Some(origin) = req.headers().get(header::ORIGIN).cloned() {
-        let headers = response.headers_mut();
+/// A page on an origin some active source admits may read every ingest answer, errors
+/// included: a tracker that cannot see a 403 would take it for a network failure and retry.
+/// Other origins get no CORS headers at all. The answer varies by Origin either way.
+fn with_cors(req: &HttpRequest, snapshot: &Snapshot, mut response: HttpResponse) -> HttpResponse {
+    let admitted = req
+        .headers()
+        .get(header::ORIGIN)
+        .filter(|o| {
+            o.to_str()
+                .is_ok_and(|o| snapshot.any_source_allows_origin(o))
+        })
+        .cloned();
+    let headers = response.headers_mut();
+    headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+    if let Some(origin) = admitted {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
     }
     response
 }
@@ -80,55 +110,94 @@ fn submit_error(error: SubmitError) -> ApiError {
     }
 }
 
+/// The partner of a server request's API key.
+fn authenticate(req: &HttpRequest, snapshot: &Snapshot) -> Result<uuid::Uuid, Violation> {
+    let key = bearer(req).ok_or_else(|| {
+        Violation::new(ErrorCode::MissingApiKey, "authorization")
+            .with_detail("send the partner API key as `Authorization: Bearer <key>`")
+    })?;
+    snapshot
+        .partner_for_api_key(&key)
+        .ok_or_else(|| Violation::new(ErrorCode::InvalidApiKey, "authorization"))
+}
+
+/// Answers a request refused as a whole. It is stored in `rejected_events` when its partner is
+/// established; a request of nobody in particular is only counted, so it cannot fill the table.
+async fn refuse(state: &AppState, rejection: RequestRejection) -> Result<HttpResponse, ApiError> {
+    let code = rejection.violation.code.as_str();
+    match rejection.row {
+        // Best effort and never waited for: the answer is the rejection, whatever storage does.
+        Some(row) => state.quarantine.record(vec![*row]),
+        None => state
+            .metrics
+            .requests_not_stored
+            .with_label_values(&[code])
+            .inc(),
+    }
+    state.metrics.rejected.with_label_values(&[code]).inc();
+    Err(ApiError::Ingest(rejection.violation))
+}
+
 async fn handle(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
     path: IngestPath,
 ) -> Result<HttpResponse, ApiError> {
+    // Limits first, before anything is read: the address's now, the partner's once it is known.
+    let address = client_address(&req, &state.config);
+    if let Some(ip) = address {
+        state.limits.check_ip(ip).map_err(|l| limited(&state, l))?;
+    }
     let mut meta = RequestMeta {
         path,
         authenticated_partner: None,
         origin: header_str(&req, header::ORIGIN),
         user_agent: header_str(&req, header::USER_AGENT).unwrap_or_default(),
-        client_ip: client_ip(&req, &state),
+        client_ip: client_ip::stored(address, state.config.client_ip),
         received_at_ms: now_ms(),
     };
     let snapshot = state.registry.snapshot();
     if path == IngestPath::Server {
-        // Unauthenticated requests are not events of any partner; they are logged and counted,
-        // not stored, so nobody can fill rejected_events without a key.
-        let key = bearer(&req).ok_or_else(|| {
-            ApiError::Ingest(
-                Violation::new(ErrorCode::MissingApiKey, "authorization")
-                    .with_detail("send the partner API key as `Authorization: Bearer <key>`"),
-            )
-        })?;
-        let partner = snapshot.partner_for_api_key(&key).ok_or_else(|| {
-            ApiError::Ingest(Violation::new(ErrorCode::InvalidApiKey, "authorization"))
-        })?;
+        let partner = match authenticate(&req, &snapshot) {
+            Ok(partner) => partner,
+            Err(v) => return refuse(&state, reject_request(&meta, v, "", None)).await,
+        };
         meta.authenticated_partner = Some(partner);
+        state
+            .limits
+            .check_partner(partner)
+            .map_err(|l| limited(&state, l))?;
     }
 
+    let config = &state.config;
     let body = match check_media_type(&req) {
-        Ok(()) => read_body(&req, payload, state.config.max_body_bytes).await,
+        Ok(()) => read_body(&req, payload, config.max_body_bytes, config.body_timeout()).await,
         Err(v) => Err(v),
     };
-    let prepared = body
-        .map_err(|v| reject_request(&meta, v, ""))
-        .and_then(|body| prepare(&body, &meta, &snapshot));
-    let prepared = match prepared {
-        Ok(prepared) => prepared,
-        Err(rejection) => {
-            // Best effort and never waited for: the answer is the rejection, whatever storage does.
-            state.quarantine.record(vec![*rejection.row]);
-            state
-                .metrics
-                .rejected
-                .with_label_values(&[rejection.violation.code.as_str()])
-                .inc();
-            return Err(ApiError::Ingest(rejection.violation));
+    let body = match body {
+        Ok(body) => body,
+        Err(v) => {
+            let rejection = reject_request(&meta, v, "", meta.authenticated_partner);
+            return refuse(&state, rejection).await;
         }
+    };
+    let opened = open(&body, &meta, &snapshot);
+    if meta.authenticated_partner.is_none() {
+        let partner = match &opened {
+            Ok(opened) => Some(opened.partner_id),
+            Err(rejection) => rejection.partner_id,
+        };
+        if let Some(partner) = partner {
+            state
+                .limits
+                .check_partner(partner)
+                .map_err(|l| limited(&state, l))?;
+        }
+    }
+    let prepared = match opened {
+        Ok(opened) => judge(opened, &meta, &snapshot),
+        Err(rejection) => return refuse(&state, rejection).await,
     };
 
     let mut results = prepared.results;
@@ -159,7 +228,7 @@ async fn handle(
         (Some(v), 0) => (response_for_class(v.code.class()), Some(v)),
         _ => (HttpResponse::build(StatusCode::OK), None),
     };
-    let message = error.map(|v| v.message());
+    let message = error.map(capped_message);
     Ok(builder.json(BatchResponse {
         accepted,
         rejected,
@@ -178,11 +247,12 @@ pub async fn client_events(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
+    let snapshot = state.registry.snapshot();
     let response = match handle(req.clone(), payload, state, IngestPath::Client).await {
         Ok(r) => r,
         Err(e) => actix_web::ResponseError::error_response(&e),
     };
-    with_cors(&req, response)
+    with_cors(&req, &snapshot, response)
 }
 
 /// `POST /v1/server/events`.
@@ -198,15 +268,22 @@ pub async fn server_events(
 /// the domain of any active source; the POST itself then checks the event's own source.
 pub async fn preflight(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let origin = header_str(&req, header::ORIGIN).unwrap_or_default();
-    if !state.registry.snapshot().any_source_allows_origin(&origin) {
+    let snapshot = state.registry.snapshot();
+    if !snapshot.any_source_allows_origin(&origin) {
         let e = ApiError::Ingest(
-            Violation::new(ErrorCode::OriginNotAllowed, "origin")
-                .with_detail(format!("no active source accepts origin `{origin}`")),
+            Violation::new(ErrorCode::OriginNotAllowed, "origin").with_detail(
+                "no active source admits this origin; set the site's domain on its source",
+            ),
         );
-        return actix_web::ResponseError::error_response(&e);
+        let mut response = actix_web::ResponseError::error_response(&e);
+        response
+            .headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("Origin"));
+        return response;
     }
     with_cors(
         &req,
+        &snapshot,
         HttpResponse::NoContent()
             .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "POST, OPTIONS"))
             .insert_header((

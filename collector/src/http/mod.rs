@@ -2,8 +2,10 @@
 
 pub mod admin;
 mod body;
+pub mod client_ip;
 pub mod ingest;
 pub mod ops;
+pub mod rate_limit;
 
 use std::sync::Arc;
 
@@ -15,6 +17,7 @@ use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::sink::{Quarantine, Sink};
 use crate::store::Store;
+use rate_limit::RateLimits;
 
 /// What every handler can reach.
 pub struct AppState {
@@ -30,6 +33,8 @@ pub struct AppState {
     pub store: Store,
     /// Metrics.
     pub metrics: Metrics,
+    /// Per-client-IP and per-partner request limits of the ingest routes.
+    pub limits: Arc<RateLimits>,
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {

@@ -2,7 +2,7 @@
 //! the request, judged against a registry snapshot, becomes rows to store and a result per
 //! event. No I/O and no clock here; the handler passes `received_at` in.
 
-use event_model::json::{decode_envelope, decode_event};
+use event_model::json::{decode_envelope, decode_event, Envelope};
 use event_model::{
     validate_event, BatchTimes, ContextValue, ErrorCode, Event, ValidEvent, Violation,
 };
@@ -12,8 +12,20 @@ use uuid::Uuid;
 use crate::registry::{origin, Snapshot, SourceRow};
 use crate::store::rows::{ms_to_datetime, EventRow, RejectedRow};
 
-/// How much of a rejected request body is kept in `rejected_events.payload`.
-pub const MAX_STORED_PAYLOAD_BYTES: usize = 64 * 1024;
+/// How much of a rejected event or request body is kept in `rejected_events.payload` (cut on a
+/// character boundary); `payload_bytes` records the size as received. 8 KiB shows what was
+/// wrong while 500 bad events of one request cannot store more than 4 MiB.
+pub const MAX_STORED_PAYLOAD_BYTES: usize = 8 * 1024;
+
+/// How much of the `User-Agent` header is stored with each event and rejected row. Real agents
+/// are 100-300 bytes; the cap keeps one huge header from being copied into 500 rows.
+pub const MAX_STORED_USER_AGENT_BYTES: usize = 512;
+
+/// How much of a rejection's field name and message is stored and returned. Field names come
+/// from the request (an unknown key can be 30 KiB), so they are capped like any echoed input.
+pub const MAX_REASON_FIELD_BYTES: usize = 256;
+/// See [`MAX_REASON_FIELD_BYTES`].
+pub const MAX_REASON_MESSAGE_BYTES: usize = 1024;
 
 /// Which door an event came through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,9 +55,9 @@ pub struct RequestMeta {
     pub authenticated_partner: Option<Uuid>,
     /// The `Origin` header, if any.
     pub origin: Option<String>,
-    /// The `User-Agent` header.
+    /// The `User-Agent` header (rows store at most [`MAX_STORED_USER_AGENT_BYTES`] of it).
     pub user_agent: String,
-    /// Client IP, or empty if not kept.
+    /// Client IP as stored (truncated, whole or empty, as configured).
     pub client_ip: String,
     /// Server clock at receipt, Unix ms.
     pub received_at_ms: i64,
@@ -89,16 +101,21 @@ pub struct Prepared {
     pub first_rejection: Option<Violation>,
 }
 
-/// A request refused as a whole; it is still recorded in `rejected_events`.
+/// A request refused as a whole.
 #[derive(Debug)]
 pub struct RequestRejection {
     /// Why.
     pub violation: Violation,
-    /// The row that records it (boxed: it is large and travels in `Err`).
-    pub row: Box<RejectedRow>,
+    /// The partner the request was established to come from (API key, or a known `partner_id`).
+    pub partner_id: Option<Uuid>,
+    /// The row that records it in `rejected_events`, only when `partner_id` is known: a request
+    /// of nobody in particular is counted, not stored, so it cannot fill the table (boxed: it is
+    /// large and travels in `Err`).
+    pub row: Option<Box<RejectedRow>>,
 }
 
-fn truncate_utf8(text: &str, max: usize) -> &str {
+/// `text` cut to at most `max` bytes on a character boundary.
+pub fn truncate_utf8(text: &str, max: usize) -> &str {
     if text.len() <= max {
         return text;
     }
@@ -107,6 +124,14 @@ fn truncate_utf8(text: &str, max: usize) -> &str {
         end -= 1;
     }
     &text[..end]
+}
+
+/// A violation's message, cut to [`MAX_REASON_MESSAGE_BYTES`].
+pub fn capped_message(violation: &Violation) -> String {
+    let mut message = violation.message();
+    let keep = truncate_utf8(&message, MAX_REASON_MESSAGE_BYTES).len();
+    message.truncate(keep);
+    message
 }
 
 fn rejected_row(
@@ -125,30 +150,44 @@ fn rejected_row(
         event_id: event_id.into(),
         event_index: index,
         reason_code: violation.code.as_str().into(),
-        reason_field: violation.field.clone(),
-        reason_message: violation.message(),
+        reason_field: truncate_utf8(&violation.field, MAX_REASON_FIELD_BYTES).into(),
+        reason_message: capped_message(violation),
         payload: truncate_utf8(payload, MAX_STORED_PAYLOAD_BYTES).into(),
+        payload_bytes: u32::try_from(payload.len()).unwrap_or(u32::MAX),
         ingest_path: meta.path.as_str().into(),
-        user_agent: meta.user_agent.clone(),
+        user_agent: truncate_utf8(&meta.user_agent, MAX_STORED_USER_AGENT_BYTES).into(),
         client_ip: meta.client_ip.clone(),
     }
 }
 
-/// Records a request refused before its body could be judged (too large, bad encoding).
-pub fn reject_request(meta: &RequestMeta, violation: Violation, payload: &str) -> RequestRejection {
-    let row = rejected_row(
-        meta,
-        meta.authenticated_partner.unwrap_or(Uuid::nil()),
-        -1,
-        &violation,
-        payload,
-        "",
-        "",
-    );
+/// A request refused before its events could be judged (too large, bad encoding, bad
+/// envelope), as coming from `partner_id` if that is established.
+pub fn reject_request(
+    meta: &RequestMeta,
+    violation: Violation,
+    payload: &str,
+    partner_id: Option<Uuid>,
+) -> RequestRejection {
+    let row = partner_id
+        .map(|partner| Box::new(rejected_row(meta, partner, -1, &violation, payload, "", "")));
     RequestRejection {
         violation,
-        row: Box::new(row),
+        partner_id,
+        row,
     }
+}
+
+/// The known partner a body that failed envelope decoding names, if its JSON is readable that
+/// far (an empty batch or a bad `sent_at` of a real partner is still that partner's mistake).
+fn partner_named_in(body: &str, snapshot: &Snapshot) -> Option<Uuid> {
+    #[derive(serde::Deserialize)]
+    struct Named<'a> {
+        #[serde(borrow)]
+        partner_id: Option<&'a str>,
+    }
+    let named: Named<'_> = serde_json::from_str(body).ok()?;
+    let id = Uuid::parse_str(named.partner_id?).ok()?;
+    snapshot.partner(&id).map(|_| id)
 }
 
 fn resolve_partner(
@@ -171,8 +210,8 @@ fn resolve_partner(
         (None, None) => Err(Violation::new(ErrorCode::UnknownPartner, "partner_id")
             .with_detail("`partner_id` is required")),
         (None, Some(id)) if snapshot.partner(&id).is_some() => Ok(id),
-        (None, Some(id)) => Err(Violation::new(ErrorCode::UnknownPartner, "partner_id")
-            .with_detail(format!("no partner has id {id}"))),
+        (None, Some(_)) => Err(Violation::new(ErrorCode::UnknownPartner, "partner_id")
+            .with_detail("no partner has this id; copy it from the admin API")),
     }
 }
 
@@ -193,20 +232,26 @@ fn check_source<'a>(
         return Err(Violation::new(ErrorCode::SourceDisabled, "source")
             .with_detail(format!("source `{code}` is disabled")));
     }
+    // Messages name neither the Origin (attacker-controlled) nor the domain (configuration):
+    // they say what to do, and the partner can read the domain in its admin API.
     if meta.path == IngestPath::Client {
-        if let Some(origin) = &meta.origin {
-            if !origin::origin_allowed(origin, &source.domain) {
-                let allowed = if source.domain.is_empty() {
-                    "no browser origin is configured for it".to_string()
+        match &meta.origin {
+            Some(origin) if !origin::origin_allowed(origin, &source.domain) => {
+                let why = if source.domain.is_empty() {
+                    "the source has no domain, so it takes no browser requests; give it the site's"
                 } else {
-                    format!("it accepts {} and its subdomains", source.domain)
+                    "send from the source's domain or one of its subdomains"
                 };
+                return Err(Violation::new(ErrorCode::OriginNotAllowed, "source").with_detail(why));
+            }
+            None if !source.domain.is_empty() => {
                 return Err(
-                    Violation::new(ErrorCode::OriginNotAllowed, "source").with_detail(format!(
-                        "origin {origin} may not send to `{code}`: {allowed}"
-                    )),
+                    Violation::new(ErrorCode::OriginRequired, "source").with_detail(
+                        "apps use a source without a domain, back ends /v1/server/events",
+                    ),
                 );
             }
+            _ => {}
         }
     }
     Ok(source)
@@ -247,7 +292,7 @@ fn event_row(
         context_numbers: numbers,
         context_booleans: booleans,
         ingest_path: meta.path.as_str().into(),
-        user_agent: meta.user_agent.clone(),
+        user_agent: truncate_utf8(&meta.user_agent, MAX_STORED_USER_AGENT_BYTES).into(),
         client_ip: meta.client_ip.clone(),
     }
 }
@@ -283,22 +328,40 @@ fn judge_event(
     Ok(event_row(valid, source, partner_id, times.sent_at_ms, meta))
 }
 
-/// Judges a decoded-to-text body. `Err` means the whole request is refused.
-pub fn prepare(
-    body: &str,
+/// A body whose envelope decoded and whose partner is established; its events are not judged yet.
+#[derive(Debug)]
+pub struct Opened<'a> {
+    /// The partner every event of the batch belongs to.
+    pub partner_id: Uuid,
+    envelope: Envelope<'a>,
+}
+
+/// Decodes the envelope and establishes the partner. `Err` means the whole request is refused.
+pub fn open<'a>(
+    body: &'a str,
     meta: &RequestMeta,
     snapshot: &Snapshot,
-) -> Result<Prepared, RequestRejection> {
-    let reject = |violation: Violation, partner: Option<Uuid>| {
-        let mut r = reject_request(meta, violation, body);
-        if let Some(p) = partner {
-            r.row.partner_id = p;
-        }
-        r
-    };
-    let envelope = decode_envelope(body).map_err(|v| reject(v, None))?;
+) -> Result<Opened<'a>, RequestRejection> {
+    let envelope = decode_envelope(body).map_err(|v| {
+        let partner = meta
+            .authenticated_partner
+            .or_else(|| partner_named_in(body, snapshot));
+        reject_request(meta, v, body, partner)
+    })?;
     let partner_id = resolve_partner(envelope.partner_id.as_deref(), meta, snapshot)
-        .map_err(|v| reject(v, None))?;
+        .map_err(|v| reject_request(meta, v, body, meta.authenticated_partner))?;
+    Ok(Opened {
+        partner_id,
+        envelope,
+    })
+}
+
+/// Judges each event of an opened body.
+pub fn judge(opened: Opened<'_>, meta: &RequestMeta, snapshot: &Snapshot) -> Prepared {
+    let Opened {
+        partner_id,
+        envelope,
+    } = opened;
     let times = BatchTimes {
         sent_at_ms: envelope.sent_at_ms,
         received_at_ms: meta.received_at_ms,
@@ -325,7 +388,7 @@ pub fn prepare(
                 prepared.events.push(row);
             }
             Err((violation, source, event_id)) => {
-                prepared.rejected.push(rejected_row(
+                let row = rejected_row(
                     meta,
                     partner_id,
                     index as i32,
@@ -333,21 +396,32 @@ pub fn prepare(
                     raw.get(),
                     &source,
                     &event_id,
-                ));
+                );
                 prepared.results.push(EventResult {
                     index,
                     event_id,
                     status: "rejected",
                     duplicate: false,
                     code: Some(violation.code.as_str()),
-                    field: Some(violation.field.clone()),
-                    message: Some(violation.message()),
+                    field: Some(row.reason_field.clone()),
+                    message: Some(row.reason_message.clone()),
                 });
+                prepared.rejected.push(row);
                 prepared.first_rejection.get_or_insert(violation);
             }
         }
     }
-    Ok(prepared)
+    prepared
+}
+
+/// [`open`] then [`judge`]: a decoded-to-text body judged whole. `Err` means the whole request
+/// is refused.
+pub fn prepare(
+    body: &str,
+    meta: &RequestMeta,
+    snapshot: &Snapshot,
+) -> Result<Prepared, RequestRejection> {
+    open(body, meta, snapshot).map(|opened| judge(opened, meta, snapshot))
 }
 
 #[cfg(test)]
@@ -453,8 +527,22 @@ mod tests {
         .unwrap();
         assert_eq!(wrong.results[0].code, Some("origin_not_allowed"));
         assert_eq!(wrong.rejected[0].reason_code, "origin_not_allowed");
-        let app = prepare(&b, &meta(IngestPath::Client, None), &snap).unwrap();
+        let no_origin = prepare(&b, &meta(IngestPath::Client, None), &snap).unwrap();
+        assert_eq!(
+            no_origin.results[0].code,
+            Some("origin_required"),
+            "a source with a domain is for browsers"
+        );
+        let app_source = snapshot(p, "", true);
+        let app = prepare(&b, &meta(IngestPath::Client, None), &app_source).unwrap();
         assert_eq!(app.results[0].status, "accepted", "apps send no Origin");
+        let browser_to_app = prepare(
+            &b,
+            &meta(IngestPath::Client, Some("https://shop.example")),
+            &app_source,
+        )
+        .unwrap();
+        assert_eq!(browser_to_app.results[0].code, Some("origin_not_allowed"));
         let mut server = meta(IngestPath::Server, Some("https://evil.example"));
         server.authenticated_partner = Some(p);
         assert_eq!(
@@ -484,7 +572,10 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(unknown.violation.code, ErrorCode::UnknownPartner);
-        assert_eq!(unknown.row.event_index, -1);
+        assert!(
+            unknown.row.is_none(),
+            "nobody's request is counted, not stored"
+        );
         let missing = prepare(
             &body(None, &[&event("")]),
             &meta(IngestPath::Client, None),
@@ -492,6 +583,70 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(missing.violation.code, ErrorCode::UnknownPartner);
+        assert!(missing.row.is_none());
+    }
+
+    #[test]
+    fn a_bad_envelope_of_a_known_partner_is_stored_under_that_partner() {
+        let p = Uuid::from_u128(1);
+        let snap = snapshot(p, "", true);
+        let client = meta(IngestPath::Client, None);
+        let empty = body(Some(p), &[]);
+        let known = prepare(&empty, &client, &snap).unwrap_err();
+        assert_eq!(known.violation.code, ErrorCode::EmptyBatch);
+        let row = known.row.expect("stored");
+        assert_eq!((row.partner_id, row.event_index), (p, -1));
+        let stranger = prepare(&body(Some(Uuid::from_u128(2)), &[]), &client, &snap).unwrap_err();
+        assert_eq!(stranger.violation.code, ErrorCode::EmptyBatch);
+        assert!(stranger.row.is_none());
+        let junk = prepare("{", &client, &snap).unwrap_err();
+        assert!(junk.row.is_none());
+        let mut server = meta(IngestPath::Server, None);
+        server.authenticated_partner = Some(p);
+        let row = prepare("{", &server, &snap)
+            .unwrap_err()
+            .row
+            .expect("stored");
+        assert_eq!(row.partner_id, p, "the API key establishes the partner");
+    }
+
+    #[test]
+    fn stored_header_values_payloads_and_messages_are_capped_and_never_name_origin_or_domain() {
+        let p = Uuid::from_u128(1);
+        let snap = snapshot(p, "secret-shop.example", true);
+        let mut m = meta(IngestPath::Client, Some("https://evil-origin.example"));
+        m.user_agent = "я".repeat(50_000);
+        let big = event(&format!(r#","context":{{"k":"{}"}}"#, "x".repeat(20_000)));
+        let long_key = event(&format!(r#","{}":1"#, "z".repeat(20_000)));
+        let b = body(Some(p), &[&event(""), &big, &long_key]);
+        let prepared = prepare(&b, &m, &snap).unwrap();
+        assert_eq!(prepared.rejected.len(), 3);
+        for row in &prepared.rejected {
+            assert!(row.user_agent.len() <= MAX_STORED_USER_AGENT_BYTES);
+            assert!(row.user_agent.len() > MAX_STORED_USER_AGENT_BYTES - 2);
+            assert!(row.payload.len() <= MAX_STORED_PAYLOAD_BYTES);
+            assert!(row.reason_field.len() <= MAX_REASON_FIELD_BYTES);
+            assert!(row.reason_message.len() <= MAX_REASON_MESSAGE_BYTES);
+            for text in [&row.reason_message, &row.payload] {
+                assert!(!text.contains("evil-origin"), "{text}");
+                assert!(!text.contains("secret-shop"), "{text}");
+            }
+        }
+        assert_eq!(prepared.rejected[1].payload_bytes as usize, big.len());
+        assert_eq!(prepared.rejected[0].payload_bytes as usize, event("").len());
+        for result in &prepared.results {
+            let message = result.message.as_deref().unwrap_or_default();
+            assert!(message.len() <= MAX_REASON_MESSAGE_BYTES);
+            assert!(!message.contains("evil-origin") && !message.contains("secret-shop"));
+        }
+        let mut app = m.clone();
+        app.origin = None;
+        let accepted =
+            prepare(&body(Some(p), &[&event("")]), &app, &snapshot(p, "", true)).unwrap();
+        assert_eq!(
+            accepted.events[0].user_agent.len(),
+            MAX_STORED_USER_AGENT_BYTES
+        );
     }
 
     #[test]

@@ -282,6 +282,7 @@ mod tests {
             reason_field: String::new(),
             reason_message: String::new(),
             payload: "x".repeat(payload_bytes),
+            payload_bytes: payload_bytes as u32,
             ingest_path: "client".into(),
             user_agent: String::new(),
             client_ip: String::new(),

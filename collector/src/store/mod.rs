@@ -1,6 +1,7 @@
 //! ClickHouse: the connection, the schema migrations and the row types written to it.
 
 pub mod migrations;
+pub mod rejected_ttl;
 pub mod rows;
 
 use std::future::Future;

@@ -55,7 +55,7 @@ pub struct EventRow {
     pub context_booleans: Vec<(String, bool)>,
     /// `client` or `server`.
     pub ingest_path: String,
-    /// User-Agent header.
+    /// User-Agent header, at most its first 512 bytes.
     pub user_agent: String,
     /// Client IP or empty.
     pub client_ip: String,
@@ -111,11 +111,13 @@ pub struct RejectedRow {
     pub reason_field: String,
     /// Human message.
     pub reason_message: String,
-    /// Raw event JSON or (truncated) body.
+    /// Raw event JSON or request body, at most its first 8 KiB (cut on a character boundary).
     pub payload: String,
+    /// Byte size of the event JSON or body as received, before the cut.
+    pub payload_bytes: u32,
     /// `client` or `server`.
     pub ingest_path: String,
-    /// User-Agent header.
+    /// User-Agent header, at most its first 512 bytes.
     pub user_agent: String,
     /// Client IP or empty.
     pub client_ip: String,

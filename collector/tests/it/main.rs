@@ -3,6 +3,7 @@
 //! The server is the one `scripts/clickhouse.sh start` runs (`make test` starts it), or any
 //! server named by `EVENTLINE_TEST_CLICKHOUSE_URL`.
 
+mod abuse;
 mod admin;
 mod common;
 mod harness;

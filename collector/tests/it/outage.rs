@@ -131,13 +131,14 @@ async fn while_clickhouse_is_down_bad_requests_still_get_their_4xx_and_are_recor
     );
 
     ch.script("start");
-    // The two final rejections were held and are written once ClickHouse is back.
-    t.rejections_written(2).await;
+    // The hyphen batch's final rejection was held and is written once ClickHouse is back (the
+    // undecodable body names no partner: it is counted in /metrics, never stored).
+    t.rejections_written(1).await;
     let (status, _, body) = t.send(&mixed, None).await;
     assert_eq!(status, 200, "{body}");
-    t.rejections_written(3).await;
+    t.rejections_written(2).await;
     assert_eq!(t.count("SELECT count() FROM events").await, 1);
-    assert_eq!(t.count("SELECT count() FROM rejected_events").await, 3);
+    assert_eq!(t.count("SELECT count() FROM rejected_events").await, 2);
     assert_eq!(
         t.metric("eventline_quarantine_dropped_total{reason=\"storage\"}")
             .await,
