@@ -11,13 +11,13 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use clickhouse::Row;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::{ApiError, StorageError};
+pub use crate::store::rows::{PartnerRow, SourceRow};
 use crate::store::Store;
 
 /// Code, name and flags of the source every partner gets at creation.
@@ -26,56 +26,6 @@ pub const SYSTEM_SOURCE_CODE: &str = "online_store";
 pub const SYSTEM_SOURCE_NAME: &str = "Online Store";
 /// Longest partner or source name, in characters.
 pub const MAX_DISPLAY_NAME_CHARS: usize = 100;
-
-/// A partner (tenant).
-#[derive(Debug, Clone, Row, Serialize, Deserialize)]
-pub struct PartnerRow {
-    /// Id.
-    #[serde(with = "clickhouse::serde::uuid")]
-    pub partner_id: Uuid,
-    /// Display name.
-    pub name: String,
-    /// Hex SHA-256 of the API key.
-    pub api_key_sha256: String,
-    /// Creation time.
-    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
-    pub created_at: OffsetDateTime,
-    /// Write version.
-    pub version: u64,
-    /// Tombstone flag.
-    pub is_deleted: u8,
-}
-
-/// An event source of a partner.
-#[derive(Debug, Clone, Row, Serialize, Deserialize)]
-pub struct SourceRow {
-    /// Owning partner.
-    #[serde(with = "clickhouse::serde::uuid")]
-    pub partner_id: Uuid,
-    /// Stable id.
-    #[serde(with = "clickhouse::serde::uuid")]
-    pub source_id: Uuid,
-    /// Code the tracker sends.
-    pub code: String,
-    /// Display name.
-    pub name: String,
-    /// Allowed browser host ("" = none).
-    pub domain: String,
-    /// Whether events are accepted.
-    pub active: bool,
-    /// Created with the partner; undeletable.
-    pub is_system: bool,
-    /// Creation time.
-    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
-    pub created_at: OffsetDateTime,
-    /// Last change.
-    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
-    pub updated_at: OffsetDateTime,
-    /// Write version.
-    pub version: u64,
-    /// Tombstone flag.
-    pub is_deleted: u8,
-}
 
 /// A partner and its sources, as the ingest path sees them.
 #[derive(Debug, Clone)]
@@ -290,26 +240,6 @@ impl Registry {
         }
     }
 
-    async fn write_partner(&self, row: &PartnerRow) -> Result<(), StorageError> {
-        let client = self.store.client();
-        let write = async {
-            let mut insert = client.insert::<PartnerRow>("partners").await?;
-            insert.write(row).await?;
-            insert.end().await
-        };
-        self.store.timed(write).await
-    }
-
-    async fn write_source(&self, row: &SourceRow) -> Result<(), StorageError> {
-        let client = self.store.client();
-        let write = async {
-            let mut insert = client.insert::<SourceRow>("sources").await?;
-            insert.write(row).await?;
-            insert.end().await
-        };
-        self.store.timed(write).await
-    }
-
     /// Creates a partner with its system "Online Store" source; returns the API key once.
     pub async fn create_partner(
         &self,
@@ -341,8 +271,12 @@ impl Registry {
             is_deleted: 0,
         };
         // Source first: a partner row without its system source would be visible as incomplete.
-        self.write_source(&system).await?;
-        self.write_partner(&partner).await?;
+        self.store
+            .insert_rows("sources", std::slice::from_ref(&system))
+            .await?;
+        self.store
+            .insert_rows("partners", std::slice::from_ref(&partner))
+            .await?;
         self.refresh().await?;
         Ok((partner, api_key, vec![system]))
     }
@@ -415,7 +349,9 @@ impl Registry {
             version: self.next_version(),
             is_deleted: 0,
         };
-        self.write_source(&row).await?;
+        self.store
+            .insert_rows("sources", std::slice::from_ref(&row))
+            .await?;
         self.refresh().await?;
         Ok(row)
     }
@@ -455,7 +391,9 @@ impl Registry {
         }
         row.updated_at = OffsetDateTime::now_utc();
         row.version = self.next_version();
-        self.write_source(&row).await?;
+        self.store
+            .insert_rows("sources", std::slice::from_ref(&row))
+            .await?;
         self.refresh().await?;
         Ok(row)
     }
@@ -477,7 +415,9 @@ impl Registry {
         row.is_deleted = 1;
         row.updated_at = OffsetDateTime::now_utc();
         row.version = self.next_version();
-        self.write_source(&row).await?;
+        self.store
+            .insert_rows("sources", std::slice::from_ref(&row))
+            .await?;
         self.refresh().await?;
         Ok(())
     }

@@ -43,6 +43,21 @@ impl Store {
         }
     }
 
+    /// Inserts rows into `table` in one statement, with the configured timeout.
+    pub async fn insert_rows<T>(&self, table: &str, rows: &[T]) -> Result<(), StorageError>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowWrite,
+    {
+        let write = async {
+            let mut insert = self.client.insert::<T>(table).await?;
+            for row in rows {
+                insert.write(row).await?;
+            }
+            insert.end().await
+        };
+        self.timed(write).await
+    }
+
     /// Whether ClickHouse answers a trivial query.
     pub async fn ping(&self) -> Result<(), StorageError> {
         self.timed(self.client.query("SELECT 1").fetch_one::<u8>())
