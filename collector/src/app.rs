@@ -8,6 +8,7 @@ use std::time::Duration;
 use actix_web::{middleware, web, App, HttpServer};
 use tokio::task::JoinHandle;
 
+use crate::admin_token::AdminTokens;
 use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
@@ -48,8 +49,11 @@ impl Running {
     }
 }
 
-/// Migrates, then starts serving; returns once the socket is bound.
+/// Checks the admin tokens, migrates, then starts serving; returns once the socket is bound.
+/// Refuses (before contacting ClickHouse) to serve with admin tokens that
+/// [`AdminTokens::from_config`] rejects.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let admin_tokens = AdminTokens::from_config(&config)?;
     let applied = migrations::migrate(&config).await?;
     tracing::info!(applied, database = %config.clickhouse_database, "schema is up to date");
     let store = Store::new(&config);
@@ -81,6 +85,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let config = Arc::new(config);
     let state = web::Data::new(AppState {
         config: config.clone(),
+        admin_tokens,
         registry,
         sink,
         store,

@@ -2,11 +2,13 @@
 //! variable, and every default works on a developer machine with nothing set.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-/// The admin token used when `EVENTLINE_ADMIN_TOKEN` is not set; fine on loopback, never in production.
+/// The admin token used when neither `EVENTLINE_ADMIN_TOKEN` nor `EVENTLINE_ADMIN_TOKEN_FILE` is
+/// set; accepted on loopback only (see [`crate::admin_token`]).
 pub const LOCAL_ADMIN_TOKEN: &str = "eventline-local-admin-token";
 
 /// Command line of the `eventline-collector` binary.
@@ -62,9 +64,26 @@ pub struct Config {
     #[arg(long, env = "CLICKHOUSE_DATABASE", default_value = "eventline")]
     pub clickhouse_database: String,
 
-    /// Bearer token that guards `/v1/admin/`.
-    #[arg(long, env = "EVENTLINE_ADMIN_TOKEN", default_value = LOCAL_ADMIN_TOKEN, hide_env_values = true)]
-    pub admin_token: String,
+    /// Bearer token that guards `/v1/admin/`. Default: the public [`LOCAL_ADMIN_TOKEN`], which
+    /// `serve` accepts only on a loopback address; beyond loopback the token must have at least
+    /// 32 bytes. Never empty.
+    #[arg(long, env = "EVENTLINE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// File holding the admin token (one trailing newline is ignored); instead of
+    /// `EVENTLINE_ADMIN_TOKEN`, never together with it. Default: none.
+    #[arg(long, env = "EVENTLINE_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+
+    /// A second accepted admin token, for rotation without downtime; same rules as
+    /// `EVENTLINE_ADMIN_TOKEN`. Default: none.
+    #[arg(long, env = "EVENTLINE_ADMIN_TOKEN_PREVIOUS", hide_env_values = true)]
+    pub admin_token_previous: Option<String>,
+
+    /// File holding the previous admin token; instead of `EVENTLINE_ADMIN_TOKEN_PREVIOUS`.
+    /// Default: none.
+    #[arg(long, env = "EVENTLINE_ADMIN_TOKEN_PREVIOUS_FILE")]
+    pub admin_token_previous_file: Option<PathBuf>,
 
     /// Largest request body accepted, in bytes, before and after gzip decompression.
     #[arg(long, env = "EVENTLINE_MAX_BODY_BYTES", default_value_t = event_model::limits::MAX_BATCH_BYTES)]
@@ -143,10 +162,5 @@ impl Config {
     /// Timeout of ClickHouse requests.
     pub fn clickhouse_timeout(&self) -> Duration {
         Duration::from_millis(self.clickhouse_timeout_ms)
-    }
-
-    /// Whether the admin token is the well-known local default.
-    pub fn uses_local_admin_token(&self) -> bool {
-        self.admin_token == LOCAL_ADMIN_TOKEN
     }
 }

@@ -6,6 +6,7 @@
 //! acknowledged commits) → [`store`] (ClickHouse schema and rows). [`registry`] holds partners
 //! and sources.
 
+pub mod admin_token;
 pub mod app;
 pub mod config;
 pub mod error;

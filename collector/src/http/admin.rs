@@ -14,11 +14,10 @@ use super::AppState;
 use crate::error::ApiError;
 use crate::registry::{NewSource, PartnerRow, SourcePatch, SourceRow};
 
-/// Proof that the request carried the admin token; take it as a handler argument.
-pub struct Admin;
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Proof that the request carried an admin token; take it as a handler argument.
+pub struct Admin {
+    /// Id of the token used (see [`crate::admin_token::token_id`]), for audit rows.
+    pub token_id: String,
 }
 
 impl FromRequest for Admin {
@@ -38,10 +37,12 @@ impl FromRequest for Admin {
             .map(|(_, token)| token.trim());
         ready(match token {
             None => Err(ApiError::MissingAdminToken),
-            Some(t) if constant_time_eq(t.as_bytes(), state.config.admin_token.as_bytes()) => {
-                Ok(Admin)
-            }
-            Some(_) => Err(ApiError::InvalidAdminToken),
+            Some(t) => match state.admin_tokens.verify(t) {
+                Some(id) => Ok(Admin {
+                    token_id: id.to_string(),
+                }),
+                None => Err(ApiError::InvalidAdminToken),
+            },
         })
     }
 }

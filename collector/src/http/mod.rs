@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
 
+use crate::admin_token::AdminTokens;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -20,6 +21,8 @@ use crate::store::Store;
 pub struct AppState {
     /// Configuration.
     pub config: Arc<Config>,
+    /// Accepted admin tokens.
+    pub admin_tokens: AdminTokens,
     /// Partners and sources.
     pub registry: Arc<Registry>,
     /// The batching writer.

@@ -70,7 +70,7 @@ impl TestCollector {
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.clickhouse_url = url.clone();
         config.clickhouse_database = database.clone();
-        config.admin_token = ADMIN_TOKEN.into();
+        config.admin_token = Some(ADMIN_TOKEN.into());
         config.workers = 1;
         config.batch_linger_ms = 1;
         config.clickhouse_timeout_ms = 5_000;

@@ -7,3 +7,4 @@ mod admin;
 mod common;
 mod ingest;
 mod outage;
+mod security;
