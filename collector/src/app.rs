@@ -10,9 +10,11 @@ use tokio::task::JoinHandle;
 
 use crate::admin_token::AdminTokens;
 use crate::config::Config;
+use crate::erasure::Erasure;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
+use crate::retention;
 use crate::sink::{self, BatchLimits, ClickHouseWriter};
 use crate::store::{migrations, Store};
 
@@ -24,6 +26,8 @@ pub struct Running {
     server_task: JoinHandle<std::io::Result<()>>,
     sink_task: JoinHandle<()>,
     refresher: JoinHandle<()>,
+    erasure_task: JoinHandle<()>,
+    retention_task: JoinHandle<()>,
 }
 
 impl Running {
@@ -33,10 +37,15 @@ impl Running {
             server_task,
             sink_task,
             refresher,
+            erasure_task,
+            retention_task,
             ..
         } = self;
         server_task.await??;
         refresher.abort();
+        // An interrupted erasure job is resumed at the next start; its deletes are idempotent.
+        erasure_task.abort();
+        retention_task.abort();
         // The server dropped its sink handles on the way out, so the sink ends after its last commit.
         sink_task.await?;
         Ok(())
@@ -82,10 +91,18 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             }
         })
     };
+    let (erasure, erasure_task) =
+        Erasure::spawn(store.with_timeout(Duration::from_secs(config.erasure_timeout_secs.max(1))));
+    let retention_task = retention::spawn(
+        store.with_timeout(Duration::from_secs(config.erasure_timeout_secs.max(1))),
+        registry.clone(),
+        Duration::from_secs(config.retention_sweep_secs.max(1)),
+    );
     let config = Arc::new(config);
     let state = web::Data::new(AppState {
         config: config.clone(),
         admin_tokens,
+        erasure,
         registry,
         sink,
         store,
@@ -116,5 +133,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         server_task,
         sink_task,
         refresher,
+        erasure_task,
+        retention_task,
     })
 }

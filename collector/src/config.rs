@@ -133,6 +133,18 @@ pub struct Config {
     #[arg(long, env = "EVENTLINE_REGISTRY_REFRESH_SECS", default_value_t = 10)]
     pub registry_refresh_secs: u64,
 
+    /// How often each partner's event retention is enforced (events older than its
+    /// `retention_days` deleted), in seconds. Default 3600: an event outlives its retention by
+    /// at most about an hour.
+    #[arg(long, env = "EVENTLINE_RETENTION_SWEEP_SECS", default_value_t = 3600)]
+    pub retention_sweep_secs: u64,
+
+    /// Timeout of each statement of an erasure job (a delete over a partner's events), in
+    /// seconds. Default 3600: far above the measured time for 10 million events, so a slow
+    /// delete is waited for rather than abandoned while ClickHouse continues it.
+    #[arg(long, env = "EVENTLINE_ERASURE_TIMEOUT_SECS", default_value_t = 3600)]
+    pub erasure_timeout_secs: u64,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "EVENTLINE_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

@@ -11,6 +11,7 @@ use actix_web::{web, HttpResponse};
 
 use crate::admin_token::AdminTokens;
 use crate::config::Config;
+use crate::erasure::Erasure;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -23,6 +24,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Accepted admin tokens.
     pub admin_tokens: AdminTokens,
+    /// Erasure jobs.
+    pub erasure: Arc<Erasure>,
     /// Partners and sources.
     pub registry: Arc<Registry>,
     /// The batching writer.

@@ -27,6 +27,14 @@ impl Store {
         }
     }
 
+    /// The same store with another timeout (for long statements such as erasure deletes).
+    pub fn with_timeout(&self, timeout: Duration) -> Store {
+        Store {
+            client: self.client.clone(),
+            timeout,
+        }
+    }
+
     /// The underlying client.
     pub fn client(&self) -> &Client {
         &self.client
@@ -48,6 +56,9 @@ impl Store {
     where
         T: clickhouse::RowOwned + clickhouse::RowWrite,
     {
+        if rows.is_empty() {
+            return Ok(());
+        }
         let write = async {
             let mut insert = self.client.insert::<T>(table).await?;
             for row in rows {
