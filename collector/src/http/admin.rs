@@ -308,8 +308,15 @@ async fn get_partner(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PartnerPatch {
-    /// `null` clears the retention; the field must be present.
+    /// `null` clears the retention; the field must be present (`{}` is refused, not a clear).
+    #[serde(deserialize_with = "required_nullable")]
     retention_days: Option<u32>,
+}
+
+/// A nullable field that must be present: serde treats a missing `Option` as `None` unless
+/// the field has its own deserializer.
+fn required_nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    Option::<u32>::deserialize(d)
 }
 
 async fn update_partner(

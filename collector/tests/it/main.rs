@@ -5,6 +5,9 @@
 
 mod admin;
 mod common;
+mod erasure;
 mod ingest;
+mod keys;
 mod outage;
+mod retention;
 mod security;

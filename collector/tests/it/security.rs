@@ -109,6 +109,17 @@ async fn the_current_and_the_previous_token_both_open_the_admin_api() {
         .unwrap();
     assert_eq!(missing.status().as_u16(), 401);
 
+    // The previous token (the helper's) creates a partner; the audit row names it by its id.
+    t.create_partner("Acme").await;
+    let entries = t.audit("").await;
+    assert_eq!(
+        entries[0]["actor"].as_str(),
+        Some(eventline_collector::admin_token::token_id(ADMIN_TOKEN).as_str())
+    );
+    assert_ne!(
+        eventline_collector::admin_token::token_id(ADMIN_TOKEN),
+        eventline_collector::admin_token::token_id(LONG_TOKEN)
+    );
     t.finish().await;
 
     // After rotation the old token is refused.
