@@ -70,7 +70,7 @@ pub struct Config {
     #[arg(long, env = "EVENTLINE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
-    /// File holding the admin token (one trailing newline is ignored); instead of
+    /// File holding the admin token (trailing newlines are ignored); instead of
     /// `EVENTLINE_ADMIN_TOKEN`, never together with it. Default: none.
     #[arg(long, env = "EVENTLINE_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
