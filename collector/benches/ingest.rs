@@ -192,14 +192,14 @@ async fn main() -> anyhow::Result<()> {
     config.listen = "127.0.0.1:0".parse()?;
     config.clickhouse_url = ch_url.clone();
     config.clickhouse_database = database.clone();
-    let token = config.admin_token.clone();
+    let token = eventline_collector::config::LOCAL_ADMIN_TOKEN;
     let running = app::start(config).await?;
     let base = format!("http://{}", running.addr);
     let http = reqwest::Client::new();
 
     let partner: Value = http
         .post(format!("{base}/v1/admin/partners"))
-        .bearer_auth(&token)
+        .bearer_auth(token)
         .json(&json!({ "name": "Bench" }))
         .send()
         .await?

@@ -8,11 +8,14 @@ use std::time::Duration;
 use actix_web::{middleware, web, App, HttpServer};
 use tokio::task::JoinHandle;
 
+use crate::admin_token::AdminTokens;
 use crate::config::Config;
+use crate::erasure::Erasure;
 use crate::http::rate_limit::{RateLimits, FORGET_IDLE_EVERY};
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
+use crate::retention;
 use crate::sink::{self, BatchLimits, ClickHouseWriter, QuarantineLimits, QuarantineTask};
 use crate::store::{migrations, rejected_ttl, Store};
 
@@ -33,6 +36,8 @@ pub struct Running {
     quarantine_task: QuarantineTask,
     refresher: JoinHandle<()>,
     limit_janitor: JoinHandle<()>,
+    erasure_task: JoinHandle<()>,
+    retention_task: JoinHandle<()>,
 }
 
 impl Running {
@@ -45,11 +50,16 @@ impl Running {
             quarantine_task,
             refresher,
             limit_janitor,
+            erasure_task,
+            retention_task,
             ..
         } = self;
         server_task.await??;
         refresher.abort();
         limit_janitor.abort();
+        // An interrupted erasure job is resumed at the next start; its deletes are idempotent.
+        erasure_task.abort();
+        retention_task.abort();
         // The server dropped its sink and quarantine handles on the way out, so the sink ends
         // after its last commit and the quarantine task once it has written what it holds.
         sink_task.await?;
@@ -74,8 +84,11 @@ impl Running {
     }
 }
 
-/// Migrates, then starts serving; returns once the socket is bound.
+/// Checks the admin tokens, migrates, then starts serving; returns once the socket is bound.
+/// Refuses (before contacting ClickHouse) to serve with admin tokens that
+/// [`AdminTokens::from_config`] rejects.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let admin_tokens = AdminTokens::from_config(&config)?;
     config
         .validate_ingest_bounds()
         .map_err(anyhow::Error::msg)?;
@@ -129,9 +142,18 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             }
         })
     };
+    let (erasure, erasure_task) =
+        Erasure::spawn(store.with_timeout(Duration::from_secs(config.erasure_timeout_secs.max(1))));
+    let retention_task = retention::spawn(
+        store.with_timeout(Duration::from_secs(config.erasure_timeout_secs.max(1))),
+        registry.clone(),
+        Duration::from_secs(config.retention_sweep_secs.max(1)),
+    );
     let config = Arc::new(config);
     let state = web::Data::new(AppState {
         config: config.clone(),
+        admin_tokens,
+        erasure,
         registry,
         sink,
         quarantine,
@@ -168,5 +190,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         quarantine_task,
         refresher,
         limit_janitor,
+        erasure_task,
+        retention_task,
     })
 }

@@ -2,12 +2,14 @@
 //! variable, and every default works on a developer machine with nothing set.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
 
-/// The admin token used when `EVENTLINE_ADMIN_TOKEN` is not set; fine on loopback, never in production.
+/// The admin token used when neither `EVENTLINE_ADMIN_TOKEN` nor `EVENTLINE_ADMIN_TOKEN_FILE` is
+/// set; accepted on loopback only (see [`crate::admin_token`]).
 pub const LOCAL_ADMIN_TOKEN: &str = "eventline-local-admin-token";
 
 /// Command line of the `eventline-collector` binary.
@@ -108,9 +110,26 @@ pub struct Config {
     #[arg(long, env = "CLICKHOUSE_DATABASE", default_value = "eventline")]
     pub clickhouse_database: String,
 
-    /// Bearer token that guards `/v1/admin/`.
-    #[arg(long, env = "EVENTLINE_ADMIN_TOKEN", default_value = LOCAL_ADMIN_TOKEN, hide_env_values = true)]
-    pub admin_token: String,
+    /// Bearer token that guards `/v1/admin/`. Default: the public [`LOCAL_ADMIN_TOKEN`], which
+    /// `serve` accepts only on a loopback address; beyond loopback the token must have at least
+    /// 32 bytes. Never empty.
+    #[arg(long, env = "EVENTLINE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// File holding the admin token (trailing newlines are ignored); instead of
+    /// `EVENTLINE_ADMIN_TOKEN`, never together with it. Default: none.
+    #[arg(long, env = "EVENTLINE_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+
+    /// A second accepted admin token, for rotation without downtime; same rules as
+    /// `EVENTLINE_ADMIN_TOKEN`. Default: none.
+    #[arg(long, env = "EVENTLINE_ADMIN_TOKEN_PREVIOUS", hide_env_values = true)]
+    pub admin_token_previous: Option<String>,
+
+    /// File holding the previous admin token; instead of `EVENTLINE_ADMIN_TOKEN_PREVIOUS`.
+    /// Default: none.
+    #[arg(long, env = "EVENTLINE_ADMIN_TOKEN_PREVIOUS_FILE")]
+    pub admin_token_previous_file: Option<PathBuf>,
 
     /// Largest request body accepted, in bytes, before and after gzip decompression.
     #[arg(long, env = "EVENTLINE_MAX_BODY_BYTES", default_value_t = event_model::limits::MAX_BATCH_BYTES)]
@@ -237,6 +256,18 @@ pub struct Config {
     #[arg(long, env = "EVENTLINE_REGISTRY_REFRESH_SECS", default_value_t = 10)]
     pub registry_refresh_secs: u64,
 
+    /// How often each partner's event retention is enforced (events older than its
+    /// `retention_days` deleted), in seconds. Default 3600: an event outlives its retention by
+    /// at most about an hour.
+    #[arg(long, env = "EVENTLINE_RETENTION_SWEEP_SECS", default_value_t = 3600)]
+    pub retention_sweep_secs: u64,
+
+    /// Timeout of each statement of an erasure job (a delete over a partner's events), in
+    /// seconds. Default 3600: far above the measured time for 10 million events, so a slow
+    /// delete is waited for rather than abandoned while ClickHouse continues it.
+    #[arg(long, env = "EVENTLINE_ERASURE_TIMEOUT_SECS", default_value_t = 3600)]
+    pub erasure_timeout_secs: u64,
+
     /// Log format: `text` for people, `json` for log collectors; anything else is refused at
     /// start-up rather than silently logging in a format nobody asked for.
     #[arg(long, env = "EVENTLINE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -303,11 +334,6 @@ impl Config {
             return Err("EVENTLINE_MAX_CONNECTIONS must be at least 1".into());
         }
         Ok(())
-    }
-
-    /// Whether the admin token is the well-known local default.
-    pub fn uses_local_admin_token(&self) -> bool {
-        self.admin_token == LOCAL_ADMIN_TOKEN
     }
 }
 

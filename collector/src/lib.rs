@@ -6,12 +6,16 @@
 //! acknowledged commits) → [`store`] (ClickHouse schema and rows). [`registry`] holds partners
 //! and sources.
 
+pub mod admin_token;
 pub mod app;
+pub mod audit;
 pub mod config;
+pub mod erasure;
 pub mod error;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod registry;
+pub mod retention;
 pub mod sink;
 pub mod store;

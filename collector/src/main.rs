@@ -23,9 +23,6 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(applied, "migrations done");
         }
         Command::Serve => {
-            if cli.config.uses_local_admin_token() && !cli.config.listen.ip().is_loopback() {
-                tracing::warn!("EVENTLINE_ADMIN_TOKEN is the public local default on a non-loopback address: set your own");
-            }
             app::start(cli.config).await?.wait().await?;
         }
     }

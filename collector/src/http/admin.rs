@@ -1,4 +1,6 @@
-//! The admin API under `/v1/admin/`: partners and their event sources, behind a bearer token.
+//! The admin API under `/v1/admin/`: partners, their sources and API keys, erasure jobs and
+//! the audit log, behind a bearer token. Registry failures become HTTP answers here, in
+//! [`From<RegistryError> for ApiError`].
 
 use std::future::{ready, Ready};
 
@@ -7,18 +9,22 @@ use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use event_model::timestamp::format_rfc3339_ms;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::AppState;
+use crate::audit;
 use crate::error::ApiError;
-use crate::registry::{NewSource, PartnerRow, SourcePatch, SourceRow};
+use crate::registry::{
+    ApiKeyRow, NewSource, PartnerEntry, PartnerRow, RegistryError, SourcePatch, SourceRow,
+};
+use crate::store::rows::{AuditRow, ErasureJobRow};
 
-/// Proof that the request carried the admin token; take it as a handler argument.
-pub struct Admin;
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Proof that the request carried an admin token; take it as a handler argument.
+pub struct Admin {
+    /// Id of the token used (see [`crate::admin_token::token_id`]), for audit rows.
+    pub token_id: String,
 }
 
 impl FromRequest for Admin {
@@ -38,16 +44,55 @@ impl FromRequest for Admin {
             .map(|(_, token)| token.trim());
         ready(match token {
             None => Err(ApiError::MissingAdminToken),
-            Some(t) if constant_time_eq(t.as_bytes(), state.config.admin_token.as_bytes()) => {
-                Ok(Admin)
-            }
-            Some(_) => Err(ApiError::InvalidAdminToken),
+            Some(t) => match state.admin_tokens.verify(t) {
+                Some(id) => Ok(Admin {
+                    token_id: id.to_string(),
+                }),
+                None => Err(ApiError::InvalidAdminToken),
+            },
         })
     }
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
     format_rfc3339_ms((t.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
+/// The one mapping of registry failures to HTTP answers.
+impl From<RegistryError> for ApiError {
+    fn from(error: RegistryError) -> ApiError {
+        let message = error.to_string();
+        match error {
+            RegistryError::InvalidName { field } => ApiError::Invalid {
+                code: "invalid_name",
+                field,
+                message,
+            },
+            RegistryError::InvalidCode(violation) => ApiError::Ingest(violation),
+            RegistryError::InvalidDomain(_) => ApiError::Invalid {
+                code: "invalid_domain",
+                field: "domain",
+                message,
+            },
+            RegistryError::InvalidRetention => ApiError::Invalid {
+                code: "invalid_retention",
+                field: "retention_days",
+                message,
+            },
+            RegistryError::PartnerNotFound => ApiError::NotFound("partner"),
+            RegistryError::SourceNotFound => ApiError::NotFound("source"),
+            RegistryError::ApiKeyNotFound => ApiError::NotFound("API key"),
+            RegistryError::SourceCodeTaken(_) => ApiError::Conflict {
+                code: "source_code_taken",
+                message,
+            },
+            RegistryError::SystemSourceUndeletable(_) => ApiError::Conflict {
+                code: "system_source_undeletable",
+                message,
+            },
+            RegistryError::Storage(e) => ApiError::Storage(e),
+        }
+    }
 }
 
 fn parse_id(text: &str, what: &'static str) -> Result<Uuid, ApiError> {
@@ -60,22 +105,33 @@ pub struct PartnerView {
     id: Uuid,
     name: String,
     created_at: String,
+    /// Days events are kept; `null` = kept until erased.
+    retention_days: Option<u32>,
     /// Only in the creation response: the key is not stored and cannot be shown again.
     #[serde(skip_serializing_if = "Option::is_none")]
     api_key: Option<String>,
+    /// Only in the creation response: the id of that key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sources: Option<Vec<SourceView>>,
 }
 
 impl PartnerView {
-    fn new(p: &PartnerRow) -> PartnerView {
+    fn new(p: &PartnerRow, retention_days: Option<u32>) -> PartnerView {
         PartnerView {
             id: p.partner_id,
             name: p.name.clone(),
             created_at: rfc3339(p.created_at),
+            retention_days,
             api_key: None,
+            key_id: None,
             sources: None,
         }
+    }
+
+    fn of(entry: &PartnerEntry) -> PartnerView {
+        PartnerView::new(&entry.partner, entry.retention_days)
     }
 }
 
@@ -109,6 +165,90 @@ impl From<&SourceRow> for SourceView {
     }
 }
 
+/// An API key as the API shows it: never the key or its hash.
+#[derive(Debug, Serialize)]
+pub struct ApiKeyView {
+    key_id: String,
+    created_at: String,
+    revoked_at: Option<String>,
+    active: bool,
+    /// Only in the creation response.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_key: Option<String>,
+}
+
+impl From<&ApiKeyRow> for ApiKeyView {
+    fn from(k: &ApiKeyRow) -> ApiKeyView {
+        ApiKeyView {
+            key_id: k.key_id.clone(),
+            created_at: rfc3339(k.created_at),
+            revoked_at: k.revoked_at.map(rfc3339),
+            active: k.revoked_at.is_none(),
+            api_key: None,
+        }
+    }
+}
+
+/// An erasure job as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct ErasureJobView {
+    job_id: Uuid,
+    partner_id: Uuid,
+    scope: String,
+    status: String,
+    requested_at: String,
+    not_before: String,
+    started_at: Option<String>,
+    finished_at: Option<String>,
+    rows_removed: serde_json::Value,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    error: String,
+}
+
+impl From<&ErasureJobRow> for ErasureJobView {
+    fn from(j: &ErasureJobRow) -> ErasureJobView {
+        ErasureJobView {
+            job_id: j.job_id,
+            partner_id: j.partner_id,
+            scope: j.scope.clone(),
+            status: j.status.clone(),
+            requested_at: rfc3339(j.requested_at),
+            not_before: rfc3339(j.not_before),
+            started_at: j.started_at.map(rfc3339),
+            finished_at: j.finished_at.map(rfc3339),
+            rows_removed: json!({
+                "events": j.events_removed,
+                "rejected_events": j.rejected_removed,
+            }),
+            error: j.error.clone(),
+        }
+    }
+}
+
+/// An audit row as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct AuditView {
+    at: String,
+    actor: String,
+    action: String,
+    partner_id: Option<Uuid>,
+    target_id: String,
+    details: serde_json::Value,
+}
+
+impl From<&AuditRow> for AuditView {
+    fn from(a: &AuditRow) -> AuditView {
+        AuditView {
+            at: rfc3339(a.at),
+            actor: a.actor.clone(),
+            action: a.action.clone(),
+            partner_id: (!a.partner_id.is_nil()).then_some(a.partner_id),
+            target_id: a.target_id.clone(),
+            details: serde_json::from_str(&a.details).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewPartner {
@@ -116,23 +256,34 @@ struct NewPartner {
 }
 
 async fn create_partner(
-    _: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     body: web::Json<NewPartner>,
 ) -> Result<HttpResponse, ApiError> {
-    let (partner, api_key, sources) = state.registry.create_partner(&body.name).await?;
-    let mut view = PartnerView::new(&partner);
-    view.api_key = Some(api_key);
-    view.sources = Some(sources.iter().map(SourceView::from).collect());
+    let created = state.registry.create_partner(&body.name).await?;
+    let id = created.partner.partner_id;
+    audit::record(
+        &state.store,
+        &admin.token_id,
+        "partner.create",
+        Some(id),
+        &id.to_string(),
+        json!({ "name": created.partner.name, "key_id": created.key.key_id }),
+    )
+    .await;
+    let mut view = PartnerView::new(&created.partner, None);
+    view.api_key = Some(created.api_key);
+    view.key_id = Some(created.key.key_id);
+    view.sources = Some(created.sources.iter().map(SourceView::from).collect());
     Ok(HttpResponse::Created().json(view))
 }
 
 async fn list_partners(_: Admin, state: web::Data<AppState>) -> HttpResponse {
     let snapshot = state.registry.snapshot();
-    let mut partners: Vec<&PartnerRow> = snapshot.partners().map(|e| &e.partner).collect();
-    partners.sort_by_key(|p| (p.created_at, p.partner_id));
-    let views: Vec<PartnerView> = partners.into_iter().map(PartnerView::new).collect();
-    HttpResponse::Ok().json(serde_json::json!({ "partners": views }))
+    let mut partners: Vec<&PartnerEntry> = snapshot.partners().collect();
+    partners.sort_by_key(|p| (p.partner.created_at, p.partner.partner_id));
+    let views: Vec<PartnerView> = partners.into_iter().map(PartnerView::of).collect();
+    HttpResponse::Ok().json(json!({ "partners": views }))
 }
 
 async fn get_partner(
@@ -141,9 +292,8 @@ async fn get_partner(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path, "partner")?;
-    let snapshot = state.registry.snapshot();
-    let entry = snapshot.partner(&id).ok_or(ApiError::NotFound("partner"))?;
-    let mut view = PartnerView::new(&entry.partner);
+    let entry = state.registry.partner(&id)?;
+    let mut view = PartnerView::of(&entry);
     view.sources = Some(
         state
             .registry
@@ -153,6 +303,75 @@ async fn get_partner(
             .collect(),
     );
     Ok(HttpResponse::Ok().json(view))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartnerPatch {
+    /// `null` clears the retention; the field must be present (`{}` is refused, not a clear).
+    #[serde(deserialize_with = "required_nullable")]
+    retention_days: Option<u32>,
+}
+
+/// A nullable field that must be present: serde treats a missing `Option` as `None` unless
+/// the field has its own deserializer.
+fn required_nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    Option::<u32>::deserialize(d)
+}
+
+async fn update_partner(
+    admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<PartnerPatch>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path, "partner")?;
+    let before = state.registry.partner(&id)?.retention_days;
+    let entry = state
+        .registry
+        .set_retention(&id, body.retention_days)
+        .await?;
+    audit::record(
+        &state.store,
+        &admin.token_id,
+        "partner.retention",
+        Some(id),
+        &id.to_string(),
+        json!({ "retention_days": entry.retention_days, "previous": before }),
+    )
+    .await;
+    Ok(HttpResponse::Ok().json(PartnerView::of(&entry)))
+}
+
+async fn delete_partner(
+    admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path, "partner")?;
+    let deleted = state.registry.delete_partner(&id).await?;
+    // Other instances accept the partner's events until their next registry refresh, and a
+    // commit may be in flight for up to the ClickHouse timeout: the erasure waits for both.
+    let delay = std::time::Duration::from_secs(state.config.registry_refresh_secs)
+        + state.config.clickhouse_timeout();
+    let job = state
+        .erasure
+        .request_partner(id, &admin.token_id, delay)
+        .await?;
+    audit::record(
+        &state.store,
+        &admin.token_id,
+        "partner.delete",
+        Some(id),
+        &id.to_string(),
+        json!({
+            "job_id": job.job_id,
+            "sources": deleted.sources,
+            "api_keys_revoked": deleted.api_keys,
+        }),
+    )
+    .await;
+    Ok(HttpResponse::Accepted().json(json!({ "job_id": job.job_id, "status": job.status })))
 }
 
 async fn list_sources(
@@ -167,17 +386,26 @@ async fn list_sources(
         .iter()
         .map(SourceView::from)
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "sources": sources })))
+    Ok(HttpResponse::Ok().json(json!({ "sources": sources })))
 }
 
 async fn create_source(
-    _: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
     body: web::Json<NewSource>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path, "partner")?;
     let source = state.registry.create_source(&id, body.into_inner()).await?;
+    audit::record(
+        &state.store,
+        &admin.token_id,
+        "source.create",
+        Some(id),
+        &source.source_id.to_string(),
+        json!({ "code": source.code, "domain": source.domain, "active": source.active }),
+    )
+    .await;
     Ok(HttpResponse::Created().json(SourceView::from(&source)))
 }
 
@@ -191,27 +419,176 @@ async fn get_source(
 }
 
 async fn update_source(
-    _: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     body: web::Json<SourcePatch>,
 ) -> Result<HttpResponse, ApiError> {
     let (partner, source) = (parse_id(&path.0, "partner")?, parse_id(&path.1, "source")?);
+    let patch = body.into_inner();
+    let changed: Vec<&str> = [
+        ("name", patch.name.is_some()),
+        ("code", patch.code.is_some()),
+        ("domain", patch.domain.is_some()),
+        ("active", patch.active.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(field, set)| set.then_some(field))
+    .collect();
     let row = state
         .registry
-        .update_source(&partner, &source, body.into_inner())
+        .update_source(&partner, &source, patch)
         .await?;
+    audit::record(
+        &state.store,
+        &admin.token_id,
+        "source.update",
+        Some(partner),
+        &source.to_string(),
+        json!({ "fields": changed, "code": row.code, "domain": row.domain, "active": row.active }),
+    )
+    .await;
     Ok(HttpResponse::Ok().json(SourceView::from(&row)))
 }
 
 async fn delete_source(
-    _: Admin,
+    admin: Admin,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (partner, source) = (parse_id(&path.0, "partner")?, parse_id(&path.1, "source")?);
-    state.registry.delete_source(&partner, &source).await?;
+    let row = state.registry.delete_source(&partner, &source).await?;
+    audit::record(
+        &state.store,
+        &admin.token_id,
+        "source.delete",
+        Some(partner),
+        &source.to_string(),
+        json!({ "code": row.code }),
+    )
+    .await;
     Ok(HttpResponse::NoContent().finish())
+}
+
+async fn list_api_keys(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path, "partner")?;
+    let keys: Vec<ApiKeyView> = state
+        .registry
+        .api_keys(&id)?
+        .iter()
+        .map(ApiKeyView::from)
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "api_keys": keys })))
+}
+
+async fn create_api_key(
+    admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path, "partner")?;
+    let (row, key) = state.registry.create_api_key(&id).await?;
+    audit::record(
+        &state.store,
+        &admin.token_id,
+        "api_key.create",
+        Some(id),
+        &row.key_id,
+        json!({}),
+    )
+    .await;
+    let mut view = ApiKeyView::from(&row);
+    view.api_key = Some(key);
+    Ok(HttpResponse::Created().json(view))
+}
+
+async fn revoke_api_key(
+    admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path.0, "partner")?;
+    let row = state.registry.revoke_api_key(&id, &path.1).await?;
+    audit::record(
+        &state.store,
+        &admin.token_id,
+        "api_key.revoke",
+        Some(id),
+        &row.key_id,
+        json!({}),
+    )
+    .await;
+    Ok(HttpResponse::Ok().json(ApiKeyView::from(&row)))
+}
+
+async fn erase_customer(
+    admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path.0, "partner")?;
+    let customer_id = &path.1;
+    event_model::rules::check_id(customer_id)
+        .map_err(|code| ApiError::Ingest(event_model::Violation::new(code, "customer_id")))?;
+    state.registry.partner(&id)?;
+    let job = state
+        .erasure
+        .request_customer(id, customer_id, &admin.token_id)
+        .await?;
+    // The job id names the request; the customer id is not written to the audit log.
+    audit::record(
+        &state.store,
+        &admin.token_id,
+        "customer.erase",
+        Some(id),
+        &job.job_id.to_string(),
+        json!({ "job_id": job.job_id }),
+    )
+    .await;
+    Ok(HttpResponse::Accepted().json(json!({ "job_id": job.job_id, "status": job.status })))
+}
+
+async fn get_erasure_job(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path, "erasure job")?;
+    let job = state
+        .erasure
+        .job(id)
+        .await?
+        .ok_or(ApiError::NotFound("erasure job"))?;
+    Ok(HttpResponse::Ok().json(ErasureJobView::from(&job)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    partner_id: Option<Uuid>,
+    limit: Option<u32>,
+}
+
+async fn list_audit(
+    _: Admin,
+    state: web::Data<AppState>,
+    query: web::Query<AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = query.limit.unwrap_or(audit::DEFAULT_AUDIT_LIMIT);
+    if limit == 0 || limit > audit::MAX_AUDIT_LIMIT {
+        return Err(ApiError::Invalid {
+            code: "invalid_limit",
+            field: "limit",
+            message: format!("`limit` must be 1-{}", audit::MAX_AUDIT_LIMIT),
+        });
+    }
+    let rows = audit::list(&state.store, query.partner_id, limit).await?;
+    let entries: Vec<AuditView> = rows.iter().map(AuditView::from).collect();
+    Ok(HttpResponse::Ok().json(json!({ "entries": entries })))
 }
 
 /// Registers the admin routes.
@@ -221,6 +598,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/partners", web::post().to(create_partner))
             .route("/partners", web::get().to(list_partners))
             .route("/partners/{id}", web::get().to(get_partner))
+            .route("/partners/{id}", web::patch().to(update_partner))
+            .route("/partners/{id}", web::delete().to(delete_partner))
             .route("/partners/{id}/sources", web::get().to(list_sources))
             .route("/partners/{id}/sources", web::post().to(create_source))
             .route("/partners/{id}/sources/{source}", web::get().to(get_source))
@@ -231,6 +610,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(
                 "/partners/{id}/sources/{source}",
                 web::delete().to(delete_source),
-            ),
+            )
+            .route("/partners/{id}/api-keys", web::get().to(list_api_keys))
+            .route("/partners/{id}/api-keys", web::post().to(create_api_key))
+            .route(
+                "/partners/{id}/api-keys/{key_id}",
+                web::delete().to(revoke_api_key),
+            )
+            .route(
+                "/partners/{id}/customers/{customer_id}",
+                web::delete().to(erase_customer),
+            )
+            .route("/erasure-jobs/{job}", web::get().to(get_erasure_job))
+            .route("/audit", web::get().to(list_audit)),
     );
 }

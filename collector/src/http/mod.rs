@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
 
+use crate::admin_token::AdminTokens;
 use crate::config::Config;
+use crate::erasure::Erasure;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -23,6 +25,10 @@ use rate_limit::RateLimits;
 pub struct AppState {
     /// Configuration.
     pub config: Arc<Config>,
+    /// Accepted admin tokens.
+    pub admin_tokens: AdminTokens,
+    /// Erasure jobs.
+    pub erasure: Arc<Erasure>,
     /// Partners and sources.
     pub registry: Arc<Registry>,
     /// The batching writer of events.

@@ -1,23 +1,27 @@
-//! The registry of partners and their event sources: persisted as versioned rows in
-//! ClickHouse, served to the ingest path from an in-memory snapshot.
+//! The registry of partners, their event sources, API keys and settings: persisted as
+//! versioned rows in ClickHouse, served to the ingest path from an in-memory snapshot.
 //!
-//! Ingest never queries ClickHouse for sources; it reads the snapshot, which admin writes
-//! replace immediately and a background task refreshes so that changes made through another
-//! collector instance arrive within the refresh interval.
+//! Ingest never queries ClickHouse for sources or keys; it reads the snapshot, which admin
+//! writes replace immediately and a background task refreshes so that changes made through
+//! another collector instance arrive within the refresh interval.
 
+pub mod checks;
+mod error;
 pub mod origin;
+mod snapshot;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use clickhouse::Row;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::error::{ApiError, StorageError};
+pub use self::error::RegistryError;
+pub use self::snapshot::{key_id_of, PartnerEntry, RegistryRows, Snapshot};
+use crate::error::StorageError;
+pub use crate::store::rows::{ApiKeyRow, PartnerRow, PartnerSettingsRow, SourceRow};
 use crate::store::Store;
 
 /// Code, name and flags of the source every partner gets at creation.
@@ -26,121 +30,8 @@ pub const SYSTEM_SOURCE_CODE: &str = "online_store";
 pub const SYSTEM_SOURCE_NAME: &str = "Online Store";
 /// Longest partner or source name, in characters.
 pub const MAX_DISPLAY_NAME_CHARS: usize = 100;
-
-/// A partner (tenant).
-#[derive(Debug, Clone, Row, Serialize, Deserialize)]
-pub struct PartnerRow {
-    /// Id.
-    #[serde(with = "clickhouse::serde::uuid")]
-    pub partner_id: Uuid,
-    /// Display name.
-    pub name: String,
-    /// Hex SHA-256 of the API key.
-    pub api_key_sha256: String,
-    /// Creation time.
-    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
-    pub created_at: OffsetDateTime,
-    /// Write version.
-    pub version: u64,
-    /// Tombstone flag.
-    pub is_deleted: u8,
-}
-
-/// An event source of a partner.
-#[derive(Debug, Clone, Row, Serialize, Deserialize)]
-pub struct SourceRow {
-    /// Owning partner.
-    #[serde(with = "clickhouse::serde::uuid")]
-    pub partner_id: Uuid,
-    /// Stable id.
-    #[serde(with = "clickhouse::serde::uuid")]
-    pub source_id: Uuid,
-    /// Code the tracker sends.
-    pub code: String,
-    /// Display name.
-    pub name: String,
-    /// Allowed browser host ("" = none).
-    pub domain: String,
-    /// Whether events are accepted.
-    pub active: bool,
-    /// Created with the partner; undeletable.
-    pub is_system: bool,
-    /// Creation time.
-    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
-    pub created_at: OffsetDateTime,
-    /// Last change.
-    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
-    pub updated_at: OffsetDateTime,
-    /// Write version.
-    pub version: u64,
-    /// Tombstone flag.
-    pub is_deleted: u8,
-}
-
-/// A partner and its sources, as the ingest path sees them.
-#[derive(Debug, Clone)]
-pub struct PartnerEntry {
-    /// The partner.
-    pub partner: PartnerRow,
-    /// Its live sources, by code.
-    pub sources: HashMap<String, SourceRow>,
-}
-
-/// An immutable view of the registry.
-#[derive(Debug, Default)]
-pub struct Snapshot {
-    partners: HashMap<Uuid, PartnerEntry>,
-    by_api_key: HashMap<String, Uuid>,
-}
-
-impl Snapshot {
-    /// A snapshot of these rows (deleted ones included as given); the registry builds its own.
-    pub fn build(partners: Vec<PartnerRow>, sources: Vec<SourceRow>) -> Snapshot {
-        let mut snap = Snapshot::default();
-        for partner in partners {
-            snap.by_api_key
-                .insert(partner.api_key_sha256.clone(), partner.partner_id);
-            snap.partners.insert(
-                partner.partner_id,
-                PartnerEntry {
-                    partner,
-                    sources: HashMap::new(),
-                },
-            );
-        }
-        for source in sources {
-            if let Some(entry) = snap.partners.get_mut(&source.partner_id) {
-                entry.sources.insert(source.code.clone(), source);
-            }
-        }
-        snap
-    }
-
-    /// A partner by id.
-    pub fn partner(&self, id: &Uuid) -> Option<&PartnerEntry> {
-        self.partners.get(id)
-    }
-
-    /// All partners.
-    pub fn partners(&self) -> impl Iterator<Item = &PartnerEntry> {
-        self.partners.values()
-    }
-
-    /// The partner an API key belongs to.
-    pub fn partner_for_api_key(&self, key: &str) -> Option<Uuid> {
-        self.by_api_key.get(&hash_api_key(key)).copied()
-    }
-
-    /// Whether any active source of any partner accepts browser requests from `origin`
-    /// (used for CORS preflights, which carry no body and so name no source).
-    pub fn any_source_allows_origin(&self, origin: &str) -> bool {
-        self.partners.values().any(|p| {
-            p.sources
-                .values()
-                .any(|s| s.active && origin::origin_allowed(origin, &s.domain))
-        })
-    }
-}
+/// Longest per-partner event retention, in days (ten years).
+pub const MAX_RETENTION_DAYS: u32 = 3650;
 
 /// Hex SHA-256 of an API key; keys are stored and compared only in this form.
 pub fn hash_api_key(key: &str) -> String {
@@ -187,34 +78,26 @@ pub struct SourcePatch {
     pub active: Option<bool>,
 }
 
-fn check_display_name(name: &str, field: &'static str) -> Result<String, ApiError> {
-    let trimmed = name.trim();
-    if trimmed.is_empty()
-        || trimmed.chars().count() > MAX_DISPLAY_NAME_CHARS
-        || trimmed.chars().any(char::is_control)
-    {
-        return Err(ApiError::Invalid {
-            code: "invalid_name",
-            field,
-            message: format!(
-                "`{field}` must be 1-{MAX_DISPLAY_NAME_CHARS} characters without control characters"
-            ),
-        });
-    }
-    Ok(trimmed.to_string())
+/// A partner just created: its rows and its first API key, shown once.
+#[derive(Debug)]
+pub struct CreatedPartner {
+    /// The partner.
+    pub partner: PartnerRow,
+    /// Its system source.
+    pub sources: Vec<SourceRow>,
+    /// The key's row.
+    pub key: ApiKeyRow,
+    /// The key itself; not stored.
+    pub api_key: String,
 }
 
-fn check_code(code: &str) -> Result<(), ApiError> {
-    event_model::rules::check_source_code(code)
-        .map_err(|c| ApiError::Ingest(event_model::Violation::new(c, "code")))
-}
-
-fn check_domain(domain: &str) -> Result<String, ApiError> {
-    origin::normalize_domain(domain).map_err(|why| ApiError::Invalid {
-        code: "invalid_domain",
-        field: "domain",
-        message: format!("`domain` {why}"),
-    })
+/// What a partner deletion tombstoned.
+#[derive(Debug)]
+pub struct DeletedPartner {
+    /// Sources tombstoned.
+    pub sources: usize,
+    /// Keys revoked.
+    pub api_keys: usize,
 }
 
 /// The registry: snapshot for readers, serialized writes to ClickHouse.
@@ -223,6 +106,10 @@ pub struct Registry {
     snapshot: RwLock<Arc<Snapshot>>,
     write_lock: tokio::sync::Mutex<()>,
     last_version: AtomicU64,
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
 }
 
 impl Registry {
@@ -243,40 +130,45 @@ impl Registry {
         self.snapshot.read().expect("lock not poisoned").clone()
     }
 
-    /// Re-reads partners and sources from ClickHouse.
+    /// Re-reads partners, sources, keys and settings from ClickHouse.
     pub async fn refresh(&self) -> Result<(), StorageError> {
         let client = self.store.client();
-        let partners: Vec<PartnerRow> = self
-            .store
-            .timed(
-                client
-                    .query("SELECT ?fields FROM partners FINAL WHERE is_deleted = 0")
-                    .fetch_all(),
-            )
-            .await?;
-        let sources: Vec<SourceRow> = self
-            .store
-            .timed(
-                client
-                    .query("SELECT ?fields FROM sources FINAL WHERE is_deleted = 0")
-                    .fetch_all(),
-            )
-            .await?;
-        let max_version = partners
+        let live = |table: &str| format!("SELECT ?fields FROM {table} FINAL WHERE is_deleted = 0");
+        let rows = RegistryRows {
+            partners: self
+                .store
+                .timed(client.query(&live("partners")).fetch_all())
+                .await?,
+            sources: self
+                .store
+                .timed(client.query(&live("sources")).fetch_all())
+                .await?,
+            api_keys: self
+                .store
+                .timed(client.query(&live("partner_api_keys")).fetch_all())
+                .await?,
+            settings: self
+                .store
+                .timed(client.query(&live("partner_settings")).fetch_all())
+                .await?,
+        };
+        let max_version = rows
+            .partners
             .iter()
             .map(|p| p.version)
-            .chain(sources.iter().map(|s| s.version))
+            .chain(rows.sources.iter().map(|s| s.version))
+            .chain(rows.api_keys.iter().map(|k| k.version))
+            .chain(rows.settings.iter().map(|s| s.version))
             .max()
             .unwrap_or(0);
         self.last_version.fetch_max(max_version, Ordering::SeqCst);
-        *self.snapshot.write().expect("lock not poisoned") =
-            Arc::new(Snapshot::build(partners, sources));
+        *self.snapshot.write().expect("lock not poisoned") = Arc::new(Snapshot::assemble(rows));
         Ok(())
     }
 
     /// A version higher than any seen: microseconds since the epoch, bumped past the last one.
     fn next_version(&self) -> u64 {
-        let now = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000) as u64;
+        let now = (now().unix_timestamp_nanos() / 1000) as u64;
         let mut prev = self.last_version.load(Ordering::SeqCst);
         loop {
             let next = now.max(prev + 1);
@@ -290,39 +182,29 @@ impl Registry {
         }
     }
 
-    async fn write_partner(&self, row: &PartnerRow) -> Result<(), StorageError> {
-        let client = self.store.client();
-        let write = async {
-            let mut insert = client.insert::<PartnerRow>("partners").await?;
-            insert.write(row).await?;
-            insert.end().await
-        };
-        self.store.timed(write).await
+    fn new_key_row(&self, partner_id: Uuid, key: &str) -> ApiKeyRow {
+        let key_sha256 = hash_api_key(key);
+        ApiKeyRow {
+            partner_id,
+            key_id: key_id_of(&key_sha256),
+            key_sha256,
+            created_at: now(),
+            revoked_at: None,
+            version: self.next_version(),
+            is_deleted: 0,
+        }
     }
 
-    async fn write_source(&self, row: &SourceRow) -> Result<(), StorageError> {
-        let client = self.store.client();
-        let write = async {
-            let mut insert = client.insert::<SourceRow>("sources").await?;
-            insert.write(row).await?;
-            insert.end().await
-        };
-        self.store.timed(write).await
-    }
-
-    /// Creates a partner with its system "Online Store" source; returns the API key once.
-    pub async fn create_partner(
-        &self,
-        name: &str,
-    ) -> Result<(PartnerRow, String, Vec<SourceRow>), ApiError> {
-        let name = check_display_name(name, "name")?;
+    /// Creates a partner with its system "Online Store" source and a first API key.
+    pub async fn create_partner(&self, name: &str) -> Result<CreatedPartner, RegistryError> {
+        let name = checks::display_name(name, "name")?;
         let _guard = self.write_lock.lock().await;
-        let now = OffsetDateTime::now_utc();
-        let api_key = new_api_key();
+        let now = now();
         let partner = PartnerRow {
             partner_id: Uuid::now_v7(),
             name,
-            api_key_sha256: hash_api_key(&api_key),
+            // Keys live in partner_api_keys; this column only holds keys from before it.
+            api_key_sha256: String::new(),
             created_at: now,
             version: self.next_version(),
             is_deleted: 0,
@@ -340,50 +222,60 @@ impl Registry {
             version: self.next_version(),
             is_deleted: 0,
         };
-        // Source first: a partner row without its system source would be visible as incomplete.
-        self.write_source(&system).await?;
-        self.write_partner(&partner).await?;
+        let api_key = new_api_key();
+        let key = self.new_key_row(partner.partner_id, &api_key);
+        // Source and key first: a partner row without them would be visible as incomplete.
+        self.store
+            .insert_rows("sources", std::slice::from_ref(&system))
+            .await?;
+        self.store
+            .insert_rows("partner_api_keys", std::slice::from_ref(&key))
+            .await?;
+        self.store
+            .insert_rows("partners", std::slice::from_ref(&partner))
+            .await?;
         self.refresh().await?;
-        Ok((partner, api_key, vec![system]))
+        Ok(CreatedPartner {
+            partner,
+            sources: vec![system],
+            key,
+            api_key,
+        })
     }
 
-    fn partner_entry(&self, partner_id: &Uuid) -> Result<PartnerEntry, ApiError> {
+    /// A live partner and what belongs to it.
+    pub fn partner(&self, partner_id: &Uuid) -> Result<PartnerEntry, RegistryError> {
         self.snapshot()
             .partner(partner_id)
             .cloned()
-            .ok_or(ApiError::NotFound("partner"))
+            .ok_or(RegistryError::PartnerNotFound)
     }
 
     /// Lists a partner's sources, system source first, then by creation.
-    pub fn sources(&self, partner_id: &Uuid) -> Result<Vec<SourceRow>, ApiError> {
-        let mut sources: Vec<SourceRow> = self
-            .partner_entry(partner_id)?
-            .sources
-            .into_values()
-            .collect();
+    pub fn sources(&self, partner_id: &Uuid) -> Result<Vec<SourceRow>, RegistryError> {
+        let mut sources: Vec<SourceRow> = self.partner(partner_id)?.sources.into_values().collect();
         sources.sort_by_key(|s| (!s.is_system, s.created_at, s.source_id));
         Ok(sources)
     }
 
     /// One source of a partner.
-    pub fn source(&self, partner_id: &Uuid, source_id: &Uuid) -> Result<SourceRow, ApiError> {
-        self.partner_entry(partner_id)?
+    pub fn source(&self, partner_id: &Uuid, source_id: &Uuid) -> Result<SourceRow, RegistryError> {
+        self.partner(partner_id)?
             .sources
             .into_values()
             .find(|s| s.source_id == *source_id)
-            .ok_or(ApiError::NotFound("source"))
+            .ok_or(RegistryError::SourceNotFound)
     }
 
     fn ensure_code_free(
         entry: &PartnerEntry,
         code: &str,
         except: Option<Uuid>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), RegistryError> {
         match entry.sources.get(code) {
-            Some(existing) if Some(existing.source_id) != except => Err(ApiError::Conflict {
-                code: "source_code_taken",
-                message: format!("this partner already has a source with code `{code}`"),
-            }),
+            Some(existing) if Some(existing.source_id) != except => {
+                Err(RegistryError::SourceCodeTaken(code.to_string()))
+            }
             _ => Ok(()),
         }
     }
@@ -393,15 +285,15 @@ impl Registry {
         &self,
         partner_id: &Uuid,
         new: NewSource,
-    ) -> Result<SourceRow, ApiError> {
-        let name = check_display_name(&new.name, "name")?;
-        check_code(&new.code)?;
-        let domain = check_domain(&new.domain)?;
+    ) -> Result<SourceRow, RegistryError> {
+        let name = checks::display_name(&new.name, "name")?;
+        checks::code(&new.code)?;
+        let domain = checks::domain(&new.domain)?;
         let _guard = self.write_lock.lock().await;
         self.refresh().await?;
-        let entry = self.partner_entry(partner_id)?;
+        let entry = self.partner(partner_id)?;
         Self::ensure_code_free(&entry, &new.code, None)?;
-        let now = OffsetDateTime::now_utc();
+        let now = now();
         let row = SourceRow {
             partner_id: *partner_id,
             source_id: Uuid::now_v7(),
@@ -415,7 +307,9 @@ impl Registry {
             version: self.next_version(),
             is_deleted: 0,
         };
-        self.write_source(&row).await?;
+        self.store
+            .insert_rows("sources", std::slice::from_ref(&row))
+            .await?;
         self.refresh().await?;
         Ok(row)
     }
@@ -426,19 +320,19 @@ impl Registry {
         partner_id: &Uuid,
         source_id: &Uuid,
         patch: SourcePatch,
-    ) -> Result<SourceRow, ApiError> {
+    ) -> Result<SourceRow, RegistryError> {
         let name = patch
             .name
             .as_deref()
-            .map(|n| check_display_name(n, "name"))
+            .map(|n| checks::display_name(n, "name"))
             .transpose()?;
         if let Some(code) = &patch.code {
-            check_code(code)?;
+            checks::code(code)?;
         }
-        let domain = patch.domain.as_deref().map(check_domain).transpose()?;
+        let domain = patch.domain.as_deref().map(checks::domain).transpose()?;
         let _guard = self.write_lock.lock().await;
         self.refresh().await?;
-        let entry = self.partner_entry(partner_id)?;
+        let entry = self.partner(partner_id)?;
         let mut row = self.source(partner_id, source_id)?;
         if let Some(code) = patch.code {
             Self::ensure_code_free(&entry, &code, Some(row.source_id))?;
@@ -453,32 +347,161 @@ impl Registry {
         if let Some(active) = patch.active {
             row.active = active;
         }
-        row.updated_at = OffsetDateTime::now_utc();
+        row.updated_at = now();
         row.version = self.next_version();
-        self.write_source(&row).await?;
+        self.store
+            .insert_rows("sources", std::slice::from_ref(&row))
+            .await?;
         self.refresh().await?;
         Ok(row)
     }
 
     /// Removes a user source; system sources can only be switched off.
-    pub async fn delete_source(&self, partner_id: &Uuid, source_id: &Uuid) -> Result<(), ApiError> {
+    pub async fn delete_source(
+        &self,
+        partner_id: &Uuid,
+        source_id: &Uuid,
+    ) -> Result<SourceRow, RegistryError> {
         let _guard = self.write_lock.lock().await;
         self.refresh().await?;
         let mut row = self.source(partner_id, source_id)?;
         if row.is_system {
-            return Err(ApiError::Conflict {
-                code: "system_source_undeletable",
-                message: format!(
-                    "`{}` is a system source: it cannot be deleted, but it can be disabled with PATCH {{\"active\": false}}",
-                    row.name
-                ),
-            });
+            return Err(RegistryError::SystemSourceUndeletable(row.name));
         }
         row.is_deleted = 1;
-        row.updated_at = OffsetDateTime::now_utc();
+        row.updated_at = now();
         row.version = self.next_version();
-        self.write_source(&row).await?;
+        self.store
+            .insert_rows("sources", std::slice::from_ref(&row))
+            .await?;
         self.refresh().await?;
-        Ok(())
+        Ok(row)
+    }
+
+    /// A partner's API keys (active and revoked), oldest first.
+    pub fn api_keys(&self, partner_id: &Uuid) -> Result<Vec<ApiKeyRow>, RegistryError> {
+        Ok(self.partner(partner_id)?.api_keys)
+    }
+
+    /// Adds an API key to a partner; returns its row and the key, which is not stored.
+    pub async fn create_api_key(
+        &self,
+        partner_id: &Uuid,
+    ) -> Result<(ApiKeyRow, String), RegistryError> {
+        let _guard = self.write_lock.lock().await;
+        self.refresh().await?;
+        self.partner(partner_id)?;
+        let api_key = new_api_key();
+        let row = self.new_key_row(*partner_id, &api_key);
+        self.store
+            .insert_rows("partner_api_keys", std::slice::from_ref(&row))
+            .await?;
+        self.refresh().await?;
+        Ok((row, api_key))
+    }
+
+    /// Revokes a key of a partner (revoking a revoked key changes nothing); ingest refuses it
+    /// here at once and on other instances after their next refresh.
+    pub async fn revoke_api_key(
+        &self,
+        partner_id: &Uuid,
+        key_id: &str,
+    ) -> Result<ApiKeyRow, RegistryError> {
+        let _guard = self.write_lock.lock().await;
+        self.refresh().await?;
+        let mut row = self
+            .partner(partner_id)?
+            .api_keys
+            .into_iter()
+            .find(|k| k.key_id == key_id)
+            .ok_or(RegistryError::ApiKeyNotFound)?;
+        if row.revoked_at.is_some() {
+            return Ok(row);
+        }
+        row.revoked_at = Some(now());
+        row.version = self.next_version();
+        self.store
+            .insert_rows("partner_api_keys", std::slice::from_ref(&row))
+            .await?;
+        self.refresh().await?;
+        Ok(row)
+    }
+
+    /// Sets or clears (`None`) a partner's event retention.
+    pub async fn set_retention(
+        &self,
+        partner_id: &Uuid,
+        days: Option<u32>,
+    ) -> Result<PartnerEntry, RegistryError> {
+        let days = checks::retention_days(days)?;
+        let _guard = self.write_lock.lock().await;
+        self.refresh().await?;
+        self.partner(partner_id)?;
+        let row = PartnerSettingsRow {
+            partner_id: *partner_id,
+            retention_days: days,
+            updated_at: now(),
+            version: self.next_version(),
+            is_deleted: 0,
+        };
+        self.store
+            .insert_rows("partner_settings", std::slice::from_ref(&row))
+            .await?;
+        self.refresh().await?;
+        self.partner(partner_id)
+    }
+
+    /// Tombstones a partner, its sources and settings and revokes its keys: ingest refuses it
+    /// here at once and on other instances after their next refresh. Its data is erased
+    /// separately (see [`crate::erasure`]).
+    pub async fn delete_partner(&self, partner_id: &Uuid) -> Result<DeletedPartner, RegistryError> {
+        let _guard = self.write_lock.lock().await;
+        self.refresh().await?;
+        let entry = self.partner(partner_id)?;
+        let now = now();
+        let sources: Vec<SourceRow> = entry
+            .sources
+            .into_values()
+            .map(|mut s| {
+                s.is_deleted = 1;
+                s.updated_at = now;
+                s.version = self.next_version();
+                s
+            })
+            .collect();
+        let keys: Vec<ApiKeyRow> = entry
+            .api_keys
+            .into_iter()
+            .filter(|k| k.revoked_at.is_none())
+            .map(|mut k| {
+                k.revoked_at = Some(now);
+                k.version = self.next_version();
+                k
+            })
+            .collect();
+        let settings = PartnerSettingsRow {
+            partner_id: *partner_id,
+            retention_days: None,
+            updated_at: now,
+            version: self.next_version(),
+            is_deleted: 1,
+        };
+        let mut partner = entry.partner;
+        partner.is_deleted = 1;
+        partner.version = self.next_version();
+        // The partner row first: once it is tombstoned nothing else of it is served.
+        self.store
+            .insert_rows("partners", std::slice::from_ref(&partner))
+            .await?;
+        self.store.insert_rows("sources", &sources).await?;
+        self.store.insert_rows("partner_api_keys", &keys).await?;
+        self.store
+            .insert_rows("partner_settings", std::slice::from_ref(&settings))
+            .await?;
+        self.refresh().await?;
+        Ok(DeletedPartner {
+            sources: sources.len(),
+            api_keys: keys.len(),
+        })
     }
 }

@@ -32,6 +32,11 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../clickhouse/migrations/0001_initial_schema.sql"),
     },
     Migration {
+        version: 2,
+        name: "0002_admin_security.sql",
+        sql: include_str!("../../clickhouse/migrations/0002_admin_security.sql"),
+    },
+    Migration {
         version: 3,
         name: "0003_quarantine_bounds.sql",
         sql: include_str!("../../clickhouse/migrations/0003_quarantine_bounds.sql"),

@@ -28,6 +28,14 @@ impl Store {
         }
     }
 
+    /// The same store with another timeout (for long statements such as erasure deletes).
+    pub fn with_timeout(&self, timeout: Duration) -> Store {
+        Store {
+            client: self.client.clone(),
+            timeout,
+        }
+    }
+
     /// The underlying client.
     pub fn client(&self) -> &Client {
         &self.client
@@ -47,6 +55,24 @@ impl Store {
             Ok(result) => result.map_err(StorageError::from),
             Err(_) => Err(StorageError::Timeout(self.timeout)),
         }
+    }
+
+    /// Inserts rows into `table` in one statement, with the configured timeout.
+    pub async fn insert_rows<T>(&self, table: &str, rows: &[T]) -> Result<(), StorageError>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowWrite,
+    {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let write = async {
+            let mut insert = self.client.insert::<T>(table).await?;
+            for row in rows {
+                insert.write(row).await?;
+            }
+            insert.end().await
+        };
+        self.timed(write).await
     }
 
     /// Whether ClickHouse answers a trivial query.

@@ -1,4 +1,4 @@
-//! Row types of the `events` and `rejected_events` tables, as written over RowBinary.
+//! Row types of Eventline's tables, as written and read over RowBinary.
 
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
@@ -128,4 +128,151 @@ impl RejectedRow {
     pub fn approx_bytes(&self) -> usize {
         64 + self.payload.len() + self.reason_message.len() + self.user_agent.len()
     }
+}
+
+/// A partner (tenant).
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct PartnerRow {
+    /// Id.
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub partner_id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// Hex SHA-256 of the API key.
+    pub api_key_sha256: String,
+    /// Creation time.
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    pub created_at: OffsetDateTime,
+    /// Write version.
+    pub version: u64,
+    /// Tombstone flag.
+    pub is_deleted: u8,
+}
+
+/// An event source of a partner.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct SourceRow {
+    /// Owning partner.
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub partner_id: Uuid,
+    /// Stable id.
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub source_id: Uuid,
+    /// Code the tracker sends.
+    pub code: String,
+    /// Display name.
+    pub name: String,
+    /// Allowed browser host ("" = none).
+    pub domain: String,
+    /// Whether events are accepted.
+    pub active: bool,
+    /// Created with the partner; undeletable.
+    pub is_system: bool,
+    /// Creation time.
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    pub updated_at: OffsetDateTime,
+    /// Write version.
+    pub version: u64,
+    /// Tombstone flag.
+    pub is_deleted: u8,
+}
+
+/// One row of `partner_api_keys`: a key of a partner, active or revoked.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct ApiKeyRow {
+    /// Owning partner.
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub partner_id: Uuid,
+    /// Public name of the key: the first 16 hex digits of its hash.
+    pub key_id: String,
+    /// Hex SHA-256 of the key.
+    pub key_sha256: String,
+    /// Creation time.
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    pub created_at: OffsetDateTime,
+    /// Revocation time; `None` while active.
+    #[serde(with = "clickhouse::serde::time::datetime64::millis::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+    /// Write version.
+    pub version: u64,
+    /// Tombstone flag.
+    pub is_deleted: u8,
+}
+
+/// One row of `partner_settings`.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct PartnerSettingsRow {
+    /// The partner.
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub partner_id: Uuid,
+    /// Events older than this many days are deleted; `None` keeps them.
+    pub retention_days: Option<u32>,
+    /// Last change.
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    pub updated_at: OffsetDateTime,
+    /// Write version.
+    pub version: u64,
+    /// Tombstone flag.
+    pub is_deleted: u8,
+}
+
+/// One row of `admin_audit`.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct AuditRow {
+    /// When.
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    pub at: OffsetDateTime,
+    /// Admin token id.
+    pub actor: String,
+    /// What was done, e.g. `partner.create`.
+    pub action: String,
+    /// The partner concerned, nil when none.
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub partner_id: Uuid,
+    /// The object acted on.
+    pub target_id: String,
+    /// Small JSON object.
+    pub details: String,
+}
+
+/// One version of a row of `erasure_jobs`.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct ErasureJobRow {
+    /// Id.
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub job_id: Uuid,
+    /// The partner whose data is erased.
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub partner_id: Uuid,
+    /// `customer` or `partner`.
+    pub scope: String,
+    /// Hex SHA-256 of the customer id (empty for a partner).
+    pub subject_sha256: String,
+    /// `queued`, `running`, `done` or `failed`.
+    pub status: String,
+    /// Admin token id.
+    pub requested_by: String,
+    /// Request time.
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    pub requested_at: OffsetDateTime,
+    /// The job does not start before this.
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    pub not_before: OffsetDateTime,
+    /// Start of the (last) run.
+    #[serde(with = "clickhouse::serde::time::datetime64::millis::option")]
+    pub started_at: Option<OffsetDateTime>,
+    /// End of the run.
+    #[serde(with = "clickhouse::serde::time::datetime64::millis::option")]
+    pub finished_at: Option<OffsetDateTime>,
+    /// Rows removed from `events`.
+    pub events_removed: u64,
+    /// Rows removed from `rejected_events`.
+    pub rejected_removed: u64,
+    /// Why it failed.
+    pub error: String,
+    /// Write version.
+    pub version: u64,
 }

@@ -262,3 +262,141 @@ async fn migrations_run_once_and_the_registry_survives_a_restart() {
     t2.running.take().unwrap().stop().await.unwrap();
     t.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_admin_write_is_audited_with_the_token_id_and_listed_newest_first() {
+    let t = TestCollector::start().await;
+    let p = t.create_partner("Acme").await;
+    let other = t.create_partner("Other").await;
+    let (_, app) = t
+        .add_source(&p, json!({ "name": "App", "code": "app" }))
+        .await;
+    let app_id = app["id"].as_str().unwrap();
+    t.patch_source(&p, app_id, json!({ "active": false })).await;
+    t.admin(
+        Method::DELETE,
+        &format!("/v1/admin/partners/{}/sources/{app_id}", p.id),
+        None,
+    )
+    .await;
+    let (status, body) = t
+        .admin(
+            Method::PATCH,
+            &format!("/v1/admin/partners/{}", p.id),
+            Some(json!({ "retention_days": 30 })),
+        )
+        .await;
+    assert_eq!(
+        (status, body["retention_days"].as_u64()),
+        (200, Some(30)),
+        "{body}"
+    );
+
+    let entries = t.audit(&format!("?partner_id={}", p.id)).await;
+    let actions: Vec<&str> = entries
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "partner.retention",
+            "source.delete",
+            "source.update",
+            "source.create",
+            "partner.create"
+        ]
+    );
+    let token_id = eventline_collector::admin_token::token_id(ADMIN_TOKEN);
+    assert!(entries.iter().all(|e| e["actor"] == token_id.as_str()));
+    assert_eq!(entries[0]["details"]["retention_days"], 30);
+    assert_eq!(entries[2]["details"]["fields"], json!(["active"]));
+    assert_eq!(entries[1]["target_id"].as_str(), Some(app_id));
+    let text = serde_json::to_string(&entries).unwrap();
+    assert!(!text.contains(&p.api_key), "no secret in the audit log");
+
+    let all = t.audit("").await;
+    assert_eq!(all.len(), 6);
+    assert_eq!(
+        all.last().unwrap()["partner_id"].as_str(),
+        Some(p.id.as_str())
+    );
+    assert_eq!(t.audit("?limit=2").await.len(), 2);
+    assert_eq!(t.audit(&format!("?partner_id={}", other.id)).await.len(), 1);
+    let (status, body) = t.admin(Method::GET, "/v1/admin/audit?limit=0", None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_limit"))
+    );
+    t.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_a_partner_refuses_its_ingest_at_once_erases_its_data_and_is_audited() {
+    let t = TestCollector::start_with(clickhouse_url(), |c| {
+        c.registry_refresh_secs = 1;
+        c.clickhouse_timeout_ms = 2_000;
+    })
+    .await;
+    let p = t.create_partner("Leaving").await;
+    let stays = t.create_partner("Staying").await;
+    for partner in [&p, &stays] {
+        let mut bad = event("view", "c-1");
+        bad.name = " bad".into();
+        let (status, _, body) = t
+            .send(&batch(partner, vec![event("view", "c-1"), bad]), None)
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let of =
+        |id: &str, table: &str| format!("SELECT count() FROM {table} WHERE partner_id = '{id}'");
+    t.rejections_written(2).await;
+    assert_eq!(t.count(&of(&p.id, "rejected_events")).await, 1);
+
+    let (status, body) = t
+        .admin(
+            Method::DELETE,
+            &format!("/v1/admin/partners/{}", p.id),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (202, Some("queued")),
+        "{body}"
+    );
+    let job_id = body["job_id"].as_str().unwrap().to_string();
+
+    // Refused at once, through both paths.
+    let (status, _, body) = t.send(&batch(&p, vec![event("view", "c-2")]), None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("unknown_partner")),
+        "{body}"
+    );
+    let (status, _) = t
+        .send_server(&p.api_key, &batch(&p, vec![event("view", "c-2")]))
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = t
+        .admin(Method::GET, &format!("/v1/admin/partners/{}", p.id), None)
+        .await;
+    assert_eq!(status, 404);
+
+    let job = t.wait_for_job(&job_id, 30).await;
+    assert_eq!(job["scope"], "partner");
+    assert_eq!(job["rows_removed"]["events"], 1, "{job}");
+    assert_eq!(job["rows_removed"]["rejected_events"], 1, "{job}");
+    assert_eq!(t.count(&of(&p.id, "events")).await, 0);
+    assert_eq!(t.count(&of(&p.id, "rejected_events")).await, 0);
+    assert_eq!(t.count(&of(&stays.id, "events")).await, 1);
+    assert_eq!(t.count(&of(&stays.id, "rejected_events")).await, 1);
+
+    let entries = t.audit(&format!("?partner_id={}", p.id)).await;
+    assert_eq!(entries[0]["action"], "partner.delete");
+    assert_eq!(
+        entries[0]["details"]["job_id"].as_str(),
+        Some(job_id.as_str())
+    );
+    t.finish().await;
+}

@@ -103,7 +103,7 @@ impl TestCollector {
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.clickhouse_url = url.clone();
         config.clickhouse_database = database.clone();
-        config.admin_token = ADMIN_TOKEN.into();
+        config.admin_token = Some(ADMIN_TOKEN.into());
         config.workers = 1;
         config.batch_linger_ms = 1;
         config.clickhouse_timeout_ms = 5_000;
@@ -290,5 +290,67 @@ pub fn batch(partner: &Partner, events: Vec<Event>) -> Batch {
         partner_id: Some(partner.id.clone()),
         sent_at: format_rfc3339_ms(now_ms()),
         events,
+    }
+}
+
+/// Polls `check` until it returns `Some`, failing the test after `secs` seconds.
+pub async fn eventually<T, F, Fut>(what: &str, secs: u64, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+impl TestCollector {
+    /// Posts a batch to `/v1/server/events` with an API key; returns status and body.
+    pub async fn send_server(&self, key: &str, batch: &Batch) -> (u16, Value) {
+        let auth = format!("Bearer {key}");
+        let (status, _, body) = self
+            .post_raw(
+                "/v1/server/events",
+                &[
+                    ("content-type", "application/json"),
+                    ("authorization", &auth),
+                ],
+                serde_json::to_vec(batch).unwrap(),
+            )
+            .await;
+        (status, body)
+    }
+
+    /// Waits until an erasure job is `done` (or fails the test if it fails); returns its view.
+    pub async fn wait_for_job(&self, job_id: &str, secs: u64) -> Value {
+        let path = format!("/v1/admin/erasure-jobs/{job_id}");
+        eventually("the erasure job to finish", secs, || async {
+            let (status, body) = self.admin(reqwest::Method::GET, &path, None).await;
+            assert_eq!(status, 200, "{body}");
+            assert_ne!(body["status"], "failed", "{body}");
+            (body["status"] == "done").then_some(body)
+        })
+        .await
+    }
+
+    /// The audit log, newest first.
+    pub async fn audit(&self, query: &str) -> Vec<Value> {
+        let (status, body) = self
+            .admin(
+                reqwest::Method::GET,
+                &format!("/v1/admin/audit{query}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["entries"].as_array().unwrap().clone()
     }
 }

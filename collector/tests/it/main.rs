@@ -6,7 +6,11 @@
 mod abuse;
 mod admin;
 mod common;
+mod erasure;
 mod harness;
 mod ingest;
+mod keys;
 mod outage;
+mod retention;
+mod security;
 mod slow_clickhouse;
