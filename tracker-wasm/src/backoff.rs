@@ -15,7 +15,7 @@ pub const CAP_MS: f64 = 300_000.0;
 pub enum Verdict {
     /// 2xx: the collector judged every event; apply the per-event results.
     Answered = 0,
-    /// Network error (status 0), 429, 5xx, or anything unexpected: keep and retry later.
+    /// Network error (status 0), 408, 429, 5xx, or anything unexpected: keep and retry later.
     Retry = 1,
     /// 413 without per-event results: the body was too large, send halves.
     Split = 2,
@@ -28,7 +28,8 @@ pub fn classify(status: u16) -> Verdict {
     match status {
         200..=299 => Verdict::Answered,
         413 => Verdict::Split,
-        429 => Verdict::Retry,
+        // 408: the body arrived too slowly (a slow network, not a bad event); 429: back off.
+        408 | 429 => Verdict::Retry,
         400..=499 => Verdict::Permanent,
         // 0, 1xx, 3xx (fetch follows redirects, so a 3xx is odd) and 5xx.
         _ => Verdict::Retry,
@@ -55,6 +56,20 @@ pub fn parse_retry_after(header: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_error_code_is_retried_split_or_dropped_as_its_class_says() {
+        use event_model::{ErrorClass, ErrorCode};
+        for code in ErrorCode::ALL {
+            let class = code.class();
+            let expected = match class {
+                ErrorClass::TooLarge => Verdict::Split,
+                c if c.is_retryable() => Verdict::Retry,
+                _ => Verdict::Permanent,
+            };
+            assert_eq!(classify(class.http_status()), expected, "{code} ({class:?})");
+        }
+    }
 
     #[test]
     fn statuses_group_like_the_collector_documents() {
