@@ -67,7 +67,11 @@ mod tests {
                 c if c.is_retryable() => Verdict::Retry,
                 _ => Verdict::Permanent,
             };
-            assert_eq!(classify(class.http_status()), expected, "{code} ({class:?})");
+            assert_eq!(
+                classify(class.http_status()),
+                expected,
+                "{code} ({class:?})"
+            );
         }
     }
 
