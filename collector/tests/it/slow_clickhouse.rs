@@ -6,6 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use event_model::timestamp::format_rfc3339_ms;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -207,5 +208,63 @@ async fn an_insert_whose_answer_is_lost_is_stored_once_and_its_resend_is_answere
         );
     }
     assert_eq!(t.metric("eventline_sink_inserts_in_doubt_total").await, 2);
+    t.finish().await;
+}
+
+/// Waits until ClickHouse runs no insert into this test's `events` any more.
+async fn no_insert_running(t: &TestCollector) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let running = t
+            .count(&format!(
+                "SELECT count() FROM system.processes WHERE query_kind = 'Insert' \
+                 AND current_database = '{}'",
+                t.database
+            ))
+            .await;
+        if running == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "an insert still runs after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_insert_still_running_when_the_collector_gives_up_is_settled_before_the_resend() {
+    let t = TestCollector::start_with(clickhouse_url(), |c| c.clickhouse_timeout_ms = 2_000).await;
+    let p = t.create_partner("Acme").await;
+    // Inserts that start in the next 1.2 s are slow: 20 rows × 140 ms = 2.8 s of work inside
+    // ClickHouse, after it has the whole body, so the collector's 2 s timeout fires while the
+    // insert runs on. A `now64()` is constant within a query, as sleepEachRow needs.
+    let slow_until = format_rfc3339_ms(now_ms() + 1_200)
+        .replace('T', " ")
+        .replace('Z', "");
+    t.db.query(
+        "ALTER TABLE events ADD COLUMN slow_insert UInt8 DEFAULT \
+         sleepEachRow(if(now64(3) < toDateTime64({until:String}, 3, 'UTC'), 0.14, 0))",
+    )
+    .param("until", slow_until.as_str())
+    .execute()
+    .await
+    .unwrap();
+
+    let events: Vec<_> = (0..20).map(|i| event("slow", &format!("c-{i}"))).collect();
+    let pending = batch(&p, events);
+    let (status, _, body) = t.send(&pending, None).await;
+    assert_eq!(status, 503, "{body}");
+    // The resend arrives while the first insert still runs. Without settling it first, the
+    // look-up would find nothing, the events would be inserted again, and the first insert
+    // would then commit its copies too.
+    let (status, _, body) = t.send(&pending, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["accepted"], 20, "{body}");
+    no_insert_running(&t).await;
+    assert_eq!(t.count("SELECT count() FROM events").await, 20);
+    assert_eq!(t.count("SELECT uniqExact(event_id) FROM events").await, 20);
+    assert_eq!(t.metric("eventline_sink_inserts_in_doubt_total").await, 1);
     t.finish().await;
 }
