@@ -329,6 +329,18 @@ impl TestCollector {
         (status, body)
     }
 
+    /// Sends an admin `DELETE` that queues an erasure job (a customer's or a partner's); checks
+    /// the `202 queued` answer and returns the job id.
+    pub async fn queue_erasure(&self, path: &str) -> String {
+        let (status, body) = self.admin(reqwest::Method::DELETE, path, None).await;
+        assert_eq!(
+            (status, body["status"].as_str()),
+            (202, Some("queued")),
+            "{body}"
+        );
+        body["job_id"].as_str().unwrap().to_string()
+    }
+
     /// Waits until an erasure job is `done` (or fails the test if it fails); returns its view.
     pub async fn wait_for_job(&self, job_id: &str, secs: u64) -> Value {
         let path = format!("/v1/admin/erasure-jobs/{job_id}");
