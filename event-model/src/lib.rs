@@ -4,6 +4,7 @@
 //! Pure: no I/O, no clock (callers pass times in), builds for `wasm32-unknown-unknown`.
 //! The `json` feature (on by default) adds decoding of wire batches with serde_json.
 
+pub mod catalog;
 pub mod codes;
 mod event;
 #[cfg(feature = "json")]
