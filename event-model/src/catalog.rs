@@ -39,7 +39,10 @@ impl PropertyType {
 
     /// Parses the API spelling.
     pub fn parse(text: &str) -> Option<PropertyType> {
-        PropertyType::ALL.iter().copied().find(|t| t.as_str() == text)
+        PropertyType::ALL
+            .iter()
+            .copied()
+            .find(|t| t.as_str() == text)
     }
 }
 

@@ -41,6 +41,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0003_quarantine_bounds.sql",
         sql: include_str!("../../clickhouse/migrations/0003_quarantine_bounds.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_audience_identity_profiles.sql",
+        sql: include_str!("../../clickhouse/migrations/0004_audience_identity_profiles.sql"),
+    },
 ];
 
 /// Why migrating failed.
