@@ -1,1 +1,644 @@
+//! The one place a segment becomes ClickHouse SQL.
+//!
+//! A validated [`Segment`] and a [`Clock`] in; SQL text and its server-side parameters out. Every
+//! value (names, sources, keys, operands, instants) travels as a `{pN:Type}` parameter; the
+//! only words in the SQL text are the identifiers and literals written below. The partner is the
+//! parameter `{partner:UUID}`, which the caller binds (it is not in [`Query::params`]).
+//!
+//! Who a customer is:
+//! - an event's customer is its `customer_id`, else the customer its `anonymous_id` is linked to
+//!   (the latest link in `identity_links` wins, read with `argMax`, so unmerged rows are fine);
+//!   an anonymous id without a link, and every `system` event, belong to nobody;
+//! - a profile is the latest version per customer (`FINAL`), unless that version is deleted;
+//! - the universe (what `not`, `count eq 0` and `count lte N` are taken against) is the
+//!   partner's known customers: every customer an event resolves to, and every customer with a
+//!   profile. A customer id never seen anywhere is in no segment.
+//!
+//! Retried events are counted once: counts are `uniqExact(event_id)`, true before ClickHouse
+//! merges the copies.
 
+use event_model::catalog::PropertyType;
+use event_model::timestamp::format_rfc3339_ms;
+use serde::Serialize;
+
+use crate::definition::{CountOp, PredicateOp};
+use crate::period::{Clock, Range};
+use crate::segment::{
+    Comparison, ContextPredicate, EventFilter, EventTest, Node, ProfileField, ProfileTest, Scalar,
+    Segment,
+};
+
+/// A query and its parameters (besides `partner`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    /// The SQL text.
+    pub sql: String,
+    /// Parameters in order of first use: bind each with `.param(name, &value)`.
+    pub params: Vec<Param>,
+}
+
+/// A server-side parameter `{name:ty}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Param {
+    /// `p0`, `p1`, ….
+    pub name: String,
+    /// The ClickHouse type in the SQL text.
+    pub ty: &'static str,
+    /// The value.
+    pub value: ParamValue,
+}
+
+/// A parameter's value; serializes to what the `clickhouse` crate's `.param()` expects.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ParamValue {
+    /// `String`, and instants and dates as text (`2026-11-30 21:00:00.000`, `2026-11-30`).
+    Str(String),
+    /// `Float64`.
+    Float(f64),
+    /// `UInt64` / `UInt32`.
+    UInt(u64),
+    /// `Bool`.
+    Bool(bool),
+    /// `Array(String)`.
+    Strs(Vec<String>),
+    /// `Array(Float64)`.
+    Floats(Vec<f64>),
+}
+
+/// The set of member customer ids: one column, `customer_id`, in no particular order.
+pub fn members(segment: &Segment, clock: &Clock) -> Query {
+    let mut c = Compiler::new(clock);
+    let filter = c.node(&segment.root, 1);
+    c.finish(format!(
+        "SELECT customer_id\nFROM known_customers\nWHERE {filter}"
+    ))
+}
+
+/// The number of members: one row, one column, `members` (UInt64).
+pub fn member_count(segment: &Segment, clock: &Clock) -> Query {
+    let mut c = Compiler::new(clock);
+    let filter = c.node(&segment.root, 1);
+    c.finish(format!(
+        "SELECT count() AS members\nFROM known_customers\nWHERE {filter}"
+    ))
+}
+
+/// One page of members in `customer_id` order (byte order), after the id `after` (keyset
+/// pagination: pass the last id of the previous page), at most `limit` ids.
+pub fn member_page(segment: &Segment, clock: &Clock, after: Option<&str>, limit: u32) -> Query {
+    let mut c = Compiler::new(clock);
+    let filter = c.node(&segment.root, 1);
+    let after = match after {
+        Some(id) => format!(
+            "\n  AND customer_id > {}",
+            c.param("String", ParamValue::Str(id.to_string()))
+        ),
+        None => String::new(),
+    };
+    let limit = c.param("UInt32", ParamValue::UInt(u64::from(limit)));
+    c.finish(format!(
+        "SELECT customer_id\nFROM known_customers\nWHERE ({filter}){after}\nORDER BY customer_id\nLIMIT {limit}"
+    ))
+}
+
+/// The common table expressions every query starts with: who each event belongs to, the
+/// latest profiles, and the known customers.
+const PREAMBLE: &str = "\
+WITH
+    links AS (
+        -- each anonymous id belongs to the customer of its latest link
+        SELECT anonymous_id, argMax(customer_id, linked_at) AS customer_id
+        FROM identity_links
+        WHERE partner_id = {partner:UUID}
+        GROUP BY anonymous_id
+    ),
+    customer_events AS (
+        -- events with the customer they belong to (a visitor's events count for the customer
+        -- their anonymous id was linked to); system events and unlinked visitors belong to nobody
+        SELECT
+            e.event_id AS event_id,
+            e.name AS name,
+            e.source AS source,
+            e.event_time AS event_time,
+            e.context_strings AS context_strings,
+            e.context_numbers AS context_numbers,
+            e.context_booleans AS context_booleans,
+            if(e.customer_id != '', e.customer_id, l.customer_id) AS customer
+        FROM events AS e
+        LEFT JOIN links AS l ON l.anonymous_id = e.anonymous_id
+        WHERE e.partner_id = {partner:UUID} AND e.kind = 'customer' AND customer != ''
+    ),
+    profiles AS (
+        -- the latest version of each profile, unless it is deleted
+        SELECT *
+        FROM customer_profiles FINAL
+        WHERE partner_id = {partner:UUID}
+    ),
+    known_customers AS (
+        SELECT DISTINCT customer AS customer_id FROM customer_events
+        UNION DISTINCT
+        SELECT customer_id FROM profiles
+    )
+";
+
+struct Compiler<'a> {
+    clock: &'a Clock,
+    params: Vec<Param>,
+}
+
+fn pad(level: usize) -> String {
+    "    ".repeat(level)
+}
+
+impl<'a> Compiler<'a> {
+    fn new(clock: &'a Clock) -> Compiler<'a> {
+        Compiler {
+            clock,
+            params: Vec::new(),
+        }
+    }
+
+    fn finish(self, select: String) -> Query {
+        Query {
+            sql: format!("{PREAMBLE}{select}\n"),
+            params: self.params,
+        }
+    }
+
+    /// Adds a parameter and returns its placeholder.
+    fn param(&mut self, ty: &'static str, value: ParamValue) -> String {
+        if let Some(same) = self.params.iter().find(|p| p.ty == ty && p.value == value) {
+            return format!("{{{}:{}}}", same.name, ty);
+        }
+        let name = format!("p{}", self.params.len());
+        let placeholder = format!("{{{name}:{ty}}}");
+        self.params.push(Param { name, ty, value });
+        placeholder
+    }
+
+    fn instant(&mut self, ms: i64) -> String {
+        // `2026-11-30T21:00:00.000Z` → `2026-11-30 21:00:00.000`, read as UTC by the type.
+        let text = format_rfc3339_ms(ms).replace('T', " ").replace('Z', "");
+        self.param("DateTime64(3, 'UTC')", ParamValue::Str(text))
+    }
+
+    /// A boolean expression over `customer_id` of `known_customers`. `level` is the
+    /// indentation of the lines it continues on.
+    fn node(&mut self, node: &Node, level: usize) -> String {
+        match node {
+            Node::All(children) | Node::Any(children) => {
+                let word = if matches!(node, Node::All(_)) {
+                    "AND"
+                } else {
+                    "OR"
+                };
+                let parts: Vec<String> = children
+                    .iter()
+                    .map(|child| match child {
+                        Node::All(_) | Node::Any(_) if children.len() > 1 => format!(
+                            "(\n{}{}\n{})",
+                            pad(level + 1),
+                            self.node(child, level + 1),
+                            pad(level)
+                        ),
+                        _ => self.node(child, level),
+                    })
+                    .collect();
+                parts.join(&format!("\n{}{word} ", pad(level).get(2..).unwrap_or("")))
+            }
+            Node::Not(inner) => {
+                let inner = self.node(inner, level + 1);
+                format!("NOT (\n{}{inner}\n{})", pad(level + 1), pad(level))
+            }
+            Node::Events(filter, test) => self.events(filter, test, level),
+            Node::Profile(test) => self.profile(test, level),
+        }
+    }
+
+    fn events(&mut self, filter: &EventFilter, test: &EventTest, level: usize) -> String {
+        let mut conditions = self.filter(filter);
+        let (membership, having) = match test {
+            EventTest::Count { op, value, period } => {
+                if let Some(period) = period {
+                    let range = self.clock.range(period);
+                    conditions.extend(self.range("event_time", range));
+                }
+                match (op, value) {
+                    // At least once: membership, no counting needed.
+                    (CountOp::Gte, 1) => ("IN", None),
+                    (CountOp::Gte, 0) => return "true".to_string(),
+                    // Never: not among those with one.
+                    (CountOp::Eq, 0) => ("NOT IN", None),
+                    (CountOp::Gte, n) => ("IN", Some(self.count_having(">=", *n))),
+                    (CountOp::Eq, n) => ("IN", Some(self.count_having("=", *n))),
+                    // At most n (zero included): not among those with more.
+                    (CountOp::Lte, n) => ("NOT IN", Some(self.count_having(">", *n))),
+                }
+            }
+            EventTest::LastIn(period) => {
+                let range = self.clock.range(period);
+                ("IN", Some(self.last_having(range)))
+            }
+            EventTest::DaysSinceLast { op, days } => {
+                let range = self.clock.days_since_range(*op, *days);
+                ("IN", Some(self.last_having(range)))
+            }
+        };
+        let inner = pad(level + 1);
+        let mut sql = format!(
+            "customer_id {membership} (\n{inner}SELECT customer\n{inner}FROM customer_events"
+        );
+        if !conditions.is_empty() {
+            sql.push_str(&format!(
+                "\n{inner}WHERE {}",
+                conditions.join(&format!("\n{inner}  AND "))
+            ));
+        }
+        if let Some(having) = having {
+            sql.push_str(&format!(
+                "\n{inner}GROUP BY customer\n{inner}HAVING {having}"
+            ));
+        }
+        sql.push_str(&format!("\n{})", pad(level)));
+        sql
+    }
+
+    fn count_having(&mut self, cmp: &str, n: u64) -> String {
+        format!(
+            "uniqExact(event_id) {cmp} {}",
+            self.param("UInt64", ParamValue::UInt(n))
+        )
+    }
+
+    fn last_having(&mut self, range: Range) -> String {
+        self.range("max(event_time)", range).join(" AND ")
+    }
+
+    fn range(&mut self, expr: &str, range: Range) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(from) = range.from_ms {
+            out.push(format!("{expr} >= {}", self.instant(from)));
+        }
+        if let Some(to) = range.to_ms {
+            out.push(format!("{expr} < {}", self.instant(to)));
+        }
+        out
+    }
+
+    fn filter(&mut self, filter: &EventFilter) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(name) = &filter.name {
+            out.push(format!(
+                "name = {}",
+                self.param("String", ParamValue::Str(name.clone()))
+            ));
+        }
+        if let Some(sources) = &filter.sources {
+            out.push(format!(
+                "has({}, source)",
+                self.param("Array(String)", ParamValue::Strs(sources.clone()))
+            ));
+        }
+        for p in &filter.predicates {
+            out.push(self.predicate(p));
+        }
+        out
+    }
+
+    fn predicate(&mut self, p: &ContextPredicate) -> String {
+        let key = self.param("String", ParamValue::Str(p.key.clone()));
+        let Some(ty) = p.ty else {
+            return format!(
+                "(mapContains(context_strings, {key}) OR mapContains(context_numbers, {key}) OR mapContains(context_booleans, {key}))"
+            );
+        };
+        let map = match ty {
+            PropertyType::String | PropertyType::Datetime => "context_strings",
+            PropertyType::Number => "context_numbers",
+            PropertyType::Boolean => "context_booleans",
+        };
+        let present = format!("mapContains({map}, {key})");
+        if p.test.op == PredicateOp::Exists {
+            return present;
+        }
+        let value = match ty {
+            // Datetimes are RFC 3339 strings; compared as instants.
+            PropertyType::Datetime => {
+                format!("parseDateTime64BestEffortOrNull({map}[{key}], 3, 'UTC')")
+            }
+            _ => format!("{map}[{key}]"),
+        };
+        format!("{present} AND {}", self.compare(&value, &p.test))
+    }
+
+    /// `value op operands`, for a value known to be present.
+    fn compare(&mut self, value: &str, test: &Comparison) -> String {
+        let operand = |c: &mut Self, s: &Scalar| c.scalar(s);
+        match test.op {
+            PredicateOp::Eq => format!("{value} = {}", operand(self, &test.operands[0])),
+            PredicateOp::Ne => format!("{value} != {}", operand(self, &test.operands[0])),
+            PredicateOp::Gt => format!("{value} > {}", operand(self, &test.operands[0])),
+            PredicateOp::Gte => format!("{value} >= {}", operand(self, &test.operands[0])),
+            PredicateOp::Lt => format!("{value} < {}", operand(self, &test.operands[0])),
+            PredicateOp::Lte => format!("{value} <= {}", operand(self, &test.operands[0])),
+            PredicateOp::Contains => {
+                format!(
+                    "position({value}, {}) > 0",
+                    operand(self, &test.operands[0])
+                )
+            }
+            PredicateOp::Between => format!(
+                "{value} BETWEEN {} AND {}",
+                operand(self, &test.operands[0]),
+                operand(self, &test.operands[1])
+            ),
+            PredicateOp::In | PredicateOp::NotIn => {
+                let list = self.list(&test.operands);
+                let not = if test.op == PredicateOp::NotIn {
+                    "NOT "
+                } else {
+                    ""
+                };
+                format!("{not}has({list}, {value})")
+            }
+            PredicateOp::Exists => "true".to_string(),
+        }
+    }
+
+    fn scalar(&mut self, s: &Scalar) -> String {
+        match s {
+            Scalar::Str(v) => self.param("String", ParamValue::Str(v.clone())),
+            Scalar::Num(v) => self.param("Float64", ParamValue::Float(*v)),
+            Scalar::Bool(v) => self.param("Bool", ParamValue::Bool(*v)),
+            Scalar::Time(ms) => self.instant(*ms),
+            // Date32: birthdays before 1970 compare too.
+            Scalar::Date(d) => self.param("Date32", ParamValue::Str(d.to_string())),
+        }
+    }
+
+    fn list(&mut self, items: &[Scalar]) -> String {
+        match items.first() {
+            Some(Scalar::Num(_)) => {
+                let values = items
+                    .iter()
+                    .filter_map(|s| match s {
+                        Scalar::Num(v) => Some(*v),
+                        _ => None,
+                    })
+                    .collect();
+                self.param("Array(Float64)", ParamValue::Floats(values))
+            }
+            _ => {
+                let values = items
+                    .iter()
+                    .filter_map(|s| match s {
+                        Scalar::Str(v) => Some(v.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                self.param("Array(String)", ParamValue::Strs(values))
+            }
+        }
+    }
+
+    fn profile(&mut self, test: &ProfileTest, level: usize) -> String {
+        let condition = match &test.field {
+            ProfileField::Birthday => match test.test.op {
+                PredicateOp::Exists => "birthday IS NOT NULL".to_string(),
+                _ => self.compare("birthday", &test.test),
+            },
+            ProfileField::Consent(channel) => {
+                let key = self.param("String", ParamValue::Str(channel.clone()));
+                self.in_map("consents", &key, &test.test)
+            }
+            ProfileField::Attribute(code, ty) => {
+                let key = self.param("String", ParamValue::Str(code.clone()));
+                match ty {
+                    None => format!(
+                        "(mapContains(attributes_strings, {key}) OR mapContains(attributes_numbers, {key}) OR mapContains(attributes_booleans, {key}) OR mapContains(attributes_datetimes, {key}))"
+                    ),
+                    Some(ty) => {
+                        let map = match ty {
+                            PropertyType::String => "attributes_strings",
+                            PropertyType::Number => "attributes_numbers",
+                            PropertyType::Boolean => "attributes_booleans",
+                            PropertyType::Datetime => "attributes_datetimes",
+                        };
+                        self.in_map(map, &key, &test.test)
+                    }
+                }
+            }
+            field => {
+                // Profile strings are '' when unknown, so "present" means non-empty.
+                let column = field.string_column().unwrap_or("email");
+                match test.test.op {
+                    PredicateOp::Exists => format!("{column} != ''"),
+                    PredicateOp::Ne | PredicateOp::NotIn => {
+                        format!("{column} != '' AND {}", self.compare(column, &test.test))
+                    }
+                    _ => self.compare(column, &test.test),
+                }
+            }
+        };
+        let inner = pad(level + 1);
+        format!(
+            "customer_id IN (\n{inner}SELECT customer_id\n{inner}FROM profiles\n{inner}WHERE {condition}\n{})",
+            pad(level)
+        )
+    }
+
+    fn in_map(&mut self, map: &str, key: &str, test: &Comparison) -> String {
+        let present = format!("mapContains({map}, {key})");
+        if test.op == PredicateOp::Exists {
+            return present;
+        }
+        let value = format!("{map}[{key}]");
+        format!("{present} AND {}", self.compare(&value, test))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::{validate_json, Catalogue};
+
+    /// The partner clock every golden query is compiled with.
+    fn clock() -> Clock {
+        let now = event_model::timestamp::parse_rfc3339_ms("2026-11-30T09:00:00Z").unwrap();
+        Clock::new("Europe/Moscow", now).unwrap()
+    }
+
+    fn segment(json: &str) -> Segment {
+        let catalogue = Catalogue {
+            accept_undeclared: true,
+            ..crate::validate::tests::shop()
+        };
+        validate_json(json, &catalogue).unwrap_or_else(|e| panic!("{json}: {e:?}"))
+    }
+
+    /// A golden file: the definition, the parameters, then the SQL.
+    pub(crate) fn render(definition: &str, query: &Query) -> String {
+        let mut out = format!("-- definition: {definition}\n");
+        for p in &query.params {
+            out.push_str(&format!(
+                "-- {}: {} = {}\n",
+                p.name,
+                p.ty,
+                serde_json::to_string(&p.value).unwrap()
+            ));
+        }
+        out.push_str(&query.sql);
+        out
+    }
+
+    /// The shapes analysts see in docs/segments.md, in that order.
+    pub(crate) const SHAPES: &[(&str, &str)] = &[
+        (
+            "jacket_viewed_online_in_30_days",
+            r#"{"event": {"name": "product_viewed", "sources": ["online_store"], "where": [{"key": "category", "op": "eq", "value": "Jacket"}], "count": {"op": "gte", "value": 1}, "period": {"last_days": 30}}}"#,
+        ),
+        (
+            "more_than_100_points_in_one_purchase",
+            r#"{"event": {"name": "purchase_completed", "where": [{"key": "points", "op": "gt", "value": 100}]}}"#,
+        ),
+        (
+            "context_filter_without_a_name",
+            r#"{"event": {"where": [{"key": "name", "op": "eq", "value": "Bag"}]}}"#,
+        ),
+        (
+            "three_purchases_or_more_since_a_date",
+            r#"{"event": {"name": "purchase_completed", "count": {"op": "gte", "value": 3}, "period": {"since": "2026-11-01"}}}"#,
+        ),
+        (
+            "at_most_two_purchases",
+            r#"{"event": {"name": "purchase_completed", "count": {"op": "lte", "value": 2}}}"#,
+        ),
+        (
+            "never_purchased",
+            r#"{"event": {"name": "purchase_completed", "count": {"op": "eq", "value": 0}}}"#,
+        ),
+        (
+            "last_purchase_in_november",
+            r#"{"last_event": {"name": "purchase_completed", "period": {"between": ["2026-11-01", "2026-11-30"]}}}"#,
+        ),
+        (
+            "fourteen_days_or_more_since_the_last_purchase",
+            r#"{"days_since_last": {"name": "purchase_completed", "op": "gte", "value": 14}}"#,
+        ),
+        (
+            "datetime_and_list_predicates",
+            r#"{"event": {"name": "purchase_completed", "where": [{"key": "paid_at", "op": "between", "value": ["2026-11-01T00:00:00+03:00", "2026-11-15T00:00:00+03:00"]}, {"key": "total", "op": "in", "value": [10, 20.5]}, {"key": "gift", "op": "eq", "value": true}]}}"#,
+        ),
+        (
+            "profile_fields",
+            r#"{"any": [{"profile": {"field": "birthday", "op": "exists"}}, {"profile": {"field": "consents.email", "op": "eq", "value": true}}, {"profile": {"field": "attributes.tier", "op": "in", "value": ["gold", "platinum"]}}, {"profile": {"field": "email", "op": "contains", "value": "@example.com"}}]}"#,
+        ),
+        (
+            "the_issue_example",
+            r#"{"all": [{"event": {"name": "product_viewed", "sources": ["online_store"], "where": [{"key": "category", "op": "eq", "value": "Jacket"}], "count": {"op": "gte", "value": 1}, "period": {"last_days": 30}}}, {"not": {"event": {"name": "purchase_completed", "period": {"last_days": 30}}}}, {"last_event": {"name": "purchase_completed", "period": {"between": ["2026-11-01", "2026-11-30"]}}}, {"days_since_last": {"name": "purchase_completed", "op": "gte", "value": 14}}, {"profile": {"field": "birthday", "op": "exists"}}]}"#,
+        ),
+        (
+            "nested_groups",
+            r#"{"any": [{"all": [{"event": {"name": "product_viewed", "sources": ["mobile_app"]}}, {"not": {"event": {"name": "product_viewed", "sources": ["online_store"]}}}]}, {"profile": {"field": "attributes.vip", "op": "eq", "value": true}}]}"#,
+        ),
+    ];
+
+    fn golden_path(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("golden")
+            .join(format!("{name}.sql"))
+    }
+
+    /// Every golden query: the shapes as member sets, plus a count and a page.
+    pub(crate) fn goldens() -> Vec<(String, String)> {
+        let clock = clock();
+        let mut out: Vec<(String, String)> = SHAPES
+            .iter()
+            .map(|(name, json)| {
+                (
+                    name.to_string(),
+                    render(json, &members(&segment(json), &clock)),
+                )
+            })
+            .collect();
+        let json = SHAPES[0].1;
+        out.push((
+            "member_count".into(),
+            render(json, &member_count(&segment(json), &clock)),
+        ));
+        out.push((
+            "member_page".into(),
+            render(
+                json,
+                &member_page(&segment(json), &clock, Some("c-0042"), 100),
+            ),
+        ));
+        out
+    }
+
+    #[test]
+    fn the_sql_of_each_shape_matches_its_golden_file() {
+        let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+        let mut stale = Vec::new();
+        for (name, rendered) in goldens() {
+            let path = golden_path(&name);
+            if update {
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(&path, &rendered).unwrap();
+                continue;
+            }
+            let golden = std::fs::read_to_string(&path).unwrap_or_default();
+            if golden != rendered {
+                stale.push(name);
+            }
+        }
+        assert!(
+            stale.is_empty(),
+            "the SQL of {stale:?} changed; review it, then rerun with UPDATE_GOLDEN=1 and update docs/segments.md"
+        );
+    }
+
+    #[test]
+    fn injection_strings_and_cyrillic_values_travel_only_as_parameters() {
+        let compile = |value: &str| {
+            let json = serde_json::json!({"all": [
+                {"event": {"name": value, "sources": ["online_store"],
+                           "where": [{"key": "category", "op": "in", "value": [value, "Jacket"]},
+                                     {"key": "title", "op": "contains", "value": value}]}},
+                {"profile": {"field": "email", "op": "eq", "value": value}},
+                {"profile": {"field": "attributes.note", "op": "ne", "value": value}}
+            ]})
+            .to_string();
+            member_page(&segment(&json), &clock(), Some(value), 10)
+        };
+        let plain = compile("plain");
+        for value in [
+            "Bag' OR 1=1 --",
+            "x'); DROP TABLE events; --",
+            "Азбука",
+            "{p0:String}",
+            "\\' \" ` ? {partner:UUID}",
+        ] {
+            let query = compile(value);
+            // The text does not depend on the value at all: the value is only ever a parameter.
+            assert_eq!(query.sql, plain.sql, "{value}");
+            let single = ParamValue::Str(value.to_string());
+            let list = ParamValue::Strs(vec![value.to_string(), "Jacket".into()]);
+            assert!(query
+                .params
+                .iter()
+                .any(|p| p.value == single && p.ty == "String"));
+            assert!(query.params.iter().any(|p| p.value == list));
+        }
+    }
+
+    #[test]
+    fn the_same_value_is_one_parameter() {
+        let json = r#"{"event": {"name": "purchase_completed", "where": [{"key": "points", "op": "gt", "value": 100}]}}"#;
+        let query = members(&segment(json), &clock());
+        // name, key, 100: the key is used twice (presence and value) but bound once.
+        assert_eq!(query.params.len(), 3, "{:?}", query.params);
+        assert_eq!(query.sql.matches("{p1:String}").count(), 2);
+    }
+}

@@ -1,1 +1,1 @@
-
+//! The reference evaluator (next commit).

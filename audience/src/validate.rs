@@ -625,7 +625,7 @@ fn less(a: &Scalar, b: &Scalar) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use event_model::catalog::TypeProperty;
     use event_model::EventKind;
