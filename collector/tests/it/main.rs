@@ -13,4 +13,5 @@ mod keys;
 mod outage;
 mod retention;
 mod security;
+mod segments_oracle;
 mod slow_clickhouse;
