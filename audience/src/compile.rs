@@ -544,6 +544,66 @@ mod tests {
         ),
     ];
 
+    /// The heading of each golden query in docs/segments.md.
+    fn title(name: &str) -> &'static str {
+        match name {
+            "jacket_viewed_online_in_30_days" => {
+                "Viewed the Jacket category in the Online Store at least once in the last 30 days"
+            }
+            "more_than_100_points_in_one_purchase" => {
+                "Collected more than 100 points in one purchase"
+            }
+            "context_filter_without_a_name" => "A context filter across all events: `name = Bag`",
+            "three_purchases_or_more_since_a_date" => "Three purchases or more since a date",
+            "at_most_two_purchases" => "At most two purchases (zero included)",
+            "never_purchased" => "Never purchased (`count eq 0`)",
+            "last_purchase_in_november" => "Last purchase between two dates",
+            "fourteen_days_or_more_since_the_last_purchase" => {
+                "Fourteen days or more since the last purchase"
+            }
+            "datetime_and_list_predicates" => "Datetime, list and boolean predicates on one event",
+            "profile_fields" => "Profile fields",
+            "the_issue_example" => "Everything together",
+            "nested_groups" => "Nested groups: seen in the app but not in the store, or a VIP",
+            "member_count" => "The member count (for previews)",
+            "member_page" => "A page of members (keyset pagination by `customer_id`)",
+            _ => "",
+        }
+    }
+
+    const DOCS_MARKER: &str = "<!-- Generated from audience/golden by the compile tests; regenerate with UPDATE_GOLDEN=1 cargo test -p eventline-audience -->\n";
+
+    /// The generated part of docs/segments.md.
+    fn docs_tail() -> String {
+        let mut out = format!("{DOCS_MARKER}\n```sql\n{PREAMBLE}```\n");
+        for (name, rendered) in goldens() {
+            out.push_str(&format!(
+                "\n### {}\n\n```sql\n{}```\n",
+                title(&name),
+                rendered.replace(PREAMBLE, "")
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn docs_segments_md_shows_the_golden_sql() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/segments.md");
+        let docs = std::fs::read_to_string(&path).unwrap();
+        let head = docs.split(DOCS_MARKER).next().unwrap().to_string();
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(&path, format!("{head}{}", docs_tail())).unwrap();
+            return;
+        }
+        assert!(
+            docs.ends_with(&docs_tail()),
+            "docs/segments.md is not the golden SQL; rerun with UPDATE_GOLDEN=1"
+        );
+        for (name, _) in goldens() {
+            assert!(!title(&name).is_empty(), "{name} has no title");
+        }
+    }
+
     fn golden_path(name: &str) -> std::path::PathBuf {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("golden")
@@ -613,6 +673,8 @@ mod tests {
             member_page(&segment(&json), &clock(), Some(value), 10)
         };
         let plain = compile("plain");
+        // The `clickhouse` crate would take a `?` in the text for a client-side bind.
+        assert!(!plain.sql.contains('?'));
         for value in [
             "Bag' OR 1=1 --",
             "x'); DROP TABLE events; --",
