@@ -44,7 +44,7 @@ WITH
     )
 SELECT customer_id
 FROM known_customers
-WHERE (customer_id IN (
+WHERE customer_id IN (
         SELECT customer
         FROM customer_events
         WHERE name = {p0:String}
@@ -52,7 +52,7 @@ WHERE (customer_id IN (
           AND mapContains(context_strings, {p2:String}) AND context_strings[{p2:String}] = {p3:String}
           AND event_time >= {p4:DateTime64(3, 'UTC')}
           AND event_time < {p5:DateTime64(3, 'UTC')}
-    ))
+    )
   AND customer_id > {p6:String}
 ORDER BY customer_id
 LIMIT {p7:UInt32}

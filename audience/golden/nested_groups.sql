@@ -48,13 +48,11 @@ WHERE (
             WHERE name = {p0:String}
               AND has({p1:Array(String)}, source)
         )
-      AND NOT (
-            customer_id IN (
-                SELECT customer
-                FROM customer_events
-                WHERE name = {p0:String}
-                  AND has({p2:Array(String)}, source)
-            )
+      AND customer_id NOT IN (
+            SELECT customer
+            FROM customer_events
+            WHERE name = {p0:String}
+              AND has({p2:Array(String)}, source)
         )
     )
   OR customer_id IN (

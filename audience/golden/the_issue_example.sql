@@ -54,14 +54,12 @@ WHERE customer_id IN (
           AND event_time >= {p4:DateTime64(3, 'UTC')}
           AND event_time < {p5:DateTime64(3, 'UTC')}
     )
-  AND NOT (
-        customer_id IN (
-            SELECT customer
-            FROM customer_events
-            WHERE name = {p6:String}
-              AND event_time >= {p4:DateTime64(3, 'UTC')}
-              AND event_time < {p5:DateTime64(3, 'UTC')}
-        )
+  AND customer_id NOT IN (
+        SELECT customer
+        FROM customer_events
+        WHERE name = {p6:String}
+          AND event_time >= {p4:DateTime64(3, 'UTC')}
+          AND event_time < {p5:DateTime64(3, 'UTC')}
     )
   AND customer_id IN (
         SELECT customer

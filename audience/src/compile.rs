@@ -88,7 +88,11 @@ pub fn member_count(segment: &Segment, clock: &Clock) -> Query {
 /// pagination: pass the last id of the previous page), at most `limit` ids.
 pub fn member_page(segment: &Segment, clock: &Clock, after: Option<&str>, limit: u32) -> Query {
     let mut c = Compiler::new(clock);
-    let filter = c.node(&segment.root, 1);
+    let filter = match &segment.root {
+        // OR binds looser than the AND of the page condition below.
+        root @ Node::Any(_) => format!("(\n{}{}\n{})", pad(2), c.node(root, 2), pad(1)),
+        root => c.node(root, 1),
+    };
     let after = match after {
         Some(id) => format!(
             "\n  AND customer_id > {}",
@@ -98,7 +102,7 @@ pub fn member_page(segment: &Segment, clock: &Clock, after: Option<&str>, limit:
     };
     let limit = c.param("UInt32", ParamValue::UInt(u64::from(limit)));
     c.finish(format!(
-        "SELECT customer_id\nFROM known_customers\nWHERE ({filter}){after}\nORDER BY customer_id\nLIMIT {limit}"
+        "SELECT customer_id\nFROM known_customers\nWHERE {filter}{after}\nORDER BY customer_id\nLIMIT {limit}"
     ))
 }
 
@@ -207,16 +211,29 @@ impl<'a> Compiler<'a> {
                     .collect();
                 parts.join(&format!("\n{}{word} ", pad(level).get(2..).unwrap_or("")))
             }
-            Node::Not(inner) => {
-                let inner = self.node(inner, level + 1);
-                format!("NOT (\n{}{inner}\n{})", pad(level + 1), pad(level))
-            }
-            Node::Events(filter, test) => self.events(filter, test, level),
-            Node::Profile(test) => self.profile(test, level),
+            Node::Not(inner) => match &**inner {
+                // `NOT (customer_id IN …)` reads better as `customer_id NOT IN …`.
+                Node::Events(filter, test) => self.events(filter, test, level, true),
+                Node::Profile(test) => self.profile(test, level, true),
+                group => {
+                    let inner = self.node(group, level + 1);
+                    format!("NOT (\n{}{inner}\n{})", pad(level + 1), pad(level))
+                }
+            },
+            Node::Events(filter, test) => self.events(filter, test, level, false),
+            Node::Profile(test) => self.profile(test, level, false),
         }
     }
 
-    fn events(&mut self, filter: &EventFilter, test: &EventTest, level: usize) -> String {
+    /// `customer_id [NOT] IN (…)`: the customers whose events pass the test (or, `negated`,
+    /// the known customers whose events do not).
+    fn events(
+        &mut self,
+        filter: &EventFilter,
+        test: &EventTest,
+        level: usize,
+        negated: bool,
+    ) -> String {
         let mut conditions = self.filter(filter);
         let (membership, having) = match test {
             EventTest::Count { op, value, period } => {
@@ -227,7 +244,9 @@ impl<'a> Compiler<'a> {
                 match (op, value) {
                     // At least once: membership, no counting needed.
                     (CountOp::Gte, 1) => ("IN", None),
-                    (CountOp::Gte, 0) => return "true".to_string(),
+                    (CountOp::Gte, 0) => {
+                        return (if negated { "false" } else { "true" }).to_string()
+                    }
                     // Never: not among those with one.
                     (CountOp::Eq, 0) => ("NOT IN", None),
                     (CountOp::Gte, n) => ("IN", Some(self.count_having(">=", *n))),
@@ -244,6 +263,11 @@ impl<'a> Compiler<'a> {
                 let range = self.clock.days_since_range(*op, *days);
                 ("IN", Some(self.last_having(range)))
             }
+        };
+        let membership = match (membership, negated) {
+            ("IN", true) => "NOT IN",
+            ("NOT IN", true) => "IN",
+            (m, _) => m,
         };
         let inner = pad(level + 1);
         let mut sql = format!(
@@ -402,7 +426,8 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    fn profile(&mut self, test: &ProfileTest, level: usize) -> String {
+    /// `customer_id [NOT] IN (…)`: the customers whose profile passes the test.
+    fn profile(&mut self, test: &ProfileTest, level: usize, negated: bool) -> String {
         let condition = match &test.field {
             ProfileField::Birthday => match test.test.op {
                 PredicateOp::Exists => "birthday IS NOT NULL".to_string(),
@@ -442,8 +467,9 @@ impl<'a> Compiler<'a> {
             }
         };
         let inner = pad(level + 1);
+        let membership = if negated { "NOT IN" } else { "IN" };
         format!(
-            "customer_id IN (\n{inner}SELECT customer_id\n{inner}FROM profiles\n{inner}WHERE {condition}\n{})",
+            "customer_id {membership} (\n{inner}SELECT customer_id\n{inner}FROM profiles\n{inner}WHERE {condition}\n{})",
             pad(level)
         )
     }
@@ -693,6 +719,25 @@ mod tests {
                 .any(|p| p.value == single && p.ty == "String"));
             assert!(query.params.iter().any(|p| p.value == list));
         }
+    }
+
+    #[test]
+    fn not_turns_membership_around() {
+        let sql = |json: &str| members(&segment(json), &clock()).sql;
+        let viewed = r#"{"event": {"name": "product_viewed"}}"#;
+        let never = r#"{"event": {"name": "product_viewed", "count": {"op": "eq", "value": 0}}}"#;
+        let tail = |sql: String| {
+            sql.split("FROM known_customers")
+                .nth(1)
+                .unwrap()
+                .to_string()
+        };
+        assert!(tail(sql(viewed)).contains("WHERE customer_id IN ("));
+        assert!(tail(sql(never)).contains("WHERE customer_id NOT IN ("));
+        assert_eq!(sql(&format!(r#"{{"not": {viewed}}}"#)), sql(never));
+        assert_eq!(sql(&format!(r#"{{"not": {never}}}"#)), sql(viewed));
+        let group = format!(r#"{{"not": {{"any": [{viewed}]}}}}"#);
+        assert!(tail(sql(&group)).contains("WHERE NOT (\n        customer_id IN ("));
     }
 
     #[test]

@@ -711,6 +711,46 @@ mod tests {
     }
 
     #[test]
+    fn datetimes_compare_as_instants_and_numbers_as_numbers() {
+        let mut f = Fixture::new("UTC", "2026-11-30T09:00:00Z");
+        let t = ms("2026-11-20T10:00:00Z");
+        f.event(
+            "utc",
+            "purchase_completed",
+            "online_store",
+            t,
+            &[("paid_at", s("2026-11-25T10:00:00.000Z"))],
+        );
+        f.event(
+            "moscow",
+            "purchase_completed",
+            "online_store",
+            t,
+            &[("paid_at", s("2026-11-25T13:00:00+03:00"))],
+        );
+        f.event(
+            "later",
+            "purchase_completed",
+            "online_store",
+            t,
+            &[("paid_at", s("2026-11-25T10:00:00.001Z"))],
+        );
+        f.event(
+            "integer",
+            "purchase_completed",
+            "online_store",
+            t,
+            &[("total", ContextValue::Number(100.0))],
+        );
+        let same_instant = r#"{"event": {"where": [{"key": "paid_at", "op": "eq", "value": "2026-11-25T12:00:00+02:00"}]}}"#;
+        assert_eq!(f.members(same_instant), ["moscow", "utc"]);
+        let after = r#"{"event": {"where": [{"key": "paid_at", "op": "gt", "value": "2026-11-25T10:00:00Z"}]}}"#;
+        assert_eq!(f.members(after), ["later"]);
+        let hundred = r#"{"event": {"where": [{"key": "total", "op": "eq", "value": 100.0}]}}"#;
+        assert_eq!(f.members(hundred), ["integer"]);
+    }
+
+    #[test]
     fn profile_conditions_read_the_latest_version() {
         let mut f = Fixture::new("UTC", "2026-11-30T09:00:00Z");
         let mut old = ProfileRow {
