@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS customer_profiles
     last_name            String,
     email                String,
     phone                String,
-    birthday             Nullable(Date),
+    birthday             Nullable(Date32) COMMENT 'Date32: birthdays before 1970 too',
     consents             Map(String, Bool) COMMENT 'per channel (email, sms, push, ...): may we contact them there',
     attributes_strings   Map(String, String),
     attributes_numbers   Map(String, Float64),

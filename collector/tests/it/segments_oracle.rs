@@ -99,7 +99,7 @@ struct ProfileIn {
     email: String,
     phone: String,
     /// Nullable(Date): days since 1970-01-01.
-    birthday: Option<u16>,
+    birthday: Option<i32>,
     consents: Vec<(String, bool)>,
     attributes_strings: Vec<(String, String)>,
     attributes_numbers: Vec<(String, f64)>,
@@ -265,8 +265,13 @@ fn generate_data(rng: &mut Rng, now: i64) -> Data {
                 email: rng.pick(&["", "a@example.com", "b@shop.test"]).to_string(),
                 phone: rng.pick(&["", "+79990001122"]).to_string(),
                 birthday: rng.chance(50).then(|| {
-                    parse_date(rng.pick::<&str>(&["1980-02-29", "1999-12-31", "2001-06-15"]))
-                        .unwrap()
+                    parse_date(rng.pick::<&str>(&[
+                        "1955-03-08",
+                        "1980-02-29",
+                        "1999-12-31",
+                        "2001-06-15",
+                    ]))
+                    .unwrap()
                 }),
                 version,
                 is_deleted: rng.chance(15),
@@ -356,7 +361,7 @@ fn profile_row(partner: Uuid, p: &ProfileRow) -> ProfileIn {
         last_name: p.last_name.clone(),
         email: p.email.clone(),
         phone: p.phone.clone(),
-        birthday: p.birthday.map(|d| day_number(d) as u16),
+        birthday: p.birthday.map(|d| day_number(d) as i32),
         consents: p.consents.iter().map(|(k, v)| (k.clone(), *v)).collect(),
         attributes_strings: Vec::new(),
         attributes_numbers: Vec::new(),
