@@ -300,7 +300,7 @@ async fn every_admin_write_is_audited_with_the_token_id_and_listed_newest_first(
     assert_eq!(
         actions,
         [
-            "partner.retention",
+            "partner.settings",
             "source.delete",
             "source.update",
             "source.create",
