@@ -433,3 +433,45 @@ pub fn admin_routes(scope: actix_web::Scope) -> actix_web::Scope {
             web::post().to(manual_event),
         )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(text: &str) -> i64 {
+        parse_rfc3339_ms(text).unwrap()
+    }
+
+    #[test]
+    fn day_bounds_are_partner_local_and_follow_daylight_saving() {
+        // Prague moves to summer time on 2026-03-29: that day has 23 hours.
+        let tz = "Europe/Prague";
+        assert_eq!(
+            bound("2026-03-29", tz, "from", false).unwrap(),
+            ms("2026-03-28T23:00:00Z")
+        );
+        assert_eq!(
+            bound("2026-03-29", tz, "to", true).unwrap(),
+            ms("2026-03-29T22:00:00Z")
+        );
+        assert_eq!(
+            bound("2026-01-10", "UTC", "from", false).unwrap(),
+            ms("2026-01-10T00:00:00Z")
+        );
+        assert_eq!(
+            bound("2026-01-10T05:00:00Z", tz, "to", true).unwrap(),
+            ms("2026-01-10T05:00:00Z") + 1
+        );
+        assert!(bound("yesterday", tz, "from", false).is_err());
+        assert!(bound("2026-02-30", tz, "from", false).is_err());
+    }
+
+    #[test]
+    fn cursors_round_trip_and_junk_is_refused() {
+        let id = Uuid::now_v7();
+        assert_eq!(parse_cursor(&cursor_of(-5, id)).unwrap(), (-5, id));
+        for bad in ["", "12", "x_y", "12_not-a-uuid"] {
+            assert!(parse_cursor(bad).is_err(), "{bad}");
+        }
+    }
+}
