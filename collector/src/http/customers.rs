@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::admin::{parse_id, rfc3339, Admin};
-use super::ingest::{authenticate, now_ms, submit_error};
+use super::ingest::{authenticate, limited, now_ms, submit_error};
 use super::AppState;
 use crate::audit;
 use crate::customers::queries::{self, HistoryQuery, DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT};
@@ -84,7 +84,8 @@ fn profile_view(p: &CustomerProfileRow) -> Value {
     })
 }
 
-/// `PUT /v1/server/customers/{customer_id}`: merges the body into the profile; a change is
+/// `PUT /v1/server/customers/{customer_id}` (partner API key; the partner's rate limit applies):
+/// merges the body into the profile; a change is
 /// recorded as a `customer_profile_updated` event (stored first, with an id derived from the
 /// change, so a retry after a failure stores it once), then the profile row is written.
 pub async fn upsert_profile(
@@ -95,6 +96,11 @@ pub async fn upsert_profile(
 ) -> Result<HttpResponse, ApiError> {
     let snapshot = state.registry.snapshot();
     let partner_id = authenticate(&req, &snapshot).map_err(ApiError::Ingest)?;
+    // The partner's ingest rate limit covers its profile upserts too.
+    state
+        .limits
+        .check_partner(partner_id)
+        .map_err(|l| limited(&state, l))?;
     let customer_id = customer_id(&path)?;
     let entry = snapshot
         .partner(&partner_id)

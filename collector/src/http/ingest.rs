@@ -53,7 +53,7 @@ fn client_address(req: &HttpRequest, config: &Config) -> Option<IpAddr> {
     )
 }
 
-fn limited(state: &AppState, limited: Limited) -> ApiError {
+pub(super) fn limited(state: &AppState, limited: Limited) -> ApiError {
     state
         .metrics
         .rate_limited
