@@ -82,6 +82,11 @@ if [[ -z "$partner_id" ]]; then
     -d '{"name":"Mobile application","code":"mobile_app","domain":""}' >/dev/null
 fi
 api_key="$(json 'd["api_key"]' <"$DEMO_FILE")"
+# A demo customer profile (an upsert that changes nothing stores nothing, so this is safe to repeat).
+curl -fsS -X PUT -H "Authorization: Bearer $api_key" -H 'Content-Type: application/json' \
+  "$COLLECTOR/v1/server/customers/demo-customer-1" \
+  -d '{"first_name":"Ann","last_name":"Lee","email":"ann@example.com","birthday":"1990-05-01","consents":{"email":true},"attributes":{"tier":"gold"}}' >/dev/null ||
+  echo "WARNING: the demo customer profile could not be written" >&2
 
 # The example pages: the demo shop (and the tracker under /eventline/), config from $DEMO_FILE.
 python3 scripts/serve-examples.py --port "$EXAMPLES_PORT" --collector "$COLLECTOR" \
@@ -112,6 +117,10 @@ the Online Store has a domain and takes only browser requests from it):
 
 See it in ClickHouse:
   curl -sS '$CLICKHOUSE_URL/?database=eventline' --data-binary "SELECT event_time, name, source, customer_id, context_strings, context_numbers FROM events ORDER BY received_at DESC LIMIT 5 FORMAT PrettyCompactMonoBlock"
+
+The demo customer's card and history (profile upserted at start; see README "Customers and event types"):
+  curl -sS -H 'Authorization: Bearer $EVENTLINE_ADMIN_TOKEN' $COLLECTOR/v1/admin/partners/$partner_id/customers/demo-customer-1
+  curl -sS -H 'Authorization: Bearer $EVENTLINE_ADMIN_TOKEN' $COLLECTOR/v1/admin/partners/$partner_id/customers/demo-customer-1/events
 
 Rejected events (a hyphen in a context key, an unknown source, ...):
   curl -sS '$CLICKHOUSE_URL/?database=eventline' --data-binary "SELECT received_at, reason_code, reason_message FROM rejected_events ORDER BY received_at DESC LIMIT 5 FORMAT PrettyCompactMonoBlock"

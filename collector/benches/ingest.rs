@@ -29,7 +29,7 @@ fn now_ms() -> i64 {
 }
 
 fn shop_event(i: usize) -> Event {
-    let context = [
+    let mut context: std::collections::BTreeMap<String, ContextValue> = [
         (
             "category",
             ContextValue::String(["Jacket", "Shoes", "Hat"][i % 3].into()),
@@ -49,10 +49,22 @@ fn shop_event(i: usize) -> Event {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
+    // Every third event is a purchase_completed, a predefined event type: ingest checks it
+    // against the partner's catalogue, so the benchmark includes that check.
+    if i % 3 == 2 {
+        context.insert(
+            "total_price".into(),
+            ContextValue::Number((i % 500) as f64 + 0.5),
+        );
+        context.insert(
+            "points_collected".into(),
+            ContextValue::Number((i % 50) as f64),
+        );
+    }
     Event {
         event_id: uuid::Uuid::now_v7().to_string(),
         kind: EventKind::Customer,
-        name: ["product_viewed", "added_to_cart", "purchase"][i % 3].into(),
+        name: ["product_viewed", "added_to_cart", "purchase_completed"][i % 3].into(),
         source: "online_store".into(),
         customer_id: Some(format!("customer-{}", i % 5_000)),
         anonymous_id: Some(format!("anon-{}", i % 7_000)),

@@ -12,8 +12,11 @@
 //! or at once with `OPTIMIZE TABLE … FINAL`).
 //!
 //! What one customer's erasure removes, within the partner:
+//! - the customer's `customer_profiles` rows, and the `identity_links` rows of the customer or
+//!   of any of the anonymous ids below;
 //! - `events` whose `customer_id` is the customer's, and events whose `anonymous_id` appears on
-//!   any of the customer's events (the visits before they logged in);
+//!   any of the customer's events or is linked to the customer in `identity_links` (the visits
+//!   before they logged in);
 //! - `rejected_events` (of the partner, or of no known partner) whose payload holds the customer
 //!   id or one of those anonymous ids as the JSON string value of `customer_id` /
 //!   `anonymous_id`, at the top level or in `events[*]`; in a payload that is not valid JSON
@@ -306,6 +309,16 @@ impl Erasure {
 
     async fn erase_partner(&self, partner_id: Uuid) -> Result<(u64, u64), StorageError> {
         let p = [("partner", Param::Text(partner_id.to_string()))];
+        // The partner's registry rows are tombstoned already; its audience rows go here.
+        for table in [
+            "customer_profiles",
+            "identity_links",
+            "event_types",
+            "event_properties",
+        ] {
+            self.delete(table, "partner_id = {partner:UUID}", &p)
+                .await?;
+        }
         let rejected = self
             .delete("rejected_events", "partner_id = {partner:UUID}", &p)
             .await?;
@@ -330,6 +343,10 @@ impl Erasure {
                     .query(
                         "SELECT DISTINCT anonymous_id FROM events \
                          WHERE partner_id = {partner:UUID} AND anonymous_id != '' \
+                           AND lower(hex(SHA256(customer_id))) = {hash:String} \
+                         UNION DISTINCT \
+                         SELECT anonymous_id FROM identity_links \
+                         WHERE partner_id = {partner:UUID} \
                            AND lower(hex(SHA256(customer_id))) = {hash:String}",
                     )
                     .param("partner", partner_id.to_string())
@@ -344,6 +361,20 @@ impl Erasure {
             ("re_customer_id", Param::Text(regex_for("customer_id"))),
             ("re_anonymous_id", Param::Text(regex_for("anonymous_id"))),
         ];
+        self.delete(
+            "customer_profiles",
+            "partner_id = {partner:UUID} AND lower(hex(SHA256(customer_id))) = {hash:String}",
+            &params,
+        )
+        .await?;
+        self.delete(
+            "identity_links",
+            "partner_id = {partner:UUID} \
+             AND (has({anonymous:Array(String)}, anonymous_id) \
+                  OR lower(hex(SHA256(customer_id))) = {hash:String})",
+            &params,
+        )
+        .await?;
         let rejected = self
             .delete(
                 "rejected_events",

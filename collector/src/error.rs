@@ -26,8 +26,8 @@ pub enum ApiError {
     Invalid {
         /// Machine-readable code.
         code: &'static str,
-        /// The offending field.
-        field: &'static str,
+        /// The offending field (`properties[2].code` for an element of a list).
+        field: std::borrow::Cow<'static, str>,
         /// What is wrong.
         message: String,
     },

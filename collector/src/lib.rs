@@ -10,6 +10,7 @@ pub mod admin_token;
 pub mod app;
 pub mod audit;
 pub mod config;
+pub mod customers;
 pub mod erasure;
 pub mod error;
 pub mod http;

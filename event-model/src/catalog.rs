@@ -2,7 +2,11 @@
 //! from them. One home for these types, shared by ingest (an event of a declared type is checked
 //! against it) and the segment builder (a property's type decides how its values compare).
 
-use crate::EventKind;
+use std::collections::BTreeMap;
+
+use crate::codes::ErrorCode;
+use crate::timestamp::parse_rfc3339_ms;
+use crate::{ContextValue, EventKind, Violation};
 
 /// The type of an event property. Context values travel as JSON strings, numbers and booleans;
 /// a `Datetime` property is a string holding an RFC 3339 timestamp.
@@ -81,9 +85,169 @@ pub struct EventTypeDef {
     pub properties: Vec<TypeProperty>,
 }
 
+impl PropertyType {
+    /// Whether a context value has this type. A `Datetime` value must be a string holding an
+    /// RFC 3339 timestamp.
+    pub fn admits(self, value: &ContextValue) -> bool {
+        match (self, value) {
+            (PropertyType::String, ContextValue::String(_)) => true,
+            (PropertyType::Number, ContextValue::Number(_)) => true,
+            (PropertyType::Boolean, ContextValue::Bool(_)) => true,
+            (PropertyType::Datetime, ContextValue::String(s)) => parse_rfc3339_ms(s).is_some(),
+            _ => false,
+        }
+    }
+}
+
+fn context_field(code: &str) -> String {
+    let mut field = String::from("context.");
+    field.push_str(code);
+    field
+}
+
+/// Checks an event's context against its declared type: every required property is present,
+/// and every property of the type that is present has the property's type. Context keys the
+/// type does not list are not checked (a type is a draft, not a closed schema). `property_type`
+/// looks a catalogue property up by code; a property it does not know is not type-checked.
+///
+/// Errors name the field as `context.<code>`: [`ErrorCode::MissingProperty`] for an absent
+/// required property (checked first, in the type's order), [`ErrorCode::PropertyTypeMismatch`]
+/// for a value of another type (detail: the expected type).
+pub fn check_event_type(
+    context: &BTreeMap<String, ContextValue>,
+    event_type: &EventTypeDef,
+    property_type: impl Fn(&str) -> Option<PropertyType>,
+) -> Result<(), Violation> {
+    for property in &event_type.properties {
+        if property.required && !context.contains_key(&property.code) {
+            return Err(Violation::new(
+                ErrorCode::MissingProperty,
+                &context_field(&property.code),
+            ));
+        }
+    }
+    for property in &event_type.properties {
+        let (Some(value), Some(ty)) = (context.get(&property.code), property_type(&property.code))
+        else {
+            continue;
+        };
+        if !ty.admits(value) {
+            let mut expected = String::from("expected ");
+            expected.push_str(ty.as_str());
+            if ty == PropertyType::Datetime {
+                expected.push_str(" (an RFC 3339 string)");
+            }
+            return Err(Violation::new(
+                ErrorCode::PropertyTypeMismatch,
+                &context_field(&property.code),
+            )
+            .with_detail(expected));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn purchase() -> EventTypeDef {
+        EventTypeDef {
+            code: "purchase_completed".into(),
+            name: "New purchase".into(),
+            kind: EventKind::Customer,
+            properties: vec![
+                TypeProperty {
+                    code: "total_price".into(),
+                    required: true,
+                },
+                TypeProperty {
+                    code: "purchase_time".into(),
+                    required: false,
+                },
+                TypeProperty {
+                    code: "gift".into(),
+                    required: false,
+                },
+                TypeProperty {
+                    code: "store_id".into(),
+                    required: false,
+                },
+            ],
+        }
+    }
+
+    fn types(code: &str) -> Option<PropertyType> {
+        match code {
+            "total_price" => Some(PropertyType::Number),
+            "purchase_time" => Some(PropertyType::Datetime),
+            "gift" => Some(PropertyType::Boolean),
+            "store_id" => Some(PropertyType::String),
+            _ => None,
+        }
+    }
+
+    fn context(entries: &[(&str, ContextValue)]) -> BTreeMap<String, ContextValue> {
+        entries
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    fn text(s: &str) -> ContextValue {
+        ContextValue::String(s.into())
+    }
+
+    #[test]
+    fn an_event_with_every_property_of_its_type_passes_and_extra_keys_are_not_checked() {
+        let ctx = context(&[
+            ("total_price", ContextValue::Number(150.0)),
+            ("purchase_time", text("2026-11-25T10:00:00.000Z")),
+            ("gift", ContextValue::Bool(false)),
+            ("store_id", text("S-1")),
+            ("anything_else", ContextValue::Bool(true)),
+        ]);
+        assert_eq!(check_event_type(&ctx, &purchase(), types), Ok(()));
+        let only_required = context(&[("total_price", ContextValue::Number(0.5))]);
+        assert_eq!(check_event_type(&only_required, &purchase(), types), Ok(()));
+    }
+
+    #[test]
+    fn a_missing_required_property_is_named() {
+        let ctx = context(&[("store_id", text("S-1"))]);
+        let v = check_event_type(&ctx, &purchase(), types).unwrap_err();
+        assert_eq!(
+            (v.code, v.field.as_str()),
+            (ErrorCode::MissingProperty, "context.total_price")
+        );
+    }
+
+    #[test]
+    fn a_value_of_another_type_is_a_mismatch_for_every_property_type() {
+        let cases = [
+            ("total_price", text("150")),
+            ("gift", text("true")),
+            ("store_id", ContextValue::Number(1.0)),
+            ("purchase_time", text("yesterday")),
+            ("purchase_time", ContextValue::Number(1_795_600_800_000.0)),
+        ];
+        for (key, value) in cases {
+            let mut ctx = context(&[("total_price", ContextValue::Number(1.0))]);
+            ctx.insert(key.into(), value.clone());
+            let v = check_event_type(&ctx, &purchase(), types).unwrap_err();
+            assert_eq!(v.code, ErrorCode::PropertyTypeMismatch, "{key}: {value:?}");
+            assert_eq!(v.field, format!("context.{key}"));
+        }
+    }
+
+    #[test]
+    fn a_property_unknown_to_the_catalogue_is_not_type_checked() {
+        let ctx = context(&[
+            ("total_price", ContextValue::Number(1.0)),
+            ("store_id", ContextValue::Bool(true)),
+        ]);
+        assert_eq!(check_event_type(&ctx, &purchase(), |_| None), Ok(()));
+    }
 
     #[test]
     fn property_types_round_trip_their_spelling() {

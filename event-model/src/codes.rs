@@ -194,6 +194,14 @@ error_codes! {
     ContextValueTooLong = "context_value_too_long" => Invalid,
     /// A context number cannot be stored exactly (an integer beyond ±2^53).
     ContextNumberOutOfRange = "context_number_out_of_range" => Invalid,
+
+    // Event catalogue (the partner's declared event types).
+    /// A context value of a declared event type's property has the wrong type.
+    PropertyTypeMismatch = "property_type_mismatch" => Invalid,
+    /// A property the event type requires is absent from the context.
+    MissingProperty = "missing_property" => Invalid,
+    /// No live event type declares this name, and the partner rejects undeclared events.
+    UndeclaredEvent = "undeclared_event" => Invalid,
 }
 
 impl core::fmt::Display for ErrorCode {

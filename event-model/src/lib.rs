@@ -125,6 +125,15 @@ impl Violation {
                     .to_string()
             }
             ErrorCode::BodyTimeout => "the body did not arrive in time".to_string(),
+            ErrorCode::PropertyTypeMismatch => {
+                format!("context value `{key}` has the wrong type for this event type")
+            }
+            ErrorCode::MissingProperty => {
+                format!("this event type requires the context value `{key}`")
+            }
+            ErrorCode::UndeclaredEvent => {
+                format!("`{f}` is not a declared event type, and this partner accepts declared types only")
+            }
             ErrorCode::InvalidBatch => format!(
                 "`{f}`: the body must be an object with `sent_at` and an `events` array"
             ),

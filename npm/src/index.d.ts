@@ -161,7 +161,10 @@ export type CollectorErrorCode =
   | 'too_many_context_keys'
   | 'invalid_context_value'
   | 'context_value_too_long'
-  | 'context_number_out_of_range';
+  | 'context_number_out_of_range'
+  | 'property_type_mismatch'
+  | 'missing_property'
+  | 'undeclared_event';
 
 /**
  * Codes only the tracker uses: `invalid_option` (a bad option; `field` names it),

@@ -17,7 +17,8 @@ use super::AppState;
 use crate::audit;
 use crate::error::ApiError;
 use crate::registry::{
-    ApiKeyRow, NewSource, PartnerEntry, PartnerRow, RegistryError, SourcePatch, SourceRow,
+    ApiKeyRow, NewSource, PartnerEntry, PartnerRow, RegistryError, SettingsPatch, SourcePatch,
+    SourceRow, UndeclaredEvents, DEFAULT_TIME_ZONE,
 };
 use crate::store::rows::{AuditRow, ErasureJobRow};
 
@@ -54,7 +55,7 @@ impl FromRequest for Admin {
     }
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
+pub(super) fn rfc3339(t: OffsetDateTime) -> String {
     format_rfc3339_ms((t.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
@@ -65,18 +66,63 @@ impl From<RegistryError> for ApiError {
         match error {
             RegistryError::InvalidName { field } => ApiError::Invalid {
                 code: "invalid_name",
-                field,
+                field: field.into(),
                 message,
             },
+            RegistryError::InvalidTimeZone => invalid("invalid_time_zone", "time_zone", message),
+            RegistryError::InvalidUndeclaredEvents => {
+                invalid("invalid_undeclared_events", "undeclared_events", message)
+            }
+            RegistryError::EmptyPatch => invalid("empty_patch", "body", message),
+            RegistryError::InvalidPropertyCode(_) => {
+                invalid("invalid_property_code", "code", message)
+            }
+            RegistryError::InvalidEventTypeCode(_) => {
+                invalid("invalid_event_type_code", "code", message)
+            }
+            RegistryError::InvalidPropertyType => invalid("invalid_property_type", "type", message),
+            RegistryError::InvalidEventKind => invalid("invalid_kind", "kind", message),
+            RegistryError::TooManyTypeProperties => {
+                invalid("too_many_properties", "properties", message)
+            }
+            RegistryError::UnknownProperty { index, .. } => ApiError::Invalid {
+                code: "unknown_property",
+                field: format!("properties[{index}].code").into(),
+                message,
+            },
+            RegistryError::PropertyRetired { index, .. } => ApiError::Invalid {
+                code: "property_retired",
+                field: format!("properties[{index}].code").into(),
+                message,
+            },
+            RegistryError::DuplicateProperty { index, .. } => ApiError::Invalid {
+                code: "duplicate_property",
+                field: format!("properties[{index}].code").into(),
+                message,
+            },
+            RegistryError::PropertyCodeTaken(_) => ApiError::Conflict {
+                code: "property_code_taken",
+                message,
+            },
+            RegistryError::EventTypeCodeTaken(_) => ApiError::Conflict {
+                code: "event_type_code_taken",
+                message,
+            },
+            RegistryError::PropertyTypeImmutable(_) => ApiError::Conflict {
+                code: "property_type_immutable",
+                message,
+            },
+            RegistryError::PropertyNotFound => ApiError::NotFound("event property"),
+            RegistryError::EventTypeNotFound => ApiError::NotFound("event type"),
             RegistryError::InvalidCode(violation) => ApiError::Ingest(violation),
             RegistryError::InvalidDomain(_) => ApiError::Invalid {
                 code: "invalid_domain",
-                field: "domain",
+                field: "domain".into(),
                 message,
             },
             RegistryError::InvalidRetention => ApiError::Invalid {
                 code: "invalid_retention",
-                field: "retention_days",
+                field: "retention_days".into(),
                 message,
             },
             RegistryError::PartnerNotFound => ApiError::NotFound("partner"),
@@ -95,7 +141,15 @@ impl From<RegistryError> for ApiError {
     }
 }
 
-fn parse_id(text: &str, what: &'static str) -> Result<Uuid, ApiError> {
+fn invalid(code: &'static str, field: &'static str, message: String) -> ApiError {
+    ApiError::Invalid {
+        code,
+        field: field.into(),
+        message,
+    }
+}
+
+pub(super) fn parse_id(text: &str, what: &'static str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(text).map_err(|_| ApiError::NotFound(what))
 }
 
@@ -107,6 +161,10 @@ pub struct PartnerView {
     created_at: String,
     /// Days events are kept; `null` = kept until erased.
     retention_days: Option<u32>,
+    /// IANA time zone of the partner.
+    time_zone: String,
+    /// `accept` or `reject`.
+    undeclared_events: &'static str,
     /// Only in the creation response: the key is not stored and cannot be shown again.
     #[serde(skip_serializing_if = "Option::is_none")]
     api_key: Option<String>,
@@ -118,12 +176,14 @@ pub struct PartnerView {
 }
 
 impl PartnerView {
-    fn new(p: &PartnerRow, retention_days: Option<u32>) -> PartnerView {
+    fn new(p: &PartnerRow) -> PartnerView {
         PartnerView {
             id: p.partner_id,
             name: p.name.clone(),
             created_at: rfc3339(p.created_at),
-            retention_days,
+            retention_days: None,
+            time_zone: DEFAULT_TIME_ZONE.into(),
+            undeclared_events: UndeclaredEvents::Accept.as_str(),
             api_key: None,
             key_id: None,
             sources: None,
@@ -131,7 +191,12 @@ impl PartnerView {
     }
 
     fn of(entry: &PartnerEntry) -> PartnerView {
-        PartnerView::new(&entry.partner, entry.retention_days)
+        PartnerView {
+            retention_days: entry.retention_days,
+            time_zone: entry.time_zone.clone(),
+            undeclared_events: entry.undeclared_events.as_str(),
+            ..PartnerView::new(&entry.partner)
+        }
     }
 }
 
@@ -271,7 +336,7 @@ async fn create_partner(
         json!({ "name": created.partner.name, "key_id": created.key.key_id }),
     )
     .await;
-    let mut view = PartnerView::new(&created.partner, None);
+    let mut view = PartnerView::new(&created.partner);
     view.api_key = Some(created.api_key);
     view.key_id = Some(created.key.key_id);
     view.sources = Some(created.sources.iter().map(SourceView::from).collect());
@@ -308,15 +373,19 @@ async fn get_partner(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PartnerPatch {
-    /// `null` clears the retention; the field must be present (`{}` is refused, not a clear).
-    #[serde(deserialize_with = "required_nullable")]
-    retention_days: Option<u32>,
+    /// Absent: unchanged; `null`: cleared (events kept until erased).
+    #[serde(default, deserialize_with = "present_nullable")]
+    retention_days: Option<Option<u32>>,
+    time_zone: Option<String>,
+    undeclared_events: Option<String>,
 }
 
-/// A nullable field that must be present: serde treats a missing `Option` as `None` unless
-/// the field has its own deserializer.
-fn required_nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
-    Option::<u32>::deserialize(d)
+/// A nullable field whose absence differs from `null`: serde leaves a missing field at its
+/// default (`None`) and calls this only for a present one, `null` included (`Some(None)`).
+fn present_nullable<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<u32>>, D::Error> {
+    Option::<u32>::deserialize(d).map(Some)
 }
 
 async fn update_partner(
@@ -326,21 +395,48 @@ async fn update_partner(
     body: web::Json<PartnerPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path, "partner")?;
-    let before = state.registry.partner(&id)?.retention_days;
+    let before = PartnerView::of(&state.registry.partner(&id)?);
+    let body = body.into_inner();
+    let fields: Vec<&str> = [
+        ("retention_days", body.retention_days.is_some()),
+        ("time_zone", body.time_zone.is_some()),
+        ("undeclared_events", body.undeclared_events.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(field, set)| set.then_some(field))
+    .collect();
     let entry = state
         .registry
-        .set_retention(&id, body.retention_days)
+        .update_settings(
+            &id,
+            SettingsPatch {
+                retention_days: body.retention_days,
+                time_zone: body.time_zone,
+                undeclared_events: body.undeclared_events,
+            },
+        )
         .await?;
+    let after = PartnerView::of(&entry);
     audit::record(
         &state.store,
         &admin.token_id,
-        "partner.retention",
+        "partner.settings",
         Some(id),
         &id.to_string(),
-        json!({ "retention_days": entry.retention_days, "previous": before }),
+        json!({
+            "fields": fields,
+            "retention_days": after.retention_days,
+            "time_zone": after.time_zone,
+            "undeclared_events": after.undeclared_events,
+            "previous": {
+                "retention_days": before.retention_days,
+                "time_zone": before.time_zone,
+                "undeclared_events": before.undeclared_events,
+            },
+        }),
     )
     .await;
-    Ok(HttpResponse::Ok().json(PartnerView::of(&entry)))
+    Ok(HttpResponse::Ok().json(after))
 }
 
 async fn delete_partner(
@@ -582,7 +678,7 @@ async fn list_audit(
     if limit == 0 || limit > audit::MAX_AUDIT_LIMIT {
         return Err(ApiError::Invalid {
             code: "invalid_limit",
-            field: "limit",
+            field: "limit".into(),
             message: format!("`limit` must be 1-{}", audit::MAX_AUDIT_LIMIT),
         });
     }
@@ -593,8 +689,10 @@ async fn list_audit(
 
 /// Registers the admin routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    let scope = super::catalog::routes(web::scope("/v1/admin"));
+    let scope = super::customers::admin_routes(scope);
     cfg.service(
-        web::scope("/v1/admin")
+        scope
             .route("/partners", web::post().to(create_partner))
             .route("/partners", web::get().to(list_partners))
             .route("/partners/{id}", web::get().to(get_partner))

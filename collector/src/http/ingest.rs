@@ -53,7 +53,7 @@ fn client_address(req: &HttpRequest, config: &Config) -> Option<IpAddr> {
     )
 }
 
-fn limited(state: &AppState, limited: Limited) -> ApiError {
+pub(super) fn limited(state: &AppState, limited: Limited) -> ApiError {
     state
         .metrics
         .rate_limited
@@ -68,7 +68,7 @@ fn limited(state: &AppState, limited: Limited) -> ApiError {
     }
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -103,7 +103,7 @@ fn with_cors(req: &HttpRequest, snapshot: &Snapshot, mut response: HttpResponse)
     response
 }
 
-fn submit_error(error: SubmitError) -> ApiError {
+pub(super) fn submit_error(error: SubmitError) -> ApiError {
     match error {
         SubmitError::Overloaded => ApiError::Overloaded,
         SubmitError::Storage(e) => ApiError::Storage(e),
@@ -111,7 +111,10 @@ fn submit_error(error: SubmitError) -> ApiError {
 }
 
 /// The partner of a server request's API key.
-fn authenticate(req: &HttpRequest, snapshot: &Snapshot) -> Result<uuid::Uuid, Violation> {
+pub(super) fn authenticate(
+    req: &HttpRequest,
+    snapshot: &Snapshot,
+) -> Result<uuid::Uuid, Violation> {
     let key = bearer(req).ok_or_else(|| {
         Violation::new(ErrorCode::MissingApiKey, "authorization")
             .with_detail("send the partner API key as `Authorization: Bearer <key>`")

@@ -2,7 +2,9 @@
 
 pub mod admin;
 mod body;
+pub mod catalog;
 pub mod client_ip;
+pub mod customers;
 pub mod ingest;
 pub mod ops;
 pub mod rate_limit;
@@ -55,7 +57,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .error_handler(|err, _| {
                 ApiError::Invalid {
                     code: "invalid_request_body",
-                    field: "body",
+                    field: "body".into(),
                     message: format!("the request body is not what this endpoint expects: {err}"),
                 }
                 .into()
@@ -70,6 +72,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::method(actix_web::http::Method::OPTIONS).to(ingest::preflight),
     )
     .route("/v1/server/events", web::post().to(ingest::server_events))
+    .route(
+        "/v1/server/customers/{customer_id}",
+        web::put().to(customers::upsert_profile),
+    )
     .configure(admin::routes)
     .default_service(web::to(not_found));
 }

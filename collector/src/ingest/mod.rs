@@ -9,7 +9,7 @@ use event_model::{
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::registry::{origin, Snapshot, SourceRow};
+use crate::registry::{origin, PartnerEntry, Snapshot, SourceRow, UndeclaredEvents};
 use crate::store::rows::{ms_to_datetime, EventRow, RejectedRow};
 
 /// How much of a rejected event or request body is kept in `rejected_events.payload` (cut on a
@@ -32,8 +32,11 @@ pub const MAX_REASON_MESSAGE_BYTES: usize = 1024;
 pub enum IngestPath {
     /// Browsers and apps: `POST /v1/events`, partner named in the batch, Origin checked.
     Client,
-    /// The partner's back end: `POST /v1/server/events`, partner from its API key.
+    /// The partner's back end: `POST /v1/server/events`, partner from its API key (and the
+    /// profile events of `PUT /v1/server/customers/{id}`).
     Server,
+    /// An operator, by hand: `POST /v1/admin/partners/{id}/customers/{customer_id}/events`.
+    Manual,
 }
 
 impl IngestPath {
@@ -42,6 +45,7 @@ impl IngestPath {
         match self {
             IngestPath::Client => "client",
             IngestPath::Server => "server",
+            IngestPath::Manual => "manual",
         }
     }
 }
@@ -134,7 +138,8 @@ pub fn capped_message(violation: &Violation) -> String {
     message
 }
 
-fn rejected_row(
+/// The `rejected_events` row of one refused event (`index` −1: the whole request).
+pub fn rejected_row(
     meta: &RequestMeta,
     partner_id: Uuid,
     index: i32,
@@ -215,7 +220,9 @@ fn resolve_partner(
     }
 }
 
-fn check_source<'a>(
+/// The event's source: a live source of the partner, active, and (on the client path) admitting
+/// the request's Origin.
+pub fn check_source<'a>(
     snapshot: &'a Snapshot,
     partner_id: &Uuid,
     code: &str,
@@ -257,7 +264,27 @@ fn check_source<'a>(
     Ok(source)
 }
 
-fn event_row(
+/// Checks an event against the partner's catalogue: an event whose name is a live (not retired)
+/// event type must match it ([`event_model::catalog::check_event_type`]); any other name is
+/// accepted or refused with `undeclared_event` as the partner's setting says. In-memory
+/// look-ups only.
+pub fn check_declared(entry: &PartnerEntry, valid: &ValidEvent) -> Result<(), Violation> {
+    let catalog = &entry.catalog;
+    match catalog.live_type(&valid.name) {
+        Some(event_type) => {
+            event_model::catalog::check_event_type(&valid.context, event_type, |code| {
+                catalog.property_type(code)
+            })
+        }
+        None if entry.undeclared_events == UndeclaredEvents::Reject => {
+            Err(Violation::new(ErrorCode::UndeclaredEvent, "name"))
+        }
+        None => Ok(()),
+    }
+}
+
+/// Turns a valid event into its `events` row.
+pub fn event_row(
     valid: ValidEvent,
     source: &SourceRow,
     partner_id: Uuid,
@@ -325,6 +352,9 @@ fn judge_event(
     let fail = |v: Violation| (v, source_code.clone(), event_id.clone());
     let valid = validate_event(event, times).map_err(fail)?;
     let source = check_source(snapshot, &partner_id, &valid.source, meta).map_err(fail)?;
+    if let Some(entry) = snapshot.partner(&partner_id) {
+        check_declared(entry, &valid).map_err(fail)?;
+    }
     Ok(event_row(valid, source, partner_id, times.sent_at_ms, meta))
 }
 

@@ -33,6 +33,16 @@ pub fn retention_days(days: Option<u32>) -> Result<Option<u32>, RegistryError> {
     }
 }
 
+/// An IANA time zone name that the bundled time-zone database knows (`UTC`, `Europe/Prague`).
+pub fn time_zone(name: &str) -> Result<String, RegistryError> {
+    if name.is_empty() || name.len() > 64 {
+        return Err(RegistryError::InvalidTimeZone);
+    }
+    jiff::tz::TimeZone::get(name)
+        .map(|_| name.to_string())
+        .map_err(|_| RegistryError::InvalidTimeZone)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,6 +95,19 @@ mod tests {
             domain("https://shop.example"),
             Err(RegistryError::InvalidDomain(_))
         ));
+    }
+
+    #[test]
+    fn time_zones_are_iana_names() {
+        for ok in ["UTC", "Europe/Prague", "America/New_York", "Asia/Kolkata"] {
+            assert_eq!(time_zone(ok).unwrap(), ok);
+        }
+        for bad in ["", "Mars/Olympus", "+02:00", "Europe/Prague/x"] {
+            assert!(
+                matches!(time_zone(bad), Err(RegistryError::InvalidTimeZone)),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

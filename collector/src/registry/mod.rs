@@ -5,6 +5,7 @@
 //! writes replace immediately and a background task refreshes so that changes made through
 //! another collector instance arrive within the refresh interval.
 
+pub mod catalog;
 pub mod checks;
 mod error;
 pub mod origin;
@@ -18,10 +19,16 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use self::catalog::{
+    EventTypePatch, NewEventType, NewProperty, PropertyPatch, PREDEFINED_PROPERTIES,
+    PREDEFINED_TYPES,
+};
 pub use self::error::RegistryError;
 pub use self::snapshot::{key_id_of, PartnerEntry, RegistryRows, Snapshot};
 use crate::error::StorageError;
-pub use crate::store::rows::{ApiKeyRow, PartnerRow, PartnerSettingsRow, SourceRow};
+pub use crate::store::rows::{
+    ApiKeyRow, EventTypeRow, PartnerRow, PartnerSettingsRow, PropertyRow, SourceRow,
+};
 use crate::store::Store;
 
 /// Code, name and flags of the source every partner gets at creation.
@@ -32,6 +39,48 @@ pub const SYSTEM_SOURCE_NAME: &str = "Online Store";
 pub const MAX_DISPLAY_NAME_CHARS: usize = 100;
 /// Longest per-partner event retention, in days (ten years).
 pub const MAX_RETENTION_DAYS: u32 = 3650;
+
+/// A partner's time zone until it sets one.
+pub const DEFAULT_TIME_ZONE: &str = "UTC";
+
+/// What ingest does with an event whose name no live event type declares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UndeclaredEvents {
+    /// Store it unchecked (the default: tracking works before anything is declared).
+    Accept,
+    /// Reject it with `undeclared_event`.
+    Reject,
+}
+
+impl UndeclaredEvents {
+    /// The API and storage spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UndeclaredEvents::Accept => "accept",
+            UndeclaredEvents::Reject => "reject",
+        }
+    }
+
+    /// Parses the API spelling.
+    pub fn parse(text: &str) -> Option<UndeclaredEvents> {
+        match text {
+            "accept" => Some(UndeclaredEvents::Accept),
+            "reject" => Some(UndeclaredEvents::Reject),
+            _ => None,
+        }
+    }
+}
+
+/// A partial update of a partner's settings; absent fields keep their value.
+#[derive(Debug, Clone, Default)]
+pub struct SettingsPatch {
+    /// `Some(None)` clears the retention.
+    pub retention_days: Option<Option<u32>>,
+    /// An IANA time zone name.
+    pub time_zone: Option<String>,
+    /// `accept` or `reject`.
+    pub undeclared_events: Option<String>,
+}
 
 /// Hex SHA-256 of an API key; keys are stored and compared only in this form.
 pub fn hash_api_key(key: &str) -> String {
@@ -122,6 +171,7 @@ impl Registry {
             last_version: AtomicU64::new(0),
         };
         registry.refresh().await?;
+        registry.ensure_predefined().await?;
         Ok(registry)
     }
 
@@ -151,6 +201,14 @@ impl Registry {
                 .store
                 .timed(client.query(&live("partner_settings")).fetch_all())
                 .await?,
+            properties: self
+                .store
+                .timed(client.query(&live("event_properties")).fetch_all())
+                .await?,
+            types: self
+                .store
+                .timed(client.query(&live("event_types")).fetch_all())
+                .await?,
         };
         let max_version = rows
             .partners
@@ -159,6 +217,8 @@ impl Registry {
             .chain(rows.sources.iter().map(|s| s.version))
             .chain(rows.api_keys.iter().map(|k| k.version))
             .chain(rows.settings.iter().map(|s| s.version))
+            .chain(rows.properties.iter().map(|p| p.version))
+            .chain(rows.types.iter().map(|t| t.version))
             .max()
             .unwrap_or(0);
         self.last_version.fetch_max(max_version, Ordering::SeqCst);
@@ -231,6 +291,11 @@ impl Registry {
         self.store
             .insert_rows("partner_api_keys", std::slice::from_ref(&key))
             .await?;
+        let (properties, types) = self.predefined_rows(partner.partner_id, &Default::default());
+        self.store
+            .insert_rows("event_properties", &properties)
+            .await?;
+        self.store.insert_rows("event_types", &types).await?;
         self.store
             .insert_rows("partners", std::slice::from_ref(&partner))
             .await?;
@@ -427,23 +492,46 @@ impl Registry {
         Ok(row)
     }
 
-    /// Sets or clears (`None`) a partner's event retention.
-    pub async fn set_retention(
+    /// Changes the settings a patch names and keeps the others as they are.
+    pub async fn update_settings(
         &self,
         partner_id: &Uuid,
-        days: Option<u32>,
+        patch: SettingsPatch,
     ) -> Result<PartnerEntry, RegistryError> {
-        let days = checks::retention_days(days)?;
+        if patch.retention_days.is_none()
+            && patch.time_zone.is_none()
+            && patch.undeclared_events.is_none()
+        {
+            return Err(RegistryError::EmptyPatch);
+        }
+        let retention = patch
+            .retention_days
+            .map(checks::retention_days)
+            .transpose()?;
+        let time_zone = patch
+            .time_zone
+            .as_deref()
+            .map(checks::time_zone)
+            .transpose()?;
+        let undeclared = patch
+            .undeclared_events
+            .as_deref()
+            .map(|u| UndeclaredEvents::parse(u).ok_or(RegistryError::InvalidUndeclaredEvents))
+            .transpose()?;
         let _guard = self.write_lock.lock().await;
         self.refresh().await?;
-        self.partner(partner_id)?;
-        let row = PartnerSettingsRow {
-            partner_id: *partner_id,
-            retention_days: days,
-            updated_at: now(),
-            version: self.next_version(),
-            is_deleted: 0,
-        };
+        let mut row = self.partner(partner_id)?.settings_row();
+        if let Some(days) = retention {
+            row.retention_days = days;
+        }
+        if let Some(tz) = time_zone {
+            row.time_zone = tz;
+        }
+        if let Some(u) = undeclared {
+            row.undeclared_events = u.as_str().into();
+        }
+        row.updated_at = now();
+        row.version = self.next_version();
         self.store
             .insert_rows("partner_settings", std::slice::from_ref(&row))
             .await?;
@@ -459,6 +547,10 @@ impl Registry {
         self.refresh().await?;
         let entry = self.partner(partner_id)?;
         let now = now();
+        let mut settings = entry.settings_row();
+        settings.updated_at = now;
+        settings.version = self.next_version();
+        settings.is_deleted = 1;
         let sources: Vec<SourceRow> = entry
             .sources
             .into_values()
@@ -479,13 +571,6 @@ impl Registry {
                 k
             })
             .collect();
-        let settings = PartnerSettingsRow {
-            partner_id: *partner_id,
-            retention_days: None,
-            updated_at: now,
-            version: self.next_version(),
-            is_deleted: 1,
-        };
         let mut partner = entry.partner;
         partner.is_deleted = 1;
         partner.version = self.next_version();
@@ -503,5 +588,239 @@ impl Registry {
             sources: sources.len(),
             api_keys: keys.len(),
         })
+    }
+
+    /// The predefined catalogue rows a partner lacks (`have`: its current catalogue).
+    fn predefined_rows(
+        &self,
+        partner_id: Uuid,
+        have: &catalog::Catalog,
+    ) -> (Vec<PropertyRow>, Vec<EventTypeRow>) {
+        let now = now();
+        let properties = PREDEFINED_PROPERTIES
+            .iter()
+            .filter(|(code, _, _)| have.property(code).is_none())
+            .map(|(code, name, ty)| PropertyRow {
+                partner_id,
+                code: (*code).into(),
+                name: (*name).into(),
+                ty: ty.as_str().into(),
+                predefined: true,
+                retired: false,
+                created_at: now,
+                updated_at: now,
+                version: self.next_version(),
+                is_deleted: 0,
+            })
+            .collect();
+        let types = PREDEFINED_TYPES
+            .iter()
+            .filter(|t| have.event_type(t.code).is_none())
+            .map(|t| EventTypeRow {
+                partner_id,
+                code: t.code.into(),
+                name: t.name.into(),
+                kind: t.kind.as_str().into(),
+                property_codes: t.properties.iter().map(|p| (*p).to_string()).collect(),
+                property_required: vec![false; t.properties.len()],
+                predefined: true,
+                retired: false,
+                created_at: now,
+                updated_at: now,
+                version: self.next_version(),
+                is_deleted: 0,
+            })
+            .collect();
+        (properties, types)
+    }
+
+    /// Gives every live partner the predefined properties and event types it lacks (partners
+    /// created before the catalogue existed, or before a predefined type was added). A code the
+    /// partner already has, retired or edited, is left alone.
+    pub async fn ensure_predefined(&self) -> Result<(), StorageError> {
+        let _guard = self.write_lock.lock().await;
+        let snapshot = self.snapshot();
+        let mut properties = Vec::new();
+        let mut types = Vec::new();
+        for entry in snapshot.partners() {
+            let (p, t) = self.predefined_rows(entry.partner.partner_id, &entry.catalog);
+            properties.extend(p);
+            types.extend(t);
+        }
+        if properties.is_empty() && types.is_empty() {
+            return Ok(());
+        }
+        self.store
+            .insert_rows("event_properties", &properties)
+            .await?;
+        self.store.insert_rows("event_types", &types).await?;
+        self.refresh().await
+    }
+
+    /// A partner's catalogue.
+    pub fn catalog(&self, partner_id: &Uuid) -> Result<Arc<catalog::Catalog>, RegistryError> {
+        Ok(self.partner(partner_id)?.catalog)
+    }
+
+    /// Adds a property to a partner's catalogue.
+    pub async fn create_property(
+        &self,
+        partner_id: &Uuid,
+        new: NewProperty,
+    ) -> Result<PropertyRow, RegistryError> {
+        catalog::property_code(&new.code)?;
+        let name = checks::display_name(&new.name, "name")?;
+        let ty = catalog::property_type(&new.ty)?;
+        let _guard = self.write_lock.lock().await;
+        self.refresh().await?;
+        if self.catalog(partner_id)?.property(&new.code).is_some() {
+            return Err(RegistryError::PropertyCodeTaken(new.code));
+        }
+        let now = now();
+        let row = PropertyRow {
+            partner_id: *partner_id,
+            code: new.code,
+            name,
+            ty: ty.as_str().into(),
+            predefined: false,
+            retired: false,
+            created_at: now,
+            updated_at: now,
+            version: self.next_version(),
+            is_deleted: 0,
+        };
+        self.store
+            .insert_rows("event_properties", std::slice::from_ref(&row))
+            .await?;
+        self.refresh().await?;
+        Ok(row)
+    }
+
+    /// Renames, retires or brings back a property; its type never changes.
+    pub async fn update_property(
+        &self,
+        partner_id: &Uuid,
+        code: &str,
+        patch: PropertyPatch,
+    ) -> Result<PropertyRow, RegistryError> {
+        let name = patch
+            .name
+            .as_deref()
+            .map(|n| checks::display_name(n, "name"))
+            .transpose()?;
+        let ty = patch
+            .ty
+            .as_deref()
+            .map(catalog::property_type)
+            .transpose()?;
+        let _guard = self.write_lock.lock().await;
+        self.refresh().await?;
+        let mut row = self
+            .catalog(partner_id)?
+            .property(code)
+            .cloned()
+            .ok_or(RegistryError::PropertyNotFound)?;
+        if ty.is_some_and(|t| t.as_str() != row.ty) {
+            return Err(RegistryError::PropertyTypeImmutable(row.code));
+        }
+        if let Some(name) = name {
+            row.name = name;
+        }
+        if let Some(retired) = patch.retired {
+            row.retired = retired;
+        }
+        row.updated_at = now();
+        row.version = self.next_version();
+        self.store
+            .insert_rows("event_properties", std::slice::from_ref(&row))
+            .await?;
+        self.refresh().await?;
+        Ok(row)
+    }
+
+    /// Adds an event type to a partner's catalogue.
+    pub async fn create_event_type(
+        &self,
+        partner_id: &Uuid,
+        new: NewEventType,
+    ) -> Result<EventTypeRow, RegistryError> {
+        catalog::event_type_code(&new.code)?;
+        let name = checks::display_name(&new.name, "name")?;
+        let kind = catalog::kind(new.kind.as_deref())?;
+        let _guard = self.write_lock.lock().await;
+        self.refresh().await?;
+        let catalog = self.catalog(partner_id)?;
+        if catalog.event_type(&new.code).is_some() {
+            return Err(RegistryError::EventTypeCodeTaken(new.code));
+        }
+        let (property_codes, property_required) =
+            catalog::type_properties(&catalog, &new.properties)?;
+        let now = now();
+        let row = EventTypeRow {
+            partner_id: *partner_id,
+            code: new.code,
+            name,
+            kind: kind.as_str().into(),
+            property_codes,
+            property_required,
+            predefined: false,
+            retired: false,
+            created_at: now,
+            updated_at: now,
+            version: self.next_version(),
+            is_deleted: 0,
+        };
+        self.store
+            .insert_rows("event_types", std::slice::from_ref(&row))
+            .await?;
+        self.refresh().await?;
+        Ok(row)
+    }
+
+    /// Changes an event type's name, kind, properties or retired flag.
+    pub async fn update_event_type(
+        &self,
+        partner_id: &Uuid,
+        code: &str,
+        patch: EventTypePatch,
+    ) -> Result<EventTypeRow, RegistryError> {
+        let name = patch
+            .name
+            .as_deref()
+            .map(|n| checks::display_name(n, "name"))
+            .transpose()?;
+        let kind = patch
+            .kind
+            .as_deref()
+            .map(|k| catalog::kind(Some(k)))
+            .transpose()?;
+        let _guard = self.write_lock.lock().await;
+        self.refresh().await?;
+        let catalog = self.catalog(partner_id)?;
+        let mut row = catalog
+            .event_type(code)
+            .map(|t| t.row.clone())
+            .ok_or(RegistryError::EventTypeNotFound)?;
+        if let Some(properties) = &patch.properties {
+            let (codes, required) = catalog::type_properties(&catalog, properties)?;
+            row.property_codes = codes;
+            row.property_required = required;
+        }
+        if let Some(name) = name {
+            row.name = name;
+        }
+        if let Some(kind) = kind {
+            row.kind = kind.as_str().into();
+        }
+        if let Some(retired) = patch.retired {
+            row.retired = retired;
+        }
+        row.updated_at = now();
+        row.version = self.next_version();
+        self.store
+            .insert_rows("event_types", std::slice::from_ref(&row))
+            .await?;
+        self.refresh().await?;
+        Ok(row)
     }
 }

@@ -2,11 +2,15 @@
 //! sources, API keys and settings.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::origin;
-use crate::store::rows::{ApiKeyRow, PartnerRow, PartnerSettingsRow, SourceRow};
+use super::catalog::Catalog;
+use super::{origin, UndeclaredEvents};
+use crate::store::rows::{
+    ApiKeyRow, EventTypeRow, PartnerRow, PartnerSettingsRow, PropertyRow, SourceRow,
+};
 
 /// A partner and what belongs to it, as the ingest path sees them.
 #[derive(Debug, Clone)]
@@ -19,6 +23,27 @@ pub struct PartnerEntry {
     pub api_keys: Vec<ApiKeyRow>,
     /// Events older than this many days are deleted; `None` keeps them.
     pub retention_days: Option<u32>,
+    /// IANA time zone (default `UTC`).
+    pub time_zone: String,
+    /// What ingest does with an event no live event type declares (default accept).
+    pub undeclared_events: UndeclaredEvents,
+    /// Its event catalogue.
+    pub catalog: Arc<Catalog>,
+}
+
+impl PartnerEntry {
+    /// Its settings row as it stands, to change one setting without resetting the others.
+    pub fn settings_row(&self) -> PartnerSettingsRow {
+        PartnerSettingsRow {
+            partner_id: self.partner.partner_id,
+            retention_days: self.retention_days,
+            time_zone: self.time_zone.clone(),
+            undeclared_events: self.undeclared_events.as_str().into(),
+            updated_at: self.partner.created_at,
+            version: 0,
+            is_deleted: 0,
+        }
+    }
 }
 
 /// Every row the registry is built from.
@@ -32,6 +57,10 @@ pub struct RegistryRows {
     pub api_keys: Vec<ApiKeyRow>,
     /// Rows of `partner_settings`.
     pub settings: Vec<PartnerSettingsRow>,
+    /// Live rows of `event_properties`.
+    pub properties: Vec<PropertyRow>,
+    /// Live rows of `event_types`.
+    pub types: Vec<EventTypeRow>,
 }
 
 /// An immutable view of the registry.
@@ -69,8 +98,30 @@ impl Snapshot {
                     sources: HashMap::new(),
                     api_keys: Vec::new(),
                     retention_days: None,
+                    time_zone: super::DEFAULT_TIME_ZONE.into(),
+                    undeclared_events: UndeclaredEvents::Accept,
+                    catalog: Arc::default(),
                 },
             );
+        }
+        let mut catalogs: HashMap<Uuid, Catalog> = HashMap::new();
+        for row in rows.properties {
+            if snap.partners.contains_key(&row.partner_id) {
+                catalogs
+                    .entry(row.partner_id)
+                    .or_default()
+                    .add_property(row);
+            }
+        }
+        for row in rows.types {
+            if snap.partners.contains_key(&row.partner_id) {
+                catalogs.entry(row.partner_id).or_default().add_type(row);
+            }
+        }
+        for (partner_id, catalog) in catalogs {
+            if let Some(entry) = snap.partners.get_mut(&partner_id) {
+                entry.catalog = Arc::new(catalog);
+            }
         }
         for source in rows.sources {
             if let Some(entry) = snap.partners.get_mut(&source.partner_id) {
@@ -85,6 +136,10 @@ impl Snapshot {
         for settings in rows.settings {
             if let Some(entry) = snap.partners.get_mut(&settings.partner_id) {
                 entry.retention_days = settings.retention_days;
+                entry.time_zone = settings.time_zone;
+                // An unknown spelling (a newer collector's) keeps the permissive default.
+                entry.undeclared_events = UndeclaredEvents::parse(&settings.undeclared_events)
+                    .unwrap_or(UndeclaredEvents::Accept);
             }
         }
         for entry in snap.partners.values_mut() {
@@ -195,10 +250,13 @@ mod tests {
             settings: vec![PartnerSettingsRow {
                 partner_id: Uuid::from_u128(2),
                 retention_days: Some(7),
+                time_zone: "Europe/Prague".into(),
+                undeclared_events: "reject".into(),
                 updated_at: ms_to_datetime(1_000),
                 version: 1,
                 is_deleted: 0,
             }],
+            ..RegistryRows::default()
         });
         let one = snap.partner(&Uuid::from_u128(1)).unwrap();
         assert_eq!(one.sources.keys().collect::<Vec<_>>(), ["web"]);
@@ -207,6 +265,13 @@ mod tests {
             snap.partner(&Uuid::from_u128(2)).unwrap().retention_days,
             Some(7)
         );
+        let two = snap.partner(&Uuid::from_u128(2)).unwrap();
+        assert_eq!(
+            (two.time_zone.as_str(), two.undeclared_events),
+            ("Europe/Prague", UndeclaredEvents::Reject)
+        );
+        assert_eq!(one.time_zone, "UTC");
+        assert_eq!(one.undeclared_events, UndeclaredEvents::Accept);
         assert_eq!(snap.partner_for_api_key("k1"), Some(Uuid::from_u128(1)));
         assert_eq!(snap.partner_for_api_key("k9"), None, "partner 9 is gone");
         assert_eq!(snap.partners().count(), 2);

@@ -46,6 +46,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0004_audience_identity_profiles.sql",
         sql: include_str!("../../clickhouse/migrations/0004_audience_identity_profiles.sql"),
     },
+    Migration {
+        version: 5,
+        name: "0005_event_catalog.sql",
+        sql: include_str!("../../clickhouse/migrations/0005_event_catalog.sql"),
+    },
 ];
 
 /// Why migrating failed.

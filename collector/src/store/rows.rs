@@ -210,6 +210,10 @@ pub struct PartnerSettingsRow {
     pub partner_id: Uuid,
     /// Events older than this many days are deleted; `None` keeps them.
     pub retention_days: Option<u32>,
+    /// IANA time zone of the partner (calendar days of segment periods).
+    pub time_zone: String,
+    /// `accept` or `reject`: what ingest does with an event no live event type declares.
+    pub undeclared_events: String,
     /// Last change.
     #[serde(with = "clickhouse::serde::time::datetime64::millis")]
     pub updated_at: OffsetDateTime,
@@ -275,4 +279,131 @@ pub struct ErasureJobRow {
     pub error: String,
     /// Write version.
     pub version: u64,
+}
+
+/// One version of a row of `event_properties`: a property of a partner's event catalogue.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct PropertyRow {
+    /// The partner.
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub partner_id: Uuid,
+    /// The context key.
+    pub code: String,
+    /// Display name.
+    pub name: String,
+    /// `string`, `number`, `boolean` or `datetime`.
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// Written by the collector for every partner.
+    pub predefined: bool,
+    /// Not offered for new event types.
+    pub retired: bool,
+    /// Creation time.
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    pub updated_at: OffsetDateTime,
+    /// Write version.
+    pub version: u64,
+    /// Tombstone flag.
+    pub is_deleted: u8,
+}
+
+/// One version of a row of `event_types`.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct EventTypeRow {
+    /// The partner.
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub partner_id: Uuid,
+    /// The event name.
+    pub code: String,
+    /// Display name.
+    pub name: String,
+    /// `customer` or `system`.
+    pub kind: String,
+    /// Codes of its properties, in display order.
+    pub property_codes: Vec<String>,
+    /// Parallel to `property_codes`: whether each is required.
+    pub property_required: Vec<bool>,
+    /// Written by the collector for every partner.
+    pub predefined: bool,
+    /// Not checked at ingest.
+    pub retired: bool,
+    /// Creation time.
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    pub updated_at: OffsetDateTime,
+    /// Write version.
+    pub version: u64,
+    /// Tombstone flag.
+    pub is_deleted: u8,
+}
+
+/// One version of a row of `customer_profiles`.
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct CustomerProfileRow {
+    /// The partner.
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub partner_id: Uuid,
+    /// The partner's customer id.
+    pub customer_id: String,
+    /// First name or empty.
+    pub first_name: String,
+    /// Last name or empty.
+    pub last_name: String,
+    /// Email or empty.
+    pub email: String,
+    /// Phone or empty.
+    pub phone: String,
+    /// Birthday (a ClickHouse `Date32`, so years before 1970 fit).
+    #[serde(with = "clickhouse::serde::time::date32::option")]
+    pub birthday: Option<time::Date>,
+    /// Consent per channel.
+    pub consents: Vec<(String, bool)>,
+    /// String attributes.
+    pub attributes_strings: Vec<(String, String)>,
+    /// Number attributes.
+    pub attributes_numbers: Vec<(String, f64)>,
+    /// Boolean attributes.
+    pub attributes_booleans: Vec<(String, bool)>,
+    /// Datetime attributes.
+    #[serde(with = "datetime_map")]
+    pub attributes_datetimes: Vec<(String, OffsetDateTime)>,
+    /// Last change.
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    pub updated_at: OffsetDateTime,
+    /// Write version.
+    pub version: u64,
+    /// Tombstone flag.
+    pub is_deleted: u8,
+}
+
+/// A `Map(String, DateTime64(3))` as key/millisecond pairs.
+mod datetime_map {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use time::OffsetDateTime;
+
+    pub fn serialize<S: Serializer>(
+        pairs: &[(String, OffsetDateTime)],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let ms: Vec<(&str, i64)> = pairs
+            .iter()
+            .map(|(k, t)| (k.as_str(), (t.unix_timestamp_nanos() / 1_000_000) as i64))
+            .collect();
+        ms.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<(String, OffsetDateTime)>, D::Error> {
+        let ms: Vec<(String, i64)> = Vec::deserialize(d)?;
+        Ok(ms
+            .into_iter()
+            .map(|(k, ms)| (k, super::ms_to_datetime(ms)))
+            .collect())
+    }
 }

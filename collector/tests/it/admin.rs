@@ -300,7 +300,7 @@ async fn every_admin_write_is_audited_with_the_token_id_and_listed_newest_first(
     assert_eq!(
         actions,
         [
-            "partner.retention",
+            "partner.settings",
             "source.delete",
             "source.update",
             "source.create",
@@ -352,6 +352,31 @@ async fn deleting_a_partner_refuses_its_ingest_at_once_erases_its_data_and_is_au
         |id: &str, table: &str| format!("SELECT count() FROM {table} WHERE partner_id = '{id}'");
     t.rejections_written(2).await;
     assert_eq!(t.count(&of(&p.id, "rejected_events")).await, 1);
+    // Audience rows of both partners: a profile, an identity link, the predefined catalogue.
+    for partner in [&p, &stays] {
+        let resp = t
+            .http
+            .put(t.url("/v1/server/customers/c-1"))
+            .bearer_auth(&partner.api_key)
+            .json(&json!({ "first_name": "Ann" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let mut login = event("login", "c-1");
+        login.anonymous_id = Some("a-1".into());
+        let (status, _, _) = t.send(&batch(partner, vec![login]), None).await;
+        assert_eq!(status, 200);
+    }
+    let audience = [
+        "customer_profiles",
+        "identity_links",
+        "event_types",
+        "event_properties",
+    ];
+    for table in audience {
+        assert!(t.count(&of(&p.id, table)).await > 0, "{table}");
+    }
 
     let job_id = t
         .queue_erasure(&format!("/v1/admin/partners/{}", p.id))
@@ -375,11 +400,16 @@ async fn deleting_a_partner_refuses_its_ingest_at_once_erases_its_data_and_is_au
 
     let job = t.wait_for_job(&job_id, 30).await;
     assert_eq!(job["scope"], "partner");
-    assert_eq!(job["rows_removed"]["events"], 1, "{job}");
+    // The view, the profile event and the login.
+    assert_eq!(job["rows_removed"]["events"], 3, "{job}");
     assert_eq!(job["rows_removed"]["rejected_events"], 1, "{job}");
     assert_eq!(t.count(&of(&p.id, "events")).await, 0);
+    for table in audience {
+        assert_eq!(t.count(&of(&p.id, table)).await, 0, "{table}");
+        assert!(t.count(&of(&stays.id, table)).await > 0, "{table}");
+    }
     assert_eq!(t.count(&of(&p.id, "rejected_events")).await, 0);
-    assert_eq!(t.count(&of(&stays.id, "events")).await, 1);
+    assert_eq!(t.count(&of(&stays.id, "events")).await, 3);
     assert_eq!(t.count(&of(&stays.id, "rejected_events")).await, 1);
 
     let entries = t.audit(&format!("?partner_id={}", p.id)).await;

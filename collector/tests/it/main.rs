@@ -5,7 +5,9 @@
 
 mod abuse;
 mod admin;
+mod catalog;
 mod common;
+mod customers;
 mod erasure;
 mod harness;
 mod ingest;
