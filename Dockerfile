@@ -13,18 +13,20 @@ WORKDIR /src
 # (tests/container/check.py fails when a member is missing here). The tracker stays a stub.
 COPY Cargo.toml Cargo.lock ./
 COPY event-model/Cargo.toml event-model/Cargo.toml
+COPY audience/Cargo.toml audience/Cargo.toml
 COPY collector/Cargo.toml collector/Cargo.toml
 COPY tracker-wasm/Cargo.toml tracker-wasm/Cargo.toml
-RUN mkdir -p event-model/src collector/src collector/benches tracker-wasm/src \
+RUN mkdir -p event-model/src audience/src collector/src collector/benches tracker-wasm/src \
     && echo 'fn main() {}' > collector/src/main.rs \
-    && touch collector/src/lib.rs event-model/src/lib.rs tracker-wasm/src/lib.rs \
+    && touch collector/src/lib.rs event-model/src/lib.rs audience/src/lib.rs tracker-wasm/src/lib.rs \
     && echo 'fn main() {}' > collector/benches/ingest.rs \
     && sed -i '/^\[\[test\]\]/,/^path/d' collector/Cargo.toml \
     && cargo build --release --locked -p eventline-collector \
-    && rm -rf event-model/src collector/src
+    && rm -rf event-model/src audience/src collector/src
 COPY event-model event-model
+COPY audience audience
 COPY collector collector
-RUN touch event-model/src/lib.rs collector/src/lib.rs collector/src/main.rs \
+RUN touch event-model/src/lib.rs audience/src/lib.rs collector/src/lib.rs collector/src/main.rs \
     && cargo build --release --locked -p eventline-collector --bin eventline-collector
 
 FROM debian:bookworm-slim
