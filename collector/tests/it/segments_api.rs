@@ -391,6 +391,10 @@ async fn a_preview_counts_members_without_saving_and_breaks_them_down_by_source(
             viewed("c-both", "online_store", "Jacket", DAY_MS),
             viewed("c-both", "mobile_app", "Jacket", 0),
             viewed("c-bags", "online_store", "Bags", 0),
+            Event {
+                name: "purchase_completed".into(),
+                ..viewed("c-both", "online_store", "Jacket", 0)
+            },
             // A Jacket purchase is not a view: c-buyer matches no `product_viewed` condition.
             Event {
                 name: "purchase_completed".into(),
@@ -429,10 +433,11 @@ async fn a_preview_counts_members_without_saving_and_breaks_them_down_by_source(
         body["by_source"],
         json!([{"source": "mobile_app", "members": 1}, {"source": "online_store", "members": 1}])
     );
-    // Outside a `not` only: "viewed in the app, never bought" breaks down by the views.
+    // Outside a `not` only: "viewed in the app, not bought twice" breaks down by the app views,
+    // not by c-both's one purchase in the Online Store.
     let app_not_buyer = json!({"all": [
         {"event": {"name": "product_viewed", "sources": ["mobile_app"]}},
-        {"not": {"event": {"name": "purchase_completed"}}}
+        {"not": {"event": {"name": "purchase_completed", "count": {"op": "gte", "value": 2}}}}
     ]});
     let (_, body) = preview(
         &t,
