@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: the whole local stack with no configuration. Starts ClickHouse, builds and starts
-# the collector (which migrates the schema), creates a demo partner with its sources, builds the
-# tracker (WebAssembly core + npm package) and serves the examples (demo shop, mobile app), prints
+# the collector (which migrates the schema), creates a demo partner with its sources, demo
+# customers' events and a few segments (scripts/demo-segments.py), builds the tracker (WebAssembly core + npm package) and serves the examples (demo shop, mobile app), prints
 # how to send an event and see it, then keeps running until Ctrl-C and stops what it started.
 # EXAMPLES_PORT (8081) moves the example pages; EVENTLINE_SKIP_TRACKER=1 skips the tracker build;
 # EVENTLINE_DEMO_FILE (.data/demo-partner.json) is where the demo partner is remembered.
@@ -87,6 +87,11 @@ curl -fsS -X PUT -H "Authorization: Bearer $api_key" -H 'Content-Type: applicati
   "$COLLECTOR/v1/server/customers/demo-customer-1" \
   -d '{"first_name":"Ann","last_name":"Lee","email":"ann@example.com","birthday":"1990-05-01","consents":{"email":true},"attributes":{"tier":"gold"}}' >/dev/null ||
   echo "WARNING: the demo customer profile could not be written" >&2
+# Seed events of three demo customers (sent through /v1/server/events; fixed event ids, so
+# stored once) and the demo segments (created when missing); prints the segment list and curls.
+segments_banner="$(python3 scripts/demo-segments.py --collector "$COLLECTOR" \
+  --partner-file "$DEMO_FILE" --admin-token "$EVENTLINE_ADMIN_TOKEN")" ||
+  segments_banner="  (the demo segments could not be set up; see the warning above)"
 
 # The example pages: the demo shop (and the tracker under /eventline/), config from $DEMO_FILE.
 python3 scripts/serve-examples.py --port "$EXAMPLES_PORT" --collector "$COLLECTOR" \
@@ -121,6 +126,9 @@ See it in ClickHouse:
 The demo customer's card and history (profile upserted at start; see README "Customers and event types"):
   curl -sS -H 'Authorization: Bearer $EVENTLINE_ADMIN_TOKEN' $COLLECTOR/v1/admin/partners/$partner_id/customers/demo-customer-1
   curl -sS -H 'Authorization: Bearer $EVENTLINE_ADMIN_TOKEN' $COLLECTOR/v1/admin/partners/$partner_id/customers/demo-customer-1/events
+
+Segments of the demo partner (its seed events were sent at its first start; README "Segments"):
+$segments_banner
 
 Rejected events (a hyphen in a context key, an unknown source, ...):
   curl -sS '$CLICKHOUSE_URL/?database=eventline' --data-binary "SELECT received_at, reason_code, reason_message FROM rejected_events ORDER BY received_at DESC LIMIT 5 FORMAT PrettyCompactMonoBlock"

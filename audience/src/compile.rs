@@ -106,6 +106,71 @@ pub fn member_page(segment: &Segment, clock: &Clock, after: Option<&str>, limit:
     ))
 }
 
+/// Members per source, for previews: one row per source, `source` and `members` (UInt64), in
+/// source order. A source's `members` are the members with at least one *matching event* from
+/// it; a member is counted under every source it has one from, so the rows may add up to more
+/// than the member count, and a member without matching events (a profile-only condition, or
+/// only `count eq 0`) is under no source.
+///
+/// The matching events of a definition are the events its conditions look at, outside any
+/// `not`: an `event` condition's name, sources and `where` within its period (all time without
+/// one), a `last_event` condition's within its period, a `days_since_last` condition's over all
+/// time. `None` when no condition outside a `not` looks at events (nothing to break down).
+pub fn member_count_by_source(segment: &Segment, clock: &Clock) -> Option<Query> {
+    let mut looked_at = Vec::new();
+    positive_event_conditions(&segment.root, &mut looked_at);
+    if looked_at.is_empty() {
+        return None;
+    }
+    let mut c = Compiler::new(clock);
+    let filter = c.node(&segment.root, 2);
+    let matching: Vec<String> = looked_at
+        .into_iter()
+        .map(|(filter, test)| {
+            let mut conditions = c.filter(filter);
+            let range = match test {
+                EventTest::Count {
+                    period: Some(period),
+                    ..
+                } => Some(clock.range(period)),
+                EventTest::LastIn(period) => Some(clock.range(period)),
+                EventTest::Count { period: None, .. } | EventTest::DaysSinceLast { .. } => None,
+            };
+            if let Some(range) = range {
+                conditions.extend(c.range("event_time", range));
+            }
+            if conditions.is_empty() {
+                "true".to_string()
+            } else {
+                format!("({})", conditions.join(" AND "))
+            }
+        })
+        .collect();
+    let matching = matching.join(&format!(
+        "
+{}OR ",
+        pad(2)
+    ));
+    Some(c.finish(format!(
+        "SELECT source, uniqExact(customer) AS members\nFROM customer_events\nWHERE customer IN (\n{p2}SELECT customer_id\n{p2}FROM known_customers\n{p2}WHERE {filter}\n{p1})\n  AND (\n{p2}{matching}\n{p1})\nGROUP BY source\nORDER BY source",
+        p1 = pad(1),
+        p2 = pad(2),
+    )))
+}
+
+/// The event conditions outside any `not`, in definition order.
+fn positive_event_conditions<'s>(node: &'s Node, out: &mut Vec<(&'s EventFilter, &'s EventTest)>) {
+    match node {
+        Node::All(children) | Node::Any(children) => {
+            for child in children {
+                positive_event_conditions(child, out);
+            }
+        }
+        Node::Events(filter, test) => out.push((filter, test)),
+        Node::Not(_) | Node::Profile(_) => {}
+    }
+}
+
 /// The common table expressions every query starts with: who each event belongs to, the
 /// latest profiles, and the known customers.
 const PREAMBLE: &str = "\
@@ -592,6 +657,9 @@ mod tests {
             "the_issue_example" => "Everything together",
             "nested_groups" => "Nested groups: seen in the app but not in the store, or a VIP",
             "member_count" => "The member count (for previews)",
+            "member_count_by_source" => {
+                "Members per source (previews with `by_source`), for the example with everything"
+            }
             "member_page" => "A page of members (keyset pagination by `customer_id`)",
             _ => "",
         }
@@ -652,6 +720,13 @@ mod tests {
         out.push((
             "member_count".into(),
             render(json, &member_count(&segment(json), &clock)),
+        ));
+        out.push((
+            "member_count_by_source".into(),
+            render(
+                SHAPES[10].1,
+                &member_count_by_source(&segment(SHAPES[10].1), &clock).unwrap(),
+            ),
         ));
         out.push((
             "member_page".into(),
@@ -738,6 +813,28 @@ mod tests {
         assert_eq!(sql(&format!(r#"{{"not": {never}}}"#)), sql(viewed));
         let group = format!(r#"{{"not": {{"any": [{viewed}]}}}}"#);
         assert!(tail(sql(&group)).contains("WHERE NOT (\n        customer_id IN ("));
+    }
+
+    #[test]
+    fn a_breakdown_by_source_looks_only_at_event_conditions_outside_a_not() {
+        let by_source = |json: &str| member_count_by_source(&segment(json), &clock());
+        assert!(by_source(r#"{"profile": {"field": "birthday", "op": "exists"}}"#).is_none());
+        assert!(by_source(r#"{"not": {"event": {"name": "purchase_completed"}}}"#).is_none());
+        let query = by_source(
+            r#"{"all": [{"event": {"name": "product_viewed", "period": {"last_days": 30}}}, {"not": {"event": {"name": "purchase_completed"}}}, {"any": [{"days_since_last": {"name": "app_opened", "op": "gte", "value": 3}}, {"profile": {"field": "birthday", "op": "exists"}}]}]}"#,
+        )
+        .unwrap();
+        let matching = query.sql.split("  AND (\n").last().unwrap();
+        // The viewed products in the period, and every app opening; never the purchases.
+        assert_eq!(matching.matches(" OR ").count(), 1, "{matching}");
+        assert!(matching.contains("event_time >= "), "{matching}");
+        let purchase = query
+            .params
+            .iter()
+            .find(|p| p.value == ParamValue::Str("purchase_completed".into()))
+            .unwrap();
+        assert!(!matching.contains(&format!("{{{}:", purchase.name)));
+        assert!(query.sql.contains("GROUP BY source"));
     }
 
     #[test]

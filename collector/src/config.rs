@@ -189,6 +189,14 @@ pub struct Config {
     )]
     pub clickhouse_timeout_ms: u64,
 
+    /// Time allowed to one segment query (a preview count, a page of members, a CSV export from
+    /// its first to its last row), in seconds: ClickHouse stops the query
+    /// (`max_execution_time`) and the collector answers `503 storage_unavailable`. Default 30:
+    /// far above the one-second goal at 10 million events, so only a runaway definition
+    /// or an overloaded server reaches it, and short enough that no query runs unattended.
+    #[arg(long, env = "EVENTLINE_SEGMENT_QUERY_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub segment_query_timeout_secs: u64,
+
     /// What is stored of the client IP: `truncated` (the network address of its IPv4 /24 or
     /// IPv6 /48, e.g. `203.0.113.0`: enough for coarse geography, not a person), `full`, or
     /// `none`. Default `truncated`, so a default install stores no full address. Rate limits
@@ -293,6 +301,11 @@ impl Config {
     /// Linger period of the sink.
     pub fn batch_linger(&self) -> Duration {
         Duration::from_millis(self.batch_linger_ms)
+    }
+
+    /// Time allowed to one segment query.
+    pub fn segment_query_timeout(&self) -> Duration {
+        Duration::from_secs(self.segment_query_timeout_secs)
     }
 
     /// Timeout of ClickHouse requests.

@@ -315,6 +315,7 @@ impl Erasure {
             "identity_links",
             "event_types",
             "event_properties",
+            "segments",
         ] {
             self.delete(table, "partner_id = {partner:UUID}", &p)
                 .await?;

@@ -31,6 +31,19 @@ pub enum ApiError {
         /// What is wrong.
         message: String,
     },
+    /// A segment definition broke the language's rules (400), or a saved one no longer fits
+    /// the partner's catalogue (409): every field-level problem, in the body's `errors`.
+    #[error("{message}")]
+    Definition {
+        /// Machine-readable code of the whole answer.
+        code: &'static str,
+        /// 409 (a saved definition gone stale) rather than 400.
+        outdated: bool,
+        /// What is wrong.
+        message: String,
+        /// Each problem: `{code, path, message}`, the path inside the definition.
+        errors: Vec<eventline_audience::FieldError>,
+    },
     /// The addressed resource does not exist.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -78,7 +91,7 @@ pub enum StorageError {
     SinkClosed,
 }
 
-/// JSON error body: `{"error": {"code", "message", "field"}}`.
+/// JSON error body: `{"error": {"code", "message", "field", "errors"?}}`.
 #[derive(Debug, Serialize)]
 pub struct ErrorBody<'a> {
     /// The error.
@@ -95,6 +108,9 @@ pub struct ErrorDetail<'a> {
     /// The offending field, if any.
     #[serde(skip_serializing_if = "str::is_empty")]
     pub field: &'a str,
+    /// Field-level problems of a segment definition, each `{code, path, message}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<&'a [eventline_audience::FieldError]>,
 }
 
 /// Seconds clients are told to wait (`Retry-After`) after a 503 or 429 built by
@@ -110,6 +126,13 @@ impl ApiError {
             ApiError::MissingAdminToken => ErrorClass::Unauthenticated,
             ApiError::InvalidAdminToken => ErrorClass::Forbidden,
             ApiError::Invalid { .. } => ErrorClass::Invalid,
+            ApiError::Definition { outdated, .. } => {
+                if *outdated {
+                    ErrorClass::Conflict
+                } else {
+                    ErrorClass::Invalid
+                }
+            }
             ApiError::NotFound(_) => ErrorClass::NotFound,
             ApiError::Conflict { .. } => ErrorClass::Conflict,
             ApiError::Storage(_) => ErrorClass::Unavailable,
@@ -123,7 +146,9 @@ impl ApiError {
             ApiError::Ingest(v) => v.code.as_str(),
             ApiError::MissingAdminToken => "missing_admin_token",
             ApiError::InvalidAdminToken => "invalid_admin_token",
-            ApiError::Invalid { code, .. } | ApiError::Conflict { code, .. } => code,
+            ApiError::Invalid { code, .. }
+            | ApiError::Conflict { code, .. }
+            | ApiError::Definition { code, .. } => code,
             ApiError::NotFound(_) => "not_found",
             ApiError::Storage(_) => ErrorCode::StorageUnavailable.as_str(),
             ApiError::Overloaded => ErrorCode::Overloaded.as_str(),
@@ -135,6 +160,7 @@ impl ApiError {
         match self {
             ApiError::Ingest(v) => &v.field,
             ApiError::Invalid { field, .. } => field,
+            ApiError::Definition { .. } => "definition",
             _ => "",
         }
     }
@@ -184,6 +210,10 @@ impl ResponseError for ApiError {
                 code: self.code(),
                 message: self.client_message(),
                 field: self.field(),
+                errors: match self {
+                    ApiError::Definition { errors, .. } => Some(errors),
+                    _ => None,
+                },
             },
         })
     }

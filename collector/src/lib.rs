@@ -4,7 +4,7 @@
 //!
 //! Data path: [`http`] (decode, auth, CORS) → [`ingest`] (pure judging) → [`sink`] (batched,
 //! acknowledged commits) → [`store`] (ClickHouse schema and rows). [`registry`] holds partners
-//! and sources.
+//! and sources; [`customers`] and [`segments`] serve the audience.
 
 pub mod admin_token;
 pub mod app;
@@ -18,5 +18,6 @@ pub mod ingest;
 pub mod metrics;
 pub mod registry;
 pub mod retention;
+pub mod segments;
 pub mod sink;
 pub mod store;

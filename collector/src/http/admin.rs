@@ -691,6 +691,7 @@ async fn list_audit(
 pub fn routes(cfg: &mut web::ServiceConfig) {
     let scope = super::catalog::routes(web::scope("/v1/admin"));
     let scope = super::customers::admin_routes(scope);
+    let scope = super::segments::routes(scope);
     cfg.service(
         scope
             .route("/partners", web::post().to(create_partner))

@@ -240,6 +240,7 @@ async fn handle(
             code: v.code.as_str(),
             message: message.clone().unwrap_or_default(),
             field: &v.field,
+            errors: None,
         }),
     }))
 }

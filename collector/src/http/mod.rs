@@ -8,6 +8,7 @@ pub mod customers;
 pub mod ingest;
 pub mod ops;
 pub mod rate_limit;
+pub mod segments;
 
 use std::sync::Arc;
 

@@ -51,6 +51,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0005_event_catalog.sql",
         sql: include_str!("../../clickhouse/migrations/0005_event_catalog.sql"),
     },
+    Migration {
+        version: 6,
+        name: "0006_segments.sql",
+        sql: include_str!("../../clickhouse/migrations/0006_segments.sql"),
+    },
 ];
 
 /// Why migrating failed.

@@ -381,6 +381,31 @@ pub struct CustomerProfileRow {
     pub is_deleted: u8,
 }
 
+/// One version of a row of `segments`.
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct SegmentRow {
+    /// The partner.
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub partner_id: Uuid,
+    /// The segment.
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub segment_id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// The definition's JSON text.
+    pub definition: String,
+    /// Creation time.
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    pub updated_at: OffsetDateTime,
+    /// Write version.
+    pub version: u64,
+    /// Tombstone flag.
+    pub is_deleted: u8,
+}
+
 /// A `Map(String, DateTime64(3))` as key/millisecond pairs.
 mod datetime_map {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};

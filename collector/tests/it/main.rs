@@ -15,5 +15,6 @@ mod keys;
 mod outage;
 mod retention;
 mod security;
+mod segments_api;
 mod segments_oracle;
 mod slow_clickhouse;
