@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make run` and `make test`.
-.PHONY: run test bench lint wasm-check migrate clickhouse-start clickhouse-stop tracker size test-e2e
+.PHONY: run test bench bench-audience lint wasm-check migrate clickhouse-start clickhouse-stop tracker size test-e2e
 
 run: ## ClickHouse + collector + a demo partner, on local defaults
 	bash scripts/run.sh
@@ -20,6 +20,9 @@ test-e2e: ## only the end-to-end tests in headless Chromium
 
 bench: ## collector ingest throughput and latency vs raw ClickHouse inserts
 	bash scripts/bench.sh
+
+bench-audience: ## segment counts, member pages and customer history over 10M generated events (ARGS="--events 100000000")
+	bash scripts/bench-audience.sh $(ARGS)
 
 lint: ## formatting and clippy (native and wasm32), as CI runs them
 	cargo fmt --all -- --check
