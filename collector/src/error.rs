@@ -58,6 +58,9 @@ pub enum ApiError {
     /// ClickHouse could not be reached or refused the statement.
     #[error("storage is unavailable: {0}")]
     Storage(#[from] StorageError),
+    /// An ingest request's events could not all be committed (some lanes may have committed).
+    #[error("events not all stored: {0}")]
+    EventsNotStored(StorageError),
     /// Too many requests are waiting for storage.
     #[error("the collector is overloaded; retry later")]
     Overloaded,
@@ -135,7 +138,7 @@ impl ApiError {
             }
             ApiError::NotFound(_) => ErrorClass::NotFound,
             ApiError::Conflict { .. } => ErrorClass::Conflict,
-            ApiError::Storage(_) => ErrorClass::Unavailable,
+            ApiError::Storage(_) | ApiError::EventsNotStored(_) => ErrorClass::Unavailable,
             ApiError::Overloaded | ApiError::RateLimited { .. } => ErrorClass::RateLimited,
         }
     }
@@ -150,7 +153,9 @@ impl ApiError {
             | ApiError::Conflict { code, .. }
             | ApiError::Definition { code, .. } => code,
             ApiError::NotFound(_) => "not_found",
-            ApiError::Storage(_) => ErrorCode::StorageUnavailable.as_str(),
+            ApiError::Storage(_) | ApiError::EventsNotStored(_) => {
+                ErrorCode::StorageUnavailable.as_str()
+            }
             ApiError::Overloaded => ErrorCode::Overloaded.as_str(),
             ApiError::RateLimited { .. } => ErrorCode::RateLimited.as_str(),
         }
@@ -168,8 +173,11 @@ impl ApiError {
     fn client_message(&self) -> String {
         match self {
             // Internal details stay in the logs; clients learn what to do.
-            ApiError::Storage(_) => {
+            ApiError::EventsNotStored(_) => {
                 "the events were not all stored; resend the same batch with the same event_ids after Retry-After: events already stored are answered `duplicate` and not stored twice".into()
+            }
+            ApiError::Storage(_) => {
+                "storage is unavailable right now; retry after the Retry-After delay".into()
             }
             other => other.to_string(),
         }
@@ -195,7 +203,7 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let ApiError::Storage(e) = self {
+        if let ApiError::Storage(e) | ApiError::EventsNotStored(e) = self {
             tracing::error!(error = %e, "storage failure");
         }
         let mut builder = response_for_class(self.class());

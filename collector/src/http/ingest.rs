@@ -106,7 +106,7 @@ fn with_cors(req: &HttpRequest, snapshot: &Snapshot, mut response: HttpResponse)
 pub(super) fn submit_error(error: SubmitError) -> ApiError {
     match error {
         SubmitError::Overloaded => ApiError::Overloaded,
-        SubmitError::Storage(e) => ApiError::Storage(e),
+        SubmitError::Storage(e) => ApiError::EventsNotStored(e),
     }
 }
 
