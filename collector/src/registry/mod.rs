@@ -226,6 +226,17 @@ impl Registry {
         Ok(())
     }
 
+    /// Writes one versioned row, then re-reads the snapshot so this instance serves it at once.
+    async fn write_row<T>(&self, table: &str, row: &T) -> Result<(), StorageError>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowWrite,
+    {
+        self.store
+            .insert_rows(table, std::slice::from_ref(row))
+            .await?;
+        self.refresh().await
+    }
+
     /// A version higher than any seen: microseconds since the epoch, bumped past the last one.
     fn next_version(&self) -> u64 {
         let now = (now().unix_timestamp_nanos() / 1000) as u64;
@@ -372,10 +383,7 @@ impl Registry {
             version: self.next_version(),
             is_deleted: 0,
         };
-        self.store
-            .insert_rows("sources", std::slice::from_ref(&row))
-            .await?;
-        self.refresh().await?;
+        self.write_row("sources", &row).await?;
         Ok(row)
     }
 
@@ -414,10 +422,7 @@ impl Registry {
         }
         row.updated_at = now();
         row.version = self.next_version();
-        self.store
-            .insert_rows("sources", std::slice::from_ref(&row))
-            .await?;
-        self.refresh().await?;
+        self.write_row("sources", &row).await?;
         Ok(row)
     }
 
@@ -436,10 +441,7 @@ impl Registry {
         row.is_deleted = 1;
         row.updated_at = now();
         row.version = self.next_version();
-        self.store
-            .insert_rows("sources", std::slice::from_ref(&row))
-            .await?;
-        self.refresh().await?;
+        self.write_row("sources", &row).await?;
         Ok(row)
     }
 
@@ -458,10 +460,7 @@ impl Registry {
         self.partner(partner_id)?;
         let api_key = new_api_key();
         let row = self.new_key_row(*partner_id, &api_key);
-        self.store
-            .insert_rows("partner_api_keys", std::slice::from_ref(&row))
-            .await?;
-        self.refresh().await?;
+        self.write_row("partner_api_keys", &row).await?;
         Ok((row, api_key))
     }
 
@@ -485,10 +484,7 @@ impl Registry {
         }
         row.revoked_at = Some(now());
         row.version = self.next_version();
-        self.store
-            .insert_rows("partner_api_keys", std::slice::from_ref(&row))
-            .await?;
-        self.refresh().await?;
+        self.write_row("partner_api_keys", &row).await?;
         Ok(row)
     }
 
@@ -532,10 +528,7 @@ impl Registry {
         }
         row.updated_at = now();
         row.version = self.next_version();
-        self.store
-            .insert_rows("partner_settings", std::slice::from_ref(&row))
-            .await?;
-        self.refresh().await?;
+        self.write_row("partner_settings", &row).await?;
         self.partner(partner_id)
     }
 
@@ -689,10 +682,7 @@ impl Registry {
             version: self.next_version(),
             is_deleted: 0,
         };
-        self.store
-            .insert_rows("event_properties", std::slice::from_ref(&row))
-            .await?;
-        self.refresh().await?;
+        self.write_row("event_properties", &row).await?;
         Ok(row)
     }
 
@@ -731,10 +721,7 @@ impl Registry {
         }
         row.updated_at = now();
         row.version = self.next_version();
-        self.store
-            .insert_rows("event_properties", std::slice::from_ref(&row))
-            .await?;
-        self.refresh().await?;
+        self.write_row("event_properties", &row).await?;
         Ok(row)
     }
 
@@ -770,10 +757,7 @@ impl Registry {
             version: self.next_version(),
             is_deleted: 0,
         };
-        self.store
-            .insert_rows("event_types", std::slice::from_ref(&row))
-            .await?;
-        self.refresh().await?;
+        self.write_row("event_types", &row).await?;
         Ok(row)
     }
 
@@ -817,10 +801,7 @@ impl Registry {
         }
         row.updated_at = now();
         row.version = self.next_version();
-        self.store
-            .insert_rows("event_types", std::slice::from_ref(&row))
-            .await?;
-        self.refresh().await?;
+        self.write_row("event_types", &row).await?;
         Ok(row)
     }
 }
