@@ -3,46 +3,47 @@
 -- p1: DateTime64(3, 'UTC') = "2026-10-31 21:00:00.000"
 -- p2: DateTime64(3, 'UTC') = "2026-11-30 21:00:00.000"
 WITH
-    links AS (
-        -- each anonymous id belongs to the customer of its latest link
-        SELECT anonymous_id, argMax(customer_id, linked_at) AS customer_id
-        FROM identity_links
+    customers AS (
+        -- the partner's known customers, kept by ClickHouse (migration 0007)
+        SELECT DISTINCT customer_id
+        FROM known_customers
         WHERE partner_id = {partner:UUID}
-        GROUP BY anonymous_id
-    ),
-    customer_events AS (
-        -- events with the customer they belong to (a visitor's events count for the customer
-        -- their anonymous id was linked to); system events and unlinked visitors belong to nobody
-        SELECT
-            e.event_id AS event_id,
-            e.name AS name,
-            e.source AS source,
-            e.event_time AS event_time,
-            e.context_strings AS context_strings,
-            e.context_numbers AS context_numbers,
-            e.context_booleans AS context_booleans,
-            if(e.customer_id != '', e.customer_id, l.customer_id) AS customer
-        FROM events AS e
-        LEFT JOIN links AS l ON l.anonymous_id = e.anonymous_id
-        WHERE e.partner_id = {partner:UUID} AND e.kind = 'customer' AND customer != ''
     ),
     profiles AS (
         -- the latest version of each profile, unless it is deleted
         SELECT *
         FROM customer_profiles FINAL
         WHERE partner_id = {partner:UUID}
-    ),
-    known_customers AS (
-        SELECT DISTINCT customer AS customer_id FROM customer_events
-        UNION DISTINCT
-        SELECT customer_id FROM profiles
     )
 SELECT customer_id
-FROM known_customers
+FROM customers
 WHERE customer_id IN (
         SELECT customer
-        FROM customer_events
-        WHERE name = {p0:String}
+        FROM (
+            SELECT customer_id AS customer, event_id, event_time
+            FROM events
+            WHERE partner_id = {partner:UUID} AND customer_id != ''
+              AND name = {p0:String}
+            UNION ALL
+            SELECT l.customer AS customer, e.event_id, e.event_time
+            FROM (
+                SELECT anonymous_id, event_id, event_time
+                FROM events
+                WHERE partner_id = {partner:UUID} AND customer_id = '' AND anonymous_id != ''
+                  AND name = {p0:String}
+            ) AS e
+            INNER JOIN (
+                SELECT anonymous_id, argMax(customer_id, linked_at) AS customer
+                FROM identity_links
+                WHERE partner_id = {partner:UUID} AND anonymous_id IN (
+                    SELECT anonymous_id
+                    FROM events
+                    WHERE partner_id = {partner:UUID} AND customer_id = '' AND anonymous_id != ''
+                      AND name = {p0:String}
+                )
+                GROUP BY anonymous_id
+            ) AS l ON l.anonymous_id = e.anonymous_id
+        )
         GROUP BY customer
         HAVING max(event_time) >= {p1:DateTime64(3, 'UTC')} AND max(event_time) < {p2:DateTime64(3, 'UTC')}
     )

@@ -9,85 +9,138 @@
 -- p7: DateTime64(3, 'UTC') = "2026-11-30 21:00:00.000"
 -- p8: DateTime64(3, 'UTC') = "2026-11-16 21:00:00.000"
 WITH
-    links AS (
-        -- each anonymous id belongs to the customer of its latest link
-        SELECT anonymous_id, argMax(customer_id, linked_at) AS customer_id
-        FROM identity_links
+    customers AS (
+        -- the partner's known customers, kept by ClickHouse (migration 0007)
+        SELECT DISTINCT customer_id
+        FROM known_customers
         WHERE partner_id = {partner:UUID}
-        GROUP BY anonymous_id
-    ),
-    customer_events AS (
-        -- events with the customer they belong to (a visitor's events count for the customer
-        -- their anonymous id was linked to); system events and unlinked visitors belong to nobody
-        SELECT
-            e.event_id AS event_id,
-            e.name AS name,
-            e.source AS source,
-            e.event_time AS event_time,
-            e.context_strings AS context_strings,
-            e.context_numbers AS context_numbers,
-            e.context_booleans AS context_booleans,
-            if(e.customer_id != '', e.customer_id, l.customer_id) AS customer
-        FROM events AS e
-        LEFT JOIN links AS l ON l.anonymous_id = e.anonymous_id
-        WHERE e.partner_id = {partner:UUID} AND e.kind = 'customer' AND customer != ''
     ),
     profiles AS (
         -- the latest version of each profile, unless it is deleted
         SELECT *
         FROM customer_profiles FINAL
         WHERE partner_id = {partner:UUID}
-    ),
-    known_customers AS (
-        SELECT DISTINCT customer AS customer_id FROM customer_events
-        UNION DISTINCT
-        SELECT customer_id FROM profiles
     )
 SELECT source, uniqExact(customer) AS members
-FROM customer_events
+FROM (
+    SELECT customer_id AS customer, source
+    FROM events
+    WHERE partner_id = {partner:UUID} AND customer_id != ''
+      AND (
+            (name = {p0:String} AND has({p1:Array(String)}, source) AND context_strings[{p2:String}] = {p3:String} AND event_time >= {p4:DateTime64(3, 'UTC')} AND event_time < {p5:DateTime64(3, 'UTC')})
+            OR (name = {p6:String} AND event_time >= {p4:DateTime64(3, 'UTC')} AND event_time < {p7:DateTime64(3, 'UTC')})
+            OR (name = {p6:String})
+        )
+    UNION ALL
+    SELECT l.customer AS customer, e.source
+    FROM (
+        SELECT anonymous_id, source
+        FROM events
+        WHERE partner_id = {partner:UUID} AND customer_id = '' AND anonymous_id != ''
+          AND (
+            (name = {p0:String} AND has({p1:Array(String)}, source) AND context_strings[{p2:String}] = {p3:String} AND event_time >= {p4:DateTime64(3, 'UTC')} AND event_time < {p5:DateTime64(3, 'UTC')})
+            OR (name = {p6:String} AND event_time >= {p4:DateTime64(3, 'UTC')} AND event_time < {p7:DateTime64(3, 'UTC')})
+            OR (name = {p6:String})
+        )
+    ) AS e
+    INNER JOIN (
+        SELECT anonymous_id, argMax(customer_id, linked_at) AS customer
+        FROM identity_links
+        WHERE partner_id = {partner:UUID} AND anonymous_id IN (
+            SELECT anonymous_id
+            FROM events
+            WHERE partner_id = {partner:UUID} AND customer_id = '' AND anonymous_id != ''
+              AND (
+            (name = {p0:String} AND has({p1:Array(String)}, source) AND context_strings[{p2:String}] = {p3:String} AND event_time >= {p4:DateTime64(3, 'UTC')} AND event_time < {p5:DateTime64(3, 'UTC')})
+            OR (name = {p6:String} AND event_time >= {p4:DateTime64(3, 'UTC')} AND event_time < {p7:DateTime64(3, 'UTC')})
+            OR (name = {p6:String})
+        )
+        )
+        GROUP BY anonymous_id
+    ) AS l ON l.anonymous_id = e.anonymous_id
+)
 WHERE customer IN (
+    SELECT customer_id
+    FROM customers
+    WHERE customer_id IN (
         SELECT customer_id
-        FROM known_customers
-        WHERE customer_id IN (
-            SELECT customer
-            FROM customer_events
-            WHERE name = {p0:String}
+        FROM events
+        WHERE partner_id = {partner:UUID} AND customer_id != ''
+          AND name = {p0:String}
+          AND has({p1:Array(String)}, source)
+          AND context_strings[{p2:String}] = {p3:String}
+          AND event_time >= {p4:DateTime64(3, 'UTC')}
+          AND event_time < {p5:DateTime64(3, 'UTC')}
+        UNION ALL
+        SELECT argMax(customer_id, linked_at)
+        FROM identity_links
+        WHERE partner_id = {partner:UUID} AND anonymous_id IN (
+            SELECT anonymous_id
+            FROM events
+            WHERE partner_id = {partner:UUID} AND customer_id = '' AND anonymous_id != ''
+              AND name = {p0:String}
               AND has({p1:Array(String)}, source)
-              AND mapContains(context_strings, {p2:String}) AND context_strings[{p2:String}] = {p3:String}
+              AND context_strings[{p2:String}] = {p3:String}
               AND event_time >= {p4:DateTime64(3, 'UTC')}
               AND event_time < {p5:DateTime64(3, 'UTC')}
         )
-      AND customer_id NOT IN (
-            SELECT customer
-            FROM customer_events
-            WHERE name = {p6:String}
+        GROUP BY anonymous_id
+    )
+  AND customer_id NOT IN (
+        SELECT customer_id
+        FROM events
+        WHERE partner_id = {partner:UUID} AND customer_id != ''
+          AND name = {p6:String}
+          AND event_time >= {p4:DateTime64(3, 'UTC')}
+          AND event_time < {p5:DateTime64(3, 'UTC')}
+        UNION ALL
+        SELECT argMax(customer_id, linked_at)
+        FROM identity_links
+        WHERE partner_id = {partner:UUID} AND anonymous_id IN (
+            SELECT anonymous_id
+            FROM events
+            WHERE partner_id = {partner:UUID} AND customer_id = '' AND anonymous_id != ''
+              AND name = {p6:String}
               AND event_time >= {p4:DateTime64(3, 'UTC')}
               AND event_time < {p5:DateTime64(3, 'UTC')}
         )
-      AND customer_id IN (
-            SELECT customer
-            FROM customer_events
-            WHERE name = {p6:String}
-            GROUP BY customer
-            HAVING max(event_time) >= {p4:DateTime64(3, 'UTC')} AND max(event_time) < {p7:DateTime64(3, 'UTC')}
-        )
-      AND customer_id IN (
-            SELECT customer
-            FROM customer_events
-            WHERE name = {p6:String}
-            GROUP BY customer
-            HAVING max(event_time) < {p8:DateTime64(3, 'UTC')}
-        )
-      AND customer_id IN (
-            SELECT customer_id
-            FROM profiles
-            WHERE birthday IS NOT NULL
-        )
+        GROUP BY anonymous_id
     )
-  AND (
-        (name = {p0:String} AND has({p1:Array(String)}, source) AND mapContains(context_strings, {p2:String}) AND context_strings[{p2:String}] = {p3:String} AND event_time >= {p4:DateTime64(3, 'UTC')} AND event_time < {p5:DateTime64(3, 'UTC')})
-        OR (name = {p6:String} AND event_time >= {p4:DateTime64(3, 'UTC')} AND event_time < {p7:DateTime64(3, 'UTC')})
-        OR (name = {p6:String})
+  AND customer_id IN (
+        SELECT customer
+        FROM (
+            SELECT customer_id AS customer, event_id, event_time
+            FROM events
+            WHERE partner_id = {partner:UUID} AND customer_id != ''
+              AND name = {p6:String}
+            UNION ALL
+            SELECT l.customer AS customer, e.event_id, e.event_time
+            FROM (
+                SELECT anonymous_id, event_id, event_time
+                FROM events
+                WHERE partner_id = {partner:UUID} AND customer_id = '' AND anonymous_id != ''
+                  AND name = {p6:String}
+            ) AS e
+            INNER JOIN (
+                SELECT anonymous_id, argMax(customer_id, linked_at) AS customer
+                FROM identity_links
+                WHERE partner_id = {partner:UUID} AND anonymous_id IN (
+                    SELECT anonymous_id
+                    FROM events
+                    WHERE partner_id = {partner:UUID} AND customer_id = '' AND anonymous_id != ''
+                      AND name = {p6:String}
+                )
+                GROUP BY anonymous_id
+            ) AS l ON l.anonymous_id = e.anonymous_id
+        )
+        GROUP BY customer
+        HAVING max(event_time) >= {p4:DateTime64(3, 'UTC')} AND max(event_time) < {p7:DateTime64(3, 'UTC')} AND max(event_time) < {p8:DateTime64(3, 'UTC')}
     )
+  AND customer_id IN (
+        SELECT customer_id
+        FROM profiles
+        WHERE birthday IS NOT NULL
+    )
+)
 GROUP BY source
 ORDER BY source

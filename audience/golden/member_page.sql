@@ -8,50 +8,43 @@
 -- p6: String = "c-0042"
 -- p7: UInt32 = 100
 WITH
-    links AS (
-        -- each anonymous id belongs to the customer of its latest link
-        SELECT anonymous_id, argMax(customer_id, linked_at) AS customer_id
-        FROM identity_links
+    customers AS (
+        -- the partner's known customers, kept by ClickHouse (migration 0007)
+        SELECT DISTINCT customer_id
+        FROM known_customers
         WHERE partner_id = {partner:UUID}
-        GROUP BY anonymous_id
-    ),
-    customer_events AS (
-        -- events with the customer they belong to (a visitor's events count for the customer
-        -- their anonymous id was linked to); system events and unlinked visitors belong to nobody
-        SELECT
-            e.event_id AS event_id,
-            e.name AS name,
-            e.source AS source,
-            e.event_time AS event_time,
-            e.context_strings AS context_strings,
-            e.context_numbers AS context_numbers,
-            e.context_booleans AS context_booleans,
-            if(e.customer_id != '', e.customer_id, l.customer_id) AS customer
-        FROM events AS e
-        LEFT JOIN links AS l ON l.anonymous_id = e.anonymous_id
-        WHERE e.partner_id = {partner:UUID} AND e.kind = 'customer' AND customer != ''
     ),
     profiles AS (
         -- the latest version of each profile, unless it is deleted
         SELECT *
         FROM customer_profiles FINAL
         WHERE partner_id = {partner:UUID}
-    ),
-    known_customers AS (
-        SELECT DISTINCT customer AS customer_id FROM customer_events
-        UNION DISTINCT
-        SELECT customer_id FROM profiles
     )
 SELECT customer_id
-FROM known_customers
+FROM customers
 WHERE customer_id IN (
-        SELECT customer
-        FROM customer_events
-        WHERE name = {p0:String}
+        SELECT customer_id
+        FROM events
+        WHERE partner_id = {partner:UUID} AND customer_id != ''
+          AND name = {p0:String}
           AND has({p1:Array(String)}, source)
-          AND mapContains(context_strings, {p2:String}) AND context_strings[{p2:String}] = {p3:String}
+          AND context_strings[{p2:String}] = {p3:String}
           AND event_time >= {p4:DateTime64(3, 'UTC')}
           AND event_time < {p5:DateTime64(3, 'UTC')}
+        UNION ALL
+        SELECT argMax(customer_id, linked_at)
+        FROM identity_links
+        WHERE partner_id = {partner:UUID} AND anonymous_id IN (
+            SELECT anonymous_id
+            FROM events
+            WHERE partner_id = {partner:UUID} AND customer_id = '' AND anonymous_id != ''
+              AND name = {p0:String}
+              AND has({p1:Array(String)}, source)
+              AND context_strings[{p2:String}] = {p3:String}
+              AND event_time >= {p4:DateTime64(3, 'UTC')}
+              AND event_time < {p5:DateTime64(3, 'UTC')}
+        )
+        GROUP BY anonymous_id
     )
   AND customer_id > {p6:String}
 ORDER BY customer_id

@@ -152,12 +152,17 @@ impl<'a> World<'a> {
                 *slot = row;
             }
         }
-        latest.retain(|_, row| !row.is_deleted);
+        // Known until erased: every customer an event resolves to (their own id, or the
+        // customer of a link), every customer a link names and every customer with a profile
+        // version, even one whose latest version is a deletion (table `known_customers`).
         let known = events
             .keys()
-            .chain(latest.keys())
-            .map(|c| c.to_string())
+            .copied()
+            .chain(data.links.iter().map(|l| l.customer_id.as_str()))
+            .chain(latest.keys().copied())
+            .map(str::to_string)
             .collect();
+        latest.retain(|_, row| !row.is_deleted);
         World {
             events,
             profiles: latest,
@@ -262,6 +267,19 @@ fn predicate_holds(p: &ContextPredicate, event: &StoredEvent) -> bool {
         _ => return false,
     };
     compare(&present, &p.test)
+}
+
+/// Whether `test` holds for the value ClickHouse reads for a key a context map lacks (`''`, `0`,
+/// `false`; for a datetime, `NULL` from parsing `''`, which no comparison holds for). When it
+/// does not, a compiled predicate needs no separate presence check (see `compile`).
+pub(crate) fn holds_for_missing_key(ty: PropertyType, test: &Comparison) -> bool {
+    let default = match ty {
+        PropertyType::String => Present::Str(String::new()),
+        PropertyType::Number => Present::Num(0.0),
+        PropertyType::Boolean => Present::Bool(false),
+        PropertyType::Datetime => Present::Time(None),
+    };
+    compare(&default, test)
 }
 
 fn compare(value: &Present, test: &Comparison) -> bool {
@@ -577,6 +595,7 @@ mod tests {
         f.data.profiles.push(ProfileRow {
             customer_id: "deleted".into(),
             version: 1,
+            first_name: "Ann".into(),
             ..ProfileRow::default()
         });
         f.data.profiles.push(ProfileRow {
@@ -587,7 +606,11 @@ mod tests {
         });
         let never =
             r#"{"event": {"name": "purchase_completed", "count": {"op": "eq", "value": 0}}}"#;
-        assert_eq!(f.members(never), ["browser", "profile_only"]);
+        // A customer whose profile's latest version is a deletion stays known (only erasure,
+        // which removes every row of theirs, makes a customer unknown), but has no profile.
+        assert_eq!(f.members(never), ["browser", "deleted", "profile_only"]);
+        let named = r#"{"profile": {"field": "first_name", "op": "exists"}}"#;
+        assert!(f.members(named).is_empty());
         let not = r#"{"not": {"event": {"name": "purchase_completed"}}}"#;
         assert_eq!(f.members(not), f.members(never));
     }

@@ -12,8 +12,8 @@
 //! or at once with `OPTIMIZE TABLE … FINAL`).
 //!
 //! What one customer's erasure removes, within the partner:
-//! - the customer's `customer_profiles` rows, and the `identity_links` rows of the customer or
-//!   of any of the anonymous ids below;
+//! - the customer's `customer_profiles` and `known_customers` rows, and the `identity_links`
+//!   rows of the customer or of any of the anonymous ids below;
 //! - `events` whose `customer_id` is the customer's, and events whose `anonymous_id` appears on
 //!   any of the customer's events or is linked to the customer in `identity_links` (the visits
 //!   before they logged in);
@@ -313,6 +313,7 @@ impl Erasure {
         for table in [
             "customer_profiles",
             "identity_links",
+            "known_customers",
             "event_types",
             "event_properties",
             "segments",
@@ -364,6 +365,12 @@ impl Erasure {
         ];
         self.delete(
             "customer_profiles",
+            "partner_id = {partner:UUID} AND lower(hex(SHA256(customer_id))) = {hash:String}",
+            &params,
+        )
+        .await?;
+        self.delete(
+            "known_customers",
             "partner_id = {partner:UUID} AND lower(hex(SHA256(customer_id))) = {hash:String}",
             &params,
         )

@@ -56,6 +56,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0006_segments.sql",
         sql: include_str!("../../clickhouse/migrations/0006_segments.sql"),
     },
+    Migration {
+        version: 7,
+        name: "0007_known_customers.sql",
+        sql: include_str!("../../clickhouse/migrations/0007_known_customers.sql"),
+    },
 ];
 
 /// Why migrating failed.

@@ -98,6 +98,13 @@ async fn erasing_a_customer_removes_their_events_linked_anonymous_events_and_rej
         .await,
         1
     );
+    // The customer is no longer known (segments' universe); the look-alike still is.
+    let known = format!(
+        "SELECT count() FROM known_customers WHERE partner_id = '{}' AND customer_id = ",
+        p.id
+    );
+    assert_eq!(t.count(&format!("{known}'c-1'")).await, 0);
+    assert!(t.count(&format!("{known}'c-10'")).await > 0);
     assert_eq!(t.count("SELECT count() FROM rejected_events").await, 2);
     assert_eq!(
         t.count("SELECT count() FROM rejected_events WHERE position(payload, 'c-10') > 0")

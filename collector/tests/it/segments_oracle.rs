@@ -626,7 +626,8 @@ async fn compiled_segments_select_exactly_the_reference_evaluators_customers() {
                 assert_eq!(count as usize, expected.len(), "count of {definition}");
                 let mut paged = Vec::new();
                 let mut after: Option<String> = None;
-                loop {
+                // Bounded: a page condition that does not apply would repeat a page forever.
+                for _ in 0..=expected.len() / 3 + 1 {
                     let page = compile::member_page(&segment, &clock, after.as_deref(), 3);
                     let ids: Vec<String> = bind(&t.db, &page, partner).fetch_all().await.unwrap();
                     after = ids.last().cloned();
