@@ -1,6 +1,6 @@
--- Eventline schema v7: the partner's known customers, kept by ClickHouse. Never edit this file
--- once landed: add a new numbered migration instead. Each statement ends with a semicolon at the
--- end of a line.
+-- Eventline schema v7: the partner's known customers, kept by ClickHouse, and identity links by
+-- customer. Never edit this file once landed: add a new numbered migration instead. Each
+-- statement ends with a semicolon at the end of a line.
 --
 -- Why: every segment is taken against the partner's known customers (what `not`, `count eq 0`
 -- and `count lte N` are complements of). Deriving them per query from all events joined with
@@ -46,3 +46,18 @@ FROM
     SELECT partner_id, customer_id, updated_at AS first_seen_at FROM customer_profiles
 )
 GROUP BY partner_id, customer_id;
+
+-- A customer's card and history look up the anonymous ids linked to them by customer_id, which
+-- is not identity_links' sort key: without this projection every link of the partner is read
+-- (1.26M rows, 200-490 ms at 10M events; with it the look-up reads 16K rows in 20 ms, and the
+-- projection takes 10 MiB). Projections of a
+-- ReplacingMergeTree must say what merges and lightweight deletes (erasure) do to them:
+-- rebuild them.
+ALTER TABLE identity_links MODIFY SETTING
+    deduplicate_merge_projection_mode = 'rebuild',
+    lightweight_mutation_projection_mode = 'rebuild';
+
+ALTER TABLE identity_links
+    ADD PROJECTION IF NOT EXISTS by_customer (SELECT customer_id, _part_offset ORDER BY partner_id, customer_id);
+
+ALTER TABLE identity_links MATERIALIZE PROJECTION by_customer SETTINGS mutations_sync = 2;

@@ -12,11 +12,23 @@ use crate::error::StorageError;
 use crate::store::rows::CustomerProfileRow;
 use crate::store::Store;
 
+/// The anonymous ids whose latest link is to the customer; binds `partner` and `customer`.
+/// Not `FINAL`, which would turn off the projection `by_customer` (migration 0007) and read
+/// every link of the partner: the projection finds the ids ever linked to the customer, the
+/// sort key their other links, and `argMax` keeps those whose latest link is this customer.
+const LINKED_ANONYMOUS_IDS: &str = "SELECT anonymous_id FROM identity_links \
+     WHERE partner_id = {partner:UUID} AND anonymous_id IN (\
+         SELECT anonymous_id FROM identity_links \
+         WHERE partner_id = {partner:UUID} AND customer_id = {customer:String}) \
+     GROUP BY anonymous_id HAVING argMax(customer_id, linked_at) = {customer:String}";
+
 /// The condition selecting a customer's events; binds `partner` and `customer`.
-const CUSTOMER_EVENTS: &str = "partner_id = {partner:UUID} AND (customer_id = {customer:String} \
-     OR (customer_id = '' AND anonymous_id IN (\
-         SELECT anonymous_id FROM identity_links FINAL \
-         WHERE partner_id = {partner:UUID} AND customer_id = {customer:String})))";
+fn customer_events() -> String {
+    format!(
+        "partner_id = {{partner:UUID}} AND (customer_id = {{customer:String}} \
+         OR (customer_id = '' AND anonymous_id IN ({LINKED_ANONYMOUS_IDS})))"
+    )
+}
 
 /// Most anonymous ids the card lists.
 pub const MAX_CARD_ANONYMOUS_IDS: u32 = 1000;
@@ -57,11 +69,9 @@ pub async fn anonymous_ids(
         .timed(
             store
                 .client()
-                .query(
-                    "SELECT anonymous_id FROM identity_links FINAL \
-                     WHERE partner_id = {partner:UUID} AND customer_id = {customer:String} \
-                     ORDER BY anonymous_id LIMIT {limit:UInt32}",
-                )
+                .query(&format!(
+                    "{LINKED_ANONYMOUS_IDS} ORDER BY anonymous_id LIMIT {{limit:UInt32}}"
+                ))
                 .param("partner", partner_id.to_string())
                 .param("customer", customer_id)
                 .param("limit", MAX_CARD_ANONYMOUS_IDS)
@@ -94,7 +104,8 @@ pub async fn counts(
     let sql = format!(
         "SELECT name, uniqExact(event_id) AS events, min(event_time) AS first, \
                 max(event_time) AS last \
-         FROM events WHERE {CUSTOMER_EVENTS} GROUP BY name ORDER BY name"
+         FROM events WHERE {customer_events} GROUP BY name ORDER BY name",
+        customer_events = customer_events()
     );
     store
         .timed(
@@ -174,7 +185,7 @@ pub async fn history(
                 any(session_id) AS ss, any(ingest_path) AS ip, any(context_strings) AS cs, \
                 any(context_numbers) AS cn, any(context_booleans) AS cb \
          FROM events \
-         WHERE {CUSTOMER_EVENTS} \
+         WHERE {customer_events} \
            AND ({{name:String}} = '' OR name = {{name:String}}) \
            AND ({{source:String}} = '' OR source = {{source:String}}) \
            AND event_time >= fromUnixTimestamp64Milli({{from:Int64}}, 'UTC') \
@@ -183,7 +194,8 @@ pub async fn history(
          HAVING (toUnixTimestamp64Milli(t), event_id) < ({{before_ms:Int64}}, {{before_id:UUID}}) \
          ORDER BY t DESC, event_id DESC \
          LIMIT {{limit:UInt32}}) \
-         ORDER BY event_time DESC, event_id DESC"
+         ORDER BY event_time DESC, event_id DESC",
+        customer_events = customer_events()
     );
     let (before_ms, before_id) = q.before.unwrap_or((i64::MAX, Uuid::max()));
     store
