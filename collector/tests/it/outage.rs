@@ -146,3 +146,45 @@ async fn while_clickhouse_is_down_bad_requests_still_get_their_4xx_and_are_recor
     );
     t.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn while_clickhouse_is_down_segment_and_customer_reads_answer_503_and_work_again() {
+    let ch = PrivateClickHouse::start();
+    let t = TestCollector::start_with(ch.url(), |c| c.clickhouse_timeout_ms = 2_000).await;
+    let p = t.create_partner("Acme").await;
+    let (status, _, body) = t
+        .send(&batch(&p, vec![event("product_viewed", "c-1")]), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let preview = format!("/v1/admin/partners/{}/segments/preview", p.id);
+    let definition = serde_json::json!({"definition": {"event": {"name": "product_viewed"}}});
+    let card = format!("/v1/admin/partners/{}/customers/c-1", p.id);
+    let history = format!("{card}/events");
+
+    ch.script("stop");
+    for (method, path, body) in [
+        (reqwest::Method::POST, &preview, Some(definition.clone())),
+        (reqwest::Method::GET, &card, None),
+        (reqwest::Method::GET, &history, None),
+    ] {
+        let (status, answer) = t.admin(method, path, body).await;
+        assert_eq!(status, 503, "{path}: {answer}");
+        assert_eq!(answer["error"]["code"], "storage_unavailable", "{path}");
+        // Reads speak of storage, never of events not stored.
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains("storage is unavailable"), "{message}");
+    }
+
+    ch.script("start");
+    let (status, answer) = t
+        .admin(reqwest::Method::POST, &preview, Some(definition))
+        .await;
+    assert_eq!(
+        (status, answer["members"].as_u64()),
+        (200, Some(1)),
+        "{answer}"
+    );
+    let (status, answer) = t.admin(reqwest::Method::GET, &history, None).await;
+    assert_eq!(status, 200, "{answer}");
+    t.finish().await;
+}

@@ -1,7 +1,8 @@
 //! A slow ClickHouse: a TCP proxy between the collector and the real server that, when armed,
-//! forwards an `INSERT INTO events` request but keeps its answer from the collector. ClickHouse
-//! commits, the collector sees a timeout or a dropped connection and answers 503, the client
-//! resends: every event must end up stored once.
+//! forwards an `INSERT INTO events` request (or a segment query) but keeps its answer from the
+//! collector. ClickHouse commits, the collector sees a timeout or a dropped connection and
+//! answers 503, the client resends: every event must end up stored once. A segment query that
+//! outlives its timeout is a 503 too, and the next one works.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,9 +24,18 @@ enum Swallow {
     Drop,
 }
 
+/// Which request the armed proxy swallows the answer of.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Target {
+    /// An `INSERT INTO events`.
+    EventsInsert,
+    /// A compiled segment query (it reads `known_customers`).
+    SegmentQuery,
+}
+
 struct Proxy {
     url: String,
-    armed: Arc<Mutex<Option<Swallow>>>,
+    armed: Arc<Mutex<Option<(Target, Swallow)>>>,
     swallowed: mpsc::UnboundedReceiver<()>,
 }
 
@@ -50,7 +60,12 @@ impl Proxy {
 
     /// The next `INSERT INTO events` gets its answer swallowed (once).
     fn arm(&self, mode: Swallow) {
-        *self.armed.lock().unwrap() = Some(mode);
+        self.arm_for(Target::EventsInsert, mode);
+    }
+
+    /// The next request of `target` gets its answer swallowed (once).
+    fn arm_for(&self, target: Target, mode: Swallow) {
+        *self.armed.lock().unwrap() = Some((target, mode));
     }
 
     /// Waits until the armed proxy has swallowed an answer: ClickHouse has committed.
@@ -87,23 +102,31 @@ fn url_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Whether this chunk starts an HTTP request whose SQL (sent in the URL by the clickhouse
-/// crate) inserts into `events`, not `rejected_events`.
-fn is_events_insert(chunk: &[u8]) -> bool {
+/// Whether this chunk starts an HTTP request of `target`: an insert into `events` (not
+/// `rejected_events`), its SQL sent in the URL by the clickhouse crate; or a segment query, its
+/// SQL in the body.
+fn is_request_of(target: Target, chunk: &[u8]) -> bool {
     let text = String::from_utf8_lossy(chunk);
-    text.split("\r\n")
-        .filter(|line| line.starts_with("POST "))
-        .any(|line| {
-            url_decode(line)
-                .replace('`', "")
-                .contains("INSERT INTO events(")
-        })
+    if !text.starts_with("POST ") {
+        return false;
+    }
+    match target {
+        Target::EventsInsert => text
+            .split("\r\n")
+            .filter(|line| line.starts_with("POST "))
+            .any(|line| {
+                url_decode(line)
+                    .replace('`', "")
+                    .contains("INSERT INTO events(")
+            }),
+        Target::SegmentQuery => text.contains("FROM known_customers"),
+    }
 }
 
 async fn relay(
     client: TcpStream,
     upstream: String,
-    armed: Arc<Mutex<Option<Swallow>>>,
+    armed: Arc<Mutex<Option<(Target, Swallow)>>>,
     swallowed: mpsc::UnboundedSender<()>,
 ) {
     let Ok(server) = TcpStream::connect(upstream).await else {
@@ -122,9 +145,13 @@ async fn relay(
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            if is_events_insert(&buf[..n]) {
-                if let Some(mode) = armed.lock().unwrap().take() {
-                    *marked.lock().unwrap() = Some(mode);
+            {
+                let mut armed = armed.lock().unwrap();
+                if let Some((target, mode)) = *armed {
+                    if is_request_of(target, &buf[..n]) {
+                        *armed = None;
+                        *marked.lock().unwrap() = Some(mode);
+                    }
                 }
             }
             if server_write.write_all(&buf[..n]).await.is_err() {
@@ -266,5 +293,45 @@ async fn an_insert_still_running_when_the_collector_gives_up_is_settled_before_t
     assert_eq!(t.count("SELECT count() FROM events").await, 20);
     assert_eq!(t.count("SELECT uniqExact(event_id) FROM events").await, 20);
     assert_eq!(t.metric("eventline_sink_inserts_in_doubt_total").await, 1);
+    t.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_segment_query_that_outlives_its_timeout_answers_503_and_the_next_one_works() {
+    let upstream = clickhouse_url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let mut proxy = Proxy::start(upstream).await;
+    let t =
+        TestCollector::start_with(proxy.url.clone(), |c| c.segment_query_timeout_secs = 1).await;
+    let p = t.create_partner("Acme").await;
+    let (status, _, _) = t
+        .send(&batch(&p, vec![event("product_viewed", "c-1")]), None)
+        .await;
+    assert_eq!(status, 200);
+    let path = format!("/v1/admin/partners/{}/segments/preview", p.id);
+    let definition = serde_json::json!({"definition": {"event": {"name": "product_viewed"}}});
+
+    proxy.arm_for(Target::SegmentQuery, Swallow::Hold);
+    let started = std::time::Instant::now();
+    let (status, body) = t
+        .admin(reqwest::Method::POST, &path, Some(definition.clone()))
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "storage_unavailable", "{body}");
+    proxy.swallowed().await;
+    // The 1 s timeout answered, not the collector's 10 s ClickHouse timeout nor the proxy.
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let (status, body) = t
+        .admin(reqwest::Method::POST, &path, Some(definition))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["members"], 1, "{body}");
     t.finish().await;
 }
