@@ -17,7 +17,7 @@ WITH
 SELECT customer_id
 FROM customers
 WHERE customer_id NOT IN (
-        SELECT customer
+        SELECT customer AS customer_id
         FROM (
             SELECT customer_id AS customer, event_id, event_time
             FROM events

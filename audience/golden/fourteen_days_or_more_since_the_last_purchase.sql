@@ -15,9 +15,10 @@ WITH
         WHERE partner_id = {partner:UUID}
     )
 SELECT customer_id
-FROM customers
-WHERE customer_id IN (
-        SELECT customer
+FROM (
+    SELECT DISTINCT customer_id
+    FROM (
+        SELECT customer AS customer_id
         FROM (
             SELECT customer_id AS customer, event_id, event_time
             FROM events
@@ -46,3 +47,4 @@ WHERE customer_id IN (
         GROUP BY customer
         HAVING max(event_time) < {p1:DateTime64(3, 'UTC')}
     )
+)

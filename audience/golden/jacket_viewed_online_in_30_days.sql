@@ -19,8 +19,9 @@ WITH
         WHERE partner_id = {partner:UUID}
     )
 SELECT customer_id
-FROM customers
-WHERE customer_id IN (
+FROM (
+    SELECT DISTINCT customer_id
+    FROM (
         SELECT customer_id
         FROM events
         WHERE partner_id = {partner:UUID} AND customer_id != ''
@@ -44,3 +45,4 @@ WHERE customer_id IN (
         )
         GROUP BY anonymous_id
     )
+)

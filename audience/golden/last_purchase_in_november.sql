@@ -16,9 +16,10 @@ WITH
         WHERE partner_id = {partner:UUID}
     )
 SELECT customer_id
-FROM customers
-WHERE customer_id IN (
-        SELECT customer
+FROM (
+    SELECT DISTINCT customer_id
+    FROM (
+        SELECT customer AS customer_id
         FROM (
             SELECT customer_id AS customer, event_id, event_time
             FROM events
@@ -47,3 +48,4 @@ WHERE customer_id IN (
         GROUP BY customer
         HAVING max(event_time) >= {p1:DateTime64(3, 'UTC')} AND max(event_time) < {p2:DateTime64(3, 'UTC')}
     )
+)

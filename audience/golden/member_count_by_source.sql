@@ -107,7 +107,7 @@ WHERE customer IN (
         GROUP BY anonymous_id
     )
   AND customer_id IN (
-        SELECT customer
+        SELECT customer AS customer_id
         FROM (
             SELECT customer_id AS customer, event_id, event_time
             FROM events

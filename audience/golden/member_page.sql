@@ -21,8 +21,9 @@ WITH
         WHERE partner_id = {partner:UUID}
     )
 SELECT customer_id
-FROM customers
-WHERE customer_id IN (
+FROM (
+    SELECT DISTINCT customer_id
+    FROM (
         SELECT customer_id
         FROM events
         WHERE partner_id = {partner:UUID} AND customer_id != ''
@@ -46,6 +47,7 @@ WHERE customer_id IN (
         )
         GROUP BY anonymous_id
     )
-  AND customer_id > {p6:String}
+)
+WHERE customer_id > {p6:String}
 ORDER BY customer_id
 LIMIT {p7:UInt32}

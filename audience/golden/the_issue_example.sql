@@ -22,8 +22,9 @@ WITH
         WHERE partner_id = {partner:UUID}
     )
 SELECT customer_id
-FROM customers
-WHERE customer_id IN (
+FROM (
+    SELECT DISTINCT customer_id
+    FROM (
         SELECT customer_id
         FROM events
         WHERE partner_id = {partner:UUID} AND customer_id != ''
@@ -47,7 +48,8 @@ WHERE customer_id IN (
         )
         GROUP BY anonymous_id
     )
-  AND customer_id NOT IN (
+)
+WHERE customer_id NOT IN (
         SELECT customer_id
         FROM events
         WHERE partner_id = {partner:UUID} AND customer_id != ''
@@ -68,7 +70,7 @@ WHERE customer_id IN (
         GROUP BY anonymous_id
     )
   AND customer_id IN (
-        SELECT customer
+        SELECT customer AS customer_id
         FROM (
             SELECT customer_id AS customer, event_id, event_time
             FROM events

@@ -17,9 +17,10 @@ WITH
         WHERE partner_id = {partner:UUID}
     )
 SELECT customer_id
-FROM customers
-WHERE customer_id IN (
-        SELECT customer
+FROM (
+    SELECT DISTINCT customer_id
+    FROM (
+        SELECT customer AS customer_id
         FROM (
             SELECT customer_id AS customer, event_id, event_time
             FROM events
@@ -54,3 +55,4 @@ WHERE customer_id IN (
         GROUP BY customer
         HAVING uniqExact(event_id) >= {p3:UInt64}
     )
+)

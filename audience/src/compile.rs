@@ -71,43 +71,39 @@ pub enum ParamValue {
 /// The set of member customer ids: one column, `customer_id`, in no particular order.
 pub fn members(segment: &Segment, clock: &Clock) -> Query {
     let mut c = Compiler::new(clock);
-    let filter = c.node(&segment.root, 1);
-    c.finish(format!(
-        "SELECT customer_id\nFROM customers\nWHERE {filter}"
-    ))
+    let (from, filter) = c.scope(&segment.root);
+    let filter = filter.map(|f| format!("\nWHERE {f}")).unwrap_or_default();
+    c.finish(format!("SELECT customer_id\nFROM {from}{filter}"))
 }
 
 /// The number of members: one row, one column, `members` (UInt64).
 pub fn member_count(segment: &Segment, clock: &Clock) -> Query {
     let mut c = Compiler::new(clock);
-    let filter = c.node(&segment.root, 1);
-    c.finish(format!(
-        "SELECT count() AS members\nFROM customers\nWHERE {filter}"
-    ))
+    let (from, filter) = c.scope(&segment.root);
+    let filter = filter.map(|f| format!("\nWHERE {f}")).unwrap_or_default();
+    c.finish(format!("SELECT count() AS members\nFROM {from}{filter}"))
 }
 
 /// One page of members in `customer_id` order (byte order), after the id `after` (keyset
 /// pagination: pass the last id of the previous page), at most `limit` ids.
 pub fn member_page(segment: &Segment, clock: &Clock, after: Option<&str>, limit: u32) -> Query {
     let mut c = Compiler::new(clock);
-    let filter = match &segment.root {
-        // OR binds looser than the AND of the page condition below, and a group renders as an
-        // OR whenever an `any` is its only child (`{"all": [{"any": …}]}`).
-        root @ (Node::Any(_) | Node::All(_)) => {
-            format!("(\n{}{}\n{})", pad(2), c.node(root, 2), pad(1))
-        }
-        root => c.node(root, 1),
-    };
-    let after = match after {
-        Some(id) => format!(
-            "\n  AND customer_id > {}",
+    let (from, filter) = c.scope_parenthesized(&segment.root);
+    let after = after.map(|id| {
+        format!(
+            "customer_id > {}",
             c.param("String", ParamValue::Str(id.to_string()))
-        ),
-        None => String::new(),
+        )
+    });
+    let conditions: Vec<String> = filter.into_iter().chain(after).collect();
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("\nWHERE {}", conditions.join("\n  AND "))
     };
     let limit = c.param("UInt32", ParamValue::UInt(u64::from(limit)));
     c.finish(format!(
-        "SELECT customer_id\nFROM customers\nWHERE {filter}{after}\nORDER BY customer_id\nLIMIT {limit}"
+        "SELECT customer_id\nFROM {from}{filter}\nORDER BY customer_id\nLIMIT {limit}"
     ))
 }
 
@@ -271,15 +267,25 @@ fn event_set(
     having: Option<&str>,
     level: usize,
 ) -> String {
-    let inner = pad(level + 1);
-    let rows = match having {
-        None => event_customers(conditions, level + 1),
+    let rows = event_rows(conditions, having, level + 1);
+    format!(
+        "customer_id {membership} (\n{}{rows}\n{})",
+        pad(level + 1),
+        pad(level)
+    )
+}
+
+/// The customer ids (column `customer_id`, repeats possible) of the events passing
+/// `conditions`, grouped by customer and filtered by `having` when given.
+fn event_rows(conditions: &[String], having: Option<&str>, level: usize) -> String {
+    let p = pad(level);
+    match having {
+        None => event_customers(conditions, level),
         Some(having) => format!(
-            "SELECT customer\n{inner}FROM (\n{}\n{inner})\n{inner}GROUP BY customer\n{inner}HAVING {having}",
-            customer_events(conditions, &["event_id", "event_time"], level + 2)
+            "SELECT customer AS customer_id\n{p}FROM (\n{}\n{p})\n{p}GROUP BY customer\n{p}HAVING {having}",
+            customer_events(conditions, &["event_id", "event_time"], level + 1)
         ),
-    };
-    format!("customer_id {membership} (\n{inner}{rows}\n{})", pad(level))
+    }
 }
 
 struct Compiler<'a> {
@@ -304,6 +310,106 @@ impl<'a> Compiler<'a> {
             sql: format!("{PREAMBLE}{select}\n"),
             params: self.params,
         }
+    }
+
+    /// Where members are looked for, and the filter they must pass there (`None`: all of them).
+    ///
+    /// The known customers, unless the definition requires an event: a single `event`
+    /// condition that holds for customers with matching events, or such a condition directly
+    /// under the top `all`. Then members are looked for among the customers of that
+    /// condition's events, distinct (every customer an event resolves to is known), and the
+    /// other conditions filter them. For a selective condition these are far fewer rows than
+    /// the partner's customers, and the known customers are not read at all.
+    fn scope(&mut self, root: &Node) -> (String, Option<String>) {
+        let (from, rest) = self.scope_node(root);
+        let filter = rest.map(|node| self.node(&node, 1));
+        (from, filter)
+    }
+
+    /// [`Compiler::scope`], with a filter that is a group in parentheses (so that a condition
+    /// can follow it with AND: a group renders as an OR when an `any` is its only child).
+    fn scope_parenthesized(&mut self, root: &Node) -> (String, Option<String>) {
+        let (from, rest) = self.scope_node(root);
+        let filter = rest.map(|node| match node {
+            Node::Any(_) | Node::All(_) => {
+                format!("(\n{}{}\n{})", pad(2), self.node(&node, 2), pad(1))
+            }
+            node => self.node(&node, 1),
+        });
+        (from, filter)
+    }
+
+    /// The events of `node` if it holds exactly for the customers with matching events
+    /// (`conditions`, grouped and filtered by `having` when given): an `event` condition that
+    /// needs one, or `not` of one that needs none (`count eq 0`).
+    fn required_events(&mut self, node: &Node) -> Option<(Vec<String>, Option<String>)> {
+        let (filter, test, negated) = match node {
+            Node::Events(filter, test) => (filter, test, false),
+            Node::Not(inner) => match &**inner {
+                Node::Events(filter, test) => (filter, test, true),
+                _ => return None,
+            },
+            _ => return None,
+        };
+        match self.event_sql(filter, test, negated) {
+            EventSql::Set {
+                conditions,
+                membership: "IN",
+                having,
+            } => Some((conditions, having)),
+            _ => None,
+        }
+    }
+
+    fn scope_node(&mut self, root: &Node) -> (String, Option<Node>) {
+        let (conditions, having, rest) = match root {
+            Node::All(children) => {
+                let required: Vec<Option<(Vec<String>, Option<String>)>> = children
+                    .iter()
+                    .map(|child| self.required_events(child))
+                    .collect();
+                // A plain membership first (no grouping by customer), else a grouped one.
+                let found = required
+                    .iter()
+                    .position(|r| matches!(r, Some((_, None))))
+                    .or_else(|| required.iter().position(Option::is_some));
+                let Some(i) = found else {
+                    return ("customers".into(), Some(root.clone()));
+                };
+                let (conditions, having) = required[i].clone().expect("found");
+                // Siblings that group the same events share the grouping, as under `all`.
+                let mut havings: Vec<String> = having.into_iter().collect();
+                let mut rest = Vec::new();
+                for (j, child) in children.iter().enumerate() {
+                    if j == i {
+                        continue;
+                    }
+                    match (&required[j], havings.is_empty()) {
+                        (Some((c, Some(h))), false) if *c == conditions => havings.push(h.clone()),
+                        _ => rest.push(child.clone()),
+                    }
+                }
+                let having = (!havings.is_empty()).then(|| havings.join(" AND "));
+                (
+                    conditions,
+                    having,
+                    (!rest.is_empty()).then_some(Node::All(rest)),
+                )
+            }
+            node => match self.required_events(node) {
+                Some((conditions, having)) => (conditions, having, None),
+                None => return ("customers".into(), Some(root.clone())),
+            },
+        };
+        let rows = event_rows(&conditions, having.as_deref(), 2);
+        (
+            format!(
+                "(\n{p1}SELECT DISTINCT customer_id\n{p1}FROM (\n{p2}{rows}\n{p1})\n)",
+                p1 = pad(1),
+                p2 = pad(2)
+            ),
+            rest,
+        )
     }
 
     /// Adds a parameter and returns its placeholder.
@@ -907,13 +1013,19 @@ mod tests {
         let sql = |json: &str| members(&segment(json), &clock()).sql;
         let viewed = r#"{"event": {"name": "product_viewed"}}"#;
         let never = r#"{"event": {"name": "product_viewed", "count": {"op": "eq", "value": 0}}}"#;
-        let tail = |sql: String| sql.split("FROM customers\n").nth(1).unwrap().to_string();
-        assert!(tail(sql(viewed)).contains("WHERE customer_id IN ("));
-        assert!(tail(sql(never)).contains("WHERE customer_id NOT IN ("));
+        let tail = |sql: String| {
+            sql.split("\nSELECT customer_id\nFROM ")
+                .nth(1)
+                .unwrap()
+                .to_string()
+        };
+        // Viewers are looked for among the customers of views; the others among all customers.
+        assert!(tail(sql(viewed)).starts_with("(\n    SELECT DISTINCT customer_id\n"));
+        assert!(tail(sql(never)).starts_with("customers\nWHERE customer_id NOT IN ("));
         assert_eq!(sql(&format!(r#"{{"not": {viewed}}}"#)), sql(never));
         assert_eq!(sql(&format!(r#"{{"not": {never}}}"#)), sql(viewed));
         let group = format!(r#"{{"not": {{"any": [{viewed}]}}}}"#);
-        assert!(tail(sql(&group)).contains("WHERE NOT (\n        customer_id IN ("));
+        assert!(tail(sql(&group)).starts_with("customers\nWHERE NOT (\n        customer_id IN ("));
     }
 
     #[test]
