@@ -42,7 +42,7 @@ step "tracker: wasm-bindgen-test in Node and headless Chromium"
 bash scripts/test-tracker-wasm.sh
 
 step "tracker: size budget"
-bash scripts/size-report.sh --no-peers
+bash scripts/size-report.sh --no-peers --no-build
 
 step "npm package: pack, install, use from Node and bundlers"
 bash tests/npm-package/run.sh

@@ -24,7 +24,7 @@ mod bindings;
 #[cfg(target_arch = "wasm32")]
 pub use bindings::core::{check, Core, Host};
 
-// lol_alloc instead of the default dlmalloc saves about 6 KB of wasm (shared/WASM.md). The
+// lol_alloc instead of the default dlmalloc saves about 6 KB of wasm. The
 // tracker is single-threaded wasm, which is what `AssumeSingleThreaded` asks us to promise; that
 // promise is the only `unsafe` in the crate.
 #[cfg(all(target_arch = "wasm32", not(test)))]

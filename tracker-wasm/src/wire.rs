@@ -1,7 +1,7 @@
 //! Wire format v1 written by hand: one event as JSON text, and a batch around pre-written events.
 //!
 //! No serde and no `format!`: the serde stack and float `Display` are most of a serde-based
-//! tracker's size (shared/WASM.md). Numbers arrive as JSON number text made by the caller
+//! tracker's size. Numbers arrive as JSON number text made by the caller
 //! (the browser's own `String(number)` in the wasm build), so no float formatting lives here.
 
 use event_model::timestamp::format_rfc3339_ms;
