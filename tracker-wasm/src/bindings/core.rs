@@ -1,7 +1,8 @@
 //! The exported `Core`: the engine behind one JS `Tracker`, driven by the npm wrapper.
 //!
-//! Errors are returned, not thrown: a failing call answers `"!<code>\x1f<field>"` and the
-//! wrapper turns that into an `Error` with `.code` and `.field` (and words its message).
+//! Errors are returned, not thrown: a failing call answers `"!<n>\x1f<field>"` (`n`: the
+//! `ErrorCode`'s number) and the wrapper turns that into an `Error` with `.code` and `.field`
+//! and event-model's message (npm/src/rules.js, generated from event-model).
 //! Events the queue cap pushes out are handed to `host.reject(id, name)` one by one as they
 //! happen (the wrapper reports them as `queue_overflow`).
 
@@ -62,8 +63,14 @@ impl Entropy for Rnd<'_> {
     }
 }
 
+/// `!<n>\x1f<field>`, `n` being the code's number (`ErrorCode as u8`): the wrapper's generated
+/// table (npm/src/rules.js) gives its name and words, so no code names ship in the .wasm.
 fn fail(v: &Violation) -> String {
-    cat(&["!", v.code.as_str(), "\x1f", &v.field])
+    let mut out = String::from("!");
+    crate::wire::push_int(&mut out, i64::from(v.code as u8));
+    out.push('\x1f');
+    out.push_str(&v.field);
+    out
 }
 
 /// `""` when the options' partner id and source pass the collector's rules, else `!code\x1ffield`.
