@@ -1,14 +1,14 @@
 // Assembles npm/dist/ from npm/src/ and the Rust build's npm/dist/wasm/ (scripts/build-tracker.sh).
 //
-//   dist/index.js      browsers and bundlers: ESM, wasm-bindgen glue + wrapper, minified
+//   dist/index.js      browsers and bundlers: ESM, bindings (src/core.js) + wrapper, minified
 //   dist/node.mjs      Node ESM            dist/node.cjs   Node CommonJS
-//   dist/eventline.js  the embeddable file (<script type="module">): glue + wrapper + queue replay
+//   dist/eventline.js  the embeddable file (<script type="module">): bindings + wrapper + queue replay
 //   dist/snippet.js    the loader snippet (minified, < 300 bytes), dist/snippet.html the same in a tag
 //   dist/*.d.ts        hand-written types (src/index.d.ts), .d.cts for require()
 //   dist/wasm/         left as the Rust build wrote it
 import { build, transform } from 'esbuild';
 import { minify } from 'terser';
-import { slimGlue } from './glue.mjs';
+import { checkGlue } from './glue.mjs';
 import { copyFile, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,29 +32,16 @@ for (const entry of await readdir(dist)) {
   if (entry !== 'wasm') await rm(join(dist, entry), { recursive: true, force: true });
 }
 
-// Resolves the sources' './wasm/eventline_tracker.js' to the Rust build's glue, and drops the glue's
-// own default `new URL('eventline_tracker_bg.wasm', import.meta.url)`: once bundled it would point
-// beside the bundle, where no .wasm is, and bundlers would warn about it. The wrappers always pass
-// the location themselves.
-const gluePlugin = {
-  name: 'eventline-glue',
-  setup(b) {
-    b.onResolve({ filter: /^\.\/wasm\/eventline_tracker\.js$/ }, () => ({ path: glue }));
-    b.onLoad({ filter: /eventline_tracker\.js$/ }, async (args) => ({
-      contents: slimGlue(await readFile(args.path, 'utf8')),
-      loader: 'js',
-    }));
-  },
-};
+// The package's bindings (src/core.js) must match the glue wasm-bindgen generated for this build.
+await checkGlue(glue, join(src, 'core.js'));
 
-// The wrapper's private members (`_core`, `_pump`, …) and the glue's private `__wbg_ptr` /
-// `__destroy_into_raw` get short names in the minified files; the glue's import names
+// The wrapper's and the bindings' private members (`_core`, `_pump`, `_ptr`, …) get short names in
+// the minified files; wasm-bindgen's import names
 // (`__wbg_get_…`), which the .wasm looks up, do not match.
-const mangle = { mangleProps: /^(_[a-z]|__wbg_ptr$|__destroy_into_raw$)/ };
+const mangle = { mangleProps: /^_[a-z]/ };
 
 const common = {
   bundle: true,
-  plugins: [gluePlugin],
   legalComments: 'none',
   target: 'es2020',
   logLevel: 'warning',

@@ -1,54 +1,50 @@
-// The wasm-bindgen glue as the package ships it (npm/scripts/build.mjs bundles it; the size
-// report measures it the same way).
-//
-// wasm-bindgen's loader is written for every way of calling it: deprecated argument forms with
-// their warnings, a promise cache (entry.js's `once` already loads once), a console.warn text for
-// a wrong MIME type and a TextEncoder.encodeInto polyfill (every browser of the es2020 target and
-// Node 18 have it). Only the glue's loader is replaced, by one that takes what our entries pass
-// (`{module_or_path}`: URL, string, Request, Response, bytes or Module; `{module}` for initSync);
-// the bindings themselves stay as generated. Each replaced piece must be found exactly, so a
-// wasm-bindgen upgrade that changes them fails the build here instead of shipping a broken glue.
-const GLUE_LOADER = `
-function initSync({ module }) {
-  if (wasm !== undefined) return wasm;
-  if (!(module instanceof WebAssembly.Module)) module = new WebAssembly.Module(module);
-  return __wbg_finalize_init(new WebAssembly.Instance(module, __wbg_get_imports()), module);
-}
+// The package talks to the WebAssembly core through npm/src/core.js, written for the ABI of the
+// pinned wasm-bindgen. checkGlue() compares wasm-bindgen's generated glue (dist/wasm/
+// eventline_tracker.js, which the Rust test suites use) with what core.js assumes, so that a
+// wasm-bindgen upgrade or a changed Rust signature fails the build instead of shipping a core.js
+// that passes the wrong arguments.
+import { readFile } from 'node:fs/promises';
+import { IMPORTS } from '../src/core.js';
 
-async function __wbg_init({ module_or_path: source }) {
-  if (wasm !== undefined) return wasm;
-  const imports = __wbg_get_imports();
-  if (typeof source === 'string' || source instanceof URL || (typeof Request === 'function' && source instanceof Request))
-    source = fetch(source);
-  source = await source;
-  let result;
-  if (typeof Response === 'function' && source instanceof Response) {
-    if (!source.ok) throw new Error('failed to fetch Wasm: ' + source.status + ' ' + source.url);
-    try {
-      // Needs the application/wasm content type; otherwise compile from the bytes.
-      result = await WebAssembly.instantiateStreaming(source.clone(), imports);
-    } catch {
-      result = await WebAssembly.instantiate(await source.arrayBuffer(), imports);
-    }
-  } else {
-    result = await WebAssembly.instantiate(source, imports);
-    if (result instanceof WebAssembly.Instance) result = { instance: result, module: source };
+/** Each export core.js calls, with the number of wasm arguments it passes (a string is two). */
+const EXPORTS = {
+  __wbg_core_free: 2,
+  __wbindgen_start: 0,
+  core_new: 15,
+  core_add: 7,
+  core_batch: 4,
+  core_op: 3,
+  core_settle: 8,
+  core_text: 5,
+  core_track: 5,
+  check: 4,
+};
+
+const count = (args) => (args.trim() ? args.split(',').length : 0);
+
+export async function checkGlue(gluePath, coreSourcePath) {
+  const glue = await readFile(gluePath, 'utf8');
+  const problems = [];
+  const calls = new Map();
+  for (const [, name, args] of glue.matchAll(/\bwasm\.(\w+)\(([^()]*)\)/g)) calls.set(name, count(args));
+  for (const [name, args] of calls) {
+    if (/^__wbindgen_(malloc|realloc|free)$/.test(name)) continue;
+    if (EXPORTS[name] !== args) problems.push(`export ${name}: the glue passes ${args} arguments, core.js ${EXPORTS[name] ?? 'none'}`);
   }
-  return __wbg_finalize_init(result.instance, result.module);
+  for (const name of Object.keys(EXPORTS)) if (!calls.has(name)) problems.push(`export ${name}: not in the glue`);
+
+  const imports = new Map();
+  for (const [, name, args] of glue.matchAll(/^\s+(__wbg_\w+|__wbindgen_\w+): function\(([^)]*)\)/gm))
+    imports.set(name.replace(/^__wbg_|_[0-9a-f]{16}$/g, ''), count(args));
+  for (const [name, args] of imports)
+    if (IMPORTS[name]?.length !== args) problems.push(`import ${name}: the glue takes ${args} arguments, core.js ${IMPORTS[name]?.length ?? 'none'}`);
+  for (const name of Object.keys(IMPORTS)) if (!imports.has(name)) problems.push(`import ${name}: not in the glue`);
+
+  const tableInit = (text) => [...text.matchAll(/table\.set\((\d+), (\w+)\)/g)].map((m) => `${m[1]}=${m[2]}`).join(' ');
+  const ours = tableInit(await readFile(coreSourcePath, 'utf8'));
+  if (tableInit(glue) !== ours) problems.push(`externref table start: the glue sets ${tableInit(glue)}, core.js ${ours}`);
+
+  if (problems.length) {
+    throw new Error(`npm/src/core.js does not match the wasm-bindgen glue of this build:\n  ${problems.join('\n  ')}`);
+  }
 }
-
-export { initSync, __wbg_init as default };
-`;
-
-export function slimGlue(text) {
-  const cut = (from, to, replacement) => {
-    const a = text.indexOf(from);
-    const b = to === null ? text.length : text.indexOf(to, a);
-    if (a < 0 || b < 0) throw new Error(`wasm-bindgen glue changed: "${from.slice(0, 40)}" not found (npm/scripts/glue.mjs)`);
-    text = text.slice(0, a) + replacement + text.slice(to === null ? b : b + to.length);
-  };
-  cut("if (!('encodeInto' in cachedTextEncoder)) {", '\n}\n', '');
-  cut('async function __wbg_load(module, imports) {', null, GLUE_LOADER);
-  return text;
-}
-

@@ -12,7 +12,6 @@
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { transform } from 'esbuild';
-import { slimGlue } from './glue.mjs';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
@@ -168,8 +167,8 @@ async function main() {
       ['file', '', 'raw', 'gzip', 'brotli'],
       [
         row('dist/wasm/eventline_tracker_bg.wasm (core)', wasm),
-        row('dist/index.js (bundler entry: glue + wrapper)', index),
-        row('dist/eventline.js (embed: glue + wrapper + queue replay)', embed),
+        row('dist/index.js (bundler entry: bindings + wrapper)', index),
+        row('dist/eventline.js (embed: bindings + wrapper + queue replay)', embed),
         row('dist/snippet.js (inline loader)', snippet),
         row('total, bundler use (wasm + index.js)', add(wasm, index)),
         row('total, embedded (wasm + eventline.js + snippet)', pageTotal),
@@ -184,9 +183,9 @@ async function main() {
       `${over ? `OVER BUDGET by ${n(pageTotal.gzip - GZIP_BUDGET_BYTES)}` : 'ok'}; .wasm built with ${toolchain}`,
   );
 
-  // Where the bytes go: the JS file split into the wasm-bindgen glue and our wrapper, then the
+  // Where the bytes go: the JS file split into the bindings and our wrapper, then the
   // .wasm's largest functions.
-  const glueMin = (await transform(slimGlue(await readFile(join(dist, 'wasm', 'eventline_tracker.js'), 'utf8')), { minify: true, format: 'esm' })).code;
+  const glueMin = (await transform(await readFile(join(npmDir, 'src', 'core.js'), 'utf8'), { minify: true, format: 'esm' })).code;
   const glue = measure(Buffer.from(glueMin));
   console.log('\nWhere the bytes go (gzip of a part alone; parts compress better together, so they add up to a little more):');
   console.log(
@@ -194,8 +193,8 @@ async function main() {
       ['part', '', 'raw', 'gzip', 'brotli'],
       [
         row('.wasm (core: rules, queue, batching, backoff, sessions, tabs)', wasm),
-        row('eventline.js: wasm-bindgen glue (dist/wasm/eventline_tracker.js as bundled, minified)', glue),
-        row('eventline.js: the rest (wrapper, src/tracker.js + embed.js), by difference', {
+        row('eventline.js: bindings to the .wasm (src/core.js, minified)', glue),
+        row('eventline.js: the rest (wrapper: src/tracker.js, rules.js, embed.js), by difference', {
           raw: embed.raw - glue.raw,
           gzip: embed.gzip - glue.gzip,
           brotli: embed.brotli - glue.brotli,

@@ -3,9 +3,9 @@
 // per-event rejections, 413 halving); every other decision about events (validation with the
 // collector's rules, wire JSON, ids, queue and batching, backoff, sessions, multi-tab hand-over)
 // is made by the WebAssembly `Core` (tracker-wasm/src/bindings/core.rs), reached through strings
-// and numbers.
+// and numbers (src/core.js).
 // Nothing assumes window or document: every host object is feature-detected on globalThis.
-import { Core, check } from './wasm/eventline_tracker.js';
+import { Core, check } from './core.js';
 import { CODES, INVALID_CONTEXT, INVALID_NAME, MAX_CONTEXT_KEYS, MAX_CONTEXT_STRING_CHARS } from './rules.js';
 
 const g = globalThis;
