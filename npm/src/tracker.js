@@ -195,19 +195,9 @@ function autoContext(flags, page, put) {
   }
   const search = flags.utm && read(location, 'search');
   if (typeof search === 'string') {
-    for (const pair of search.replace(/^\?+/, '').split('&')) {
-      const i = pair.indexOf('=');
-      const name = i < 0 ? pair : pair.slice(0, i);
-      if (!UTM.includes(name)) continue;
-      const raw = (i < 0 ? '' : pair.slice(i + 1)).replace(/\+/g, ' ');
-      let value;
-      try {
-        value = decodeURIComponent(raw);
-      } catch {
-        value = raw;
-      }
-      put(name, value);
-    }
+    try {
+      for (const [name, value] of new URLSearchParams(search)) if (UTM.includes(name)) put(name, value);
+    } catch {}
   }
 }
 

@@ -278,3 +278,25 @@ test('a freed tracker stops its timers', async () => {
     timers.restore();
   }
 });
+
+test('UTM parameters of the page address become context, decoded, and nothing else of the query', async () => {
+  const saved = Object.getOwnPropertyDescriptor(globalThis, 'location');
+  globalThis.location = { href: 'https://shop.test/p?x=1', pathname: '/p', search: '?utm_source=news&x=1&utm_medium=e%20mail&utm_campaign=a+b&utm_term=%E0%A4' };
+  try {
+    const { requests, transport } = scripted();
+    const { t } = await tracker('utm', transport, { autoContext: { utm: true, url: false, referrer: false, title: false, screen: false, language: false, timeZone: false } });
+    t.track('x');
+    await t.flush();
+    assert.deepEqual(JSON.parse(requests[0].body).events[0].context, {
+      utm_source: 'news',
+      utm_medium: 'e mail',
+      utm_campaign: 'a b',
+      // A malformed escape decodes as U+FFFD, as URLSearchParams decodes it.
+      utm_term: '\ufffd',
+    });
+    t.free();
+  } finally {
+    if (saved) Object.defineProperty(globalThis, 'location', saved);
+    else delete globalThis.location;
+  }
+});
