@@ -11,12 +11,8 @@ const EXPORTS = {
   __wbg_core_free: 2,
   __wbindgen_start: 0,
   core_new: 15,
-  core_add: 7,
-  core_batch: 4,
+  core_call: 9,
   core_op: 3,
-  core_settle: 8,
-  core_text: 5,
-  core_track: 5,
   check: 4,
 };
 

@@ -102,28 +102,33 @@ export class Core {
     if (finalization) finalization.register(this, this._ptr, this);
   }
 
+  // `call` (tracker-wasm/src/bindings/core.rs) does the string-answering methods in one export.
+  _call(what, a, b, x, y, z) {
+    return take(wasm.core_call(this._ptr, what, ...pass(a), ...pass(b), x, y, z));
+  }
+
   add(key, text, n, kind) {
-    return take(wasm.core_add(this._ptr, ...pass(key), ...pass(text), n, kind));
+    return this._call(0, key, text, n, kind, 0);
+  }
+
+  track(name, occurredAtMs, now) {
+    return this._call(1, name, '', occurredAtMs, now, 0);
   }
 
   batch(skip, keepalive, now) {
-    return take(wasm.core_batch(this._ptr, skip, keepalive, now));
+    return this._call(2, '', '', skip, keepalive ? 1 : 0, now);
+  }
+
+  settle(ids, retry, n, retryAfter, now) {
+    this._call(3, ids, retryAfter, retry ? 1 : 0, n, now);
   }
 
   op(what, now) {
     return wasm.core_op(this._ptr, what, now);
   }
 
-  settle(ids, retry, n, retryAfter, now) {
-    wasm.core_settle(this._ptr, ...pass(ids), retry, n, ...pass(retryAfter), now);
-  }
-
   text(what, arg, now) {
-    return take(wasm.core_text(this._ptr, what, ...pass(arg), now));
-  }
-
-  track(name, occurredAtMs, now) {
-    return take(wasm.core_track(this._ptr, ...pass(name), occurredAtMs, now));
+    return this._call(4, arg, '', what, now, 0);
   }
 
   free() {

@@ -141,6 +141,71 @@ impl Core {
         core
     }
 
+    /// The string-answering calls through one export (each export costs its own marshalling code
+    /// in the .wasm and the JS): `what` 0 [`Core::add`]`(a, b, x, y)`, 1 [`Core::track`]`(a, x, y)`,
+    /// 2 [`Core::batch`]`(x, y != 0, z)`, 3 [`Core::settle`]`(a, x != 0, y, b, z)` (answers `""`),
+    /// anything else [`Core::text`]`(x, a, y)`.
+    pub fn call(&mut self, what: u8, a: String, b: String, x: f64, y: f64, z: f64) -> String {
+        match what {
+            0 => self.add(a, b, x, y as u8),
+            1 => self.track(&a, x, y),
+            2 => self.batch(x as usize, y != 0.0, z),
+            3 => {
+                self.settle(&a, x != 0.0, y, &b, z);
+                String::new()
+            }
+            _ => self.text(x as u8, &a, y),
+        }
+    }
+
+    /// One of the small state changes, by number (one export keeps the glue small):
+    /// 0 `sync` (ownership, cross-tab opt-out, orphaned queues), 1 `sync` plus heartbeat,
+    /// 2 claim (still own the queue), 3 release the queue for adoption, 4 forget the backoff,
+    /// 5 opt out (clearing the queue), 6 opt in, 7 reset (forget the customer, new anonymous id
+    /// and session), anything else nothing. Answers 8: whether the user opted out (1 or 0);
+    /// 10: the class of HTTP status `now` for the tracker ([`backoff::classify`]: 0 answered,
+    /// 1 retry, 2 split, 3 permanent), so the retry rule has one home;
+    /// every other: when a (non-forced) send is due afterwards, ms, or -1 with an empty queue.
+    pub fn op(&mut self, what: u8, now: f64) -> f64 {
+        if what == 10 {
+            return f64::from(backoff::classify(now as u16) as u8);
+        }
+        let host = &self.host;
+        let rnd = &mut Rnd(host);
+        let e = &mut self.engine;
+        let dropped = match what {
+            0 => e.sync(host, now, rnd),
+            1 => e.heartbeat(host, now, rnd),
+            2 => {
+                e.claim(host, now, rnd);
+                Vec::new()
+            }
+            3 => {
+                e.outbox.release(host, now);
+                Vec::new()
+            }
+            4 => {
+                e.retry_now();
+                Vec::new()
+            }
+            5 | 6 => {
+                e.set_opted_out(host, what == 5);
+                Vec::new()
+            }
+            7 => {
+                e.reset(host, rnd);
+                Vec::new()
+            }
+            8 => return f64::from(u8::from(e.opted_out(host))),
+            _ => Vec::new(),
+        };
+        self.report(dropped);
+        self.engine.due_at().unwrap_or(-1.0)
+    }
+}
+
+/// What `call` reaches (and the Rust tests call directly).
+impl Core {
     /// Adds one context entry for the next `track`: `kind` 0 undefined (skipped), 1 string
     /// (`text`), 2 number (`n`, with `text` = `String(n)`), 3 true, 4 false, else invalid.
     /// Returns `""` or the error (and forgets the entries added so far).
@@ -201,51 +266,6 @@ impl Core {
             n
         };
         self.engine.settle(host, ids, retry, n, now, &mut Rnd(host));
-    }
-
-    /// One of the small state changes, by number (one export keeps the glue small):
-    /// 0 `sync` (ownership, cross-tab opt-out, orphaned queues), 1 `sync` plus heartbeat,
-    /// 2 claim (still own the queue), 3 release the queue for adoption, 4 forget the backoff,
-    /// 5 opt out (clearing the queue), 6 opt in, 7 reset (forget the customer, new anonymous id
-    /// and session), anything else nothing. Answers 8: whether the user opted out (1 or 0);
-    /// 10: the class of HTTP status `now` for the tracker ([`backoff::classify`]: 0 answered,
-    /// 1 retry, 2 split, 3 permanent), so the retry rule has one home;
-    /// every other: when a (non-forced) send is due afterwards, ms, or -1 with an empty queue.
-    pub fn op(&mut self, what: u8, now: f64) -> f64 {
-        if what == 10 {
-            return f64::from(backoff::classify(now as u16) as u8);
-        }
-        let host = &self.host;
-        let rnd = &mut Rnd(host);
-        let e = &mut self.engine;
-        let dropped = match what {
-            0 => e.sync(host, now, rnd),
-            1 => e.heartbeat(host, now, rnd),
-            2 => {
-                e.claim(host, now, rnd);
-                Vec::new()
-            }
-            3 => {
-                e.outbox.release(host, now);
-                Vec::new()
-            }
-            4 => {
-                e.retry_now();
-                Vec::new()
-            }
-            5 | 6 => {
-                e.set_opted_out(host, what == 5);
-                Vec::new()
-            }
-            7 => {
-                e.reset(host, rnd);
-                Vec::new()
-            }
-            8 => return f64::from(u8::from(e.opted_out(host))),
-            _ => Vec::new(),
-        };
-        self.report(dropped);
-        self.engine.due_at().unwrap_or(-1.0)
     }
 
     /// Identity text by number: 0 anonymous id, 1 session id, 2 customer id (`""` when none),
