@@ -6,7 +6,7 @@
 # binaryen under tools/; Debian's is too old).
 # Prints the tool it uses for each step and how long the step took.
 # When the nightly cannot be installed, it says so loudly and scripts/build-tracker.sh then
-# builds the larger stable fallback (which `make test`'s size budget rejects).
+# builds the larger stable fallback (which `make test`'s size check rejects).
 # Env: WITH_BROWSER=1 also installs Debian chromium + chromium-driver (browser test suite).
 set -euo pipefail
 

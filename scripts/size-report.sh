@@ -4,9 +4,10 @@
 # over), where the bytes go (twiggy's largest functions of the .wasm, and the JS wrapper's share
 # beside the wasm-bindgen glue), then the same measure for other trackers installed into
 # .cache/size-peers/ (reused when present; delete the folder to measure their newest versions).
-#   scripts/size-report.sh [--no-peers] [--no-build]
+#   scripts/size-report.sh [--no-peers] [--no-build] [--ceiling]
 #     --no-peers: no peers, and twiggy is not installed (only used when already in tools/)
 #     --no-build: measure npm/dist as it is (`make test` builds just before)
+#     --ceiling:  fail above the ceiling (below the smallest peer) instead of the budget (`make test`)
 # Otherwise it builds first (scripts/build-tracker.sh, incremental), so it measures exactly what
 # `make tracker` and `make run` build, with the pinned toolchain of scripts/wasm-tools.env.
 set -euo pipefail

@@ -31,7 +31,7 @@ case "${1:-ready}" in
 ##  WARNING: $TRACKER_NIGHTLY (with rust-src and wasm32-unknown-unknown) could not be
 ##  installed through rustup, so the tracker is built on the STABLE FALLBACK: it behaves
 ##  the same but its .wasm is several KB (gzip) larger than the size-first build the README
-##  measures, and it is over the size budget that \`make test\` holds. Install it with
+##  measures, and \`make test\` fails on its size. Install it with
 ##    rustup toolchain install $TRACKER_NIGHTLY --profile minimal --component rust-src --target wasm32-unknown-unknown
 ##  and build again.
 ##########################################################################################
