@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Builds the browser tracker into npm/dist/wasm/: eventline_tracker.js (ESM glue: default init(),
-# initSync({module}), class Tracker), eventline_tracker_bg.wasm (after wasm-opt -Oz) and
-# eventline_tracker.d.ts. Prints raw / gzip / brotli sizes. Run scripts/install-wasm-tools.sh first.
+# Builds the browser tracker into npm/dist/wasm/: eventline_tracker_bg.wasm (after wasm-opt -Oz,
+# with minified import/export names), names.json (that renaming, for npm/scripts/build.mjs) and
+# wasm-bindgen's generated glue eventline_tracker.js (+ .d.ts, snippets/), which the package does
+# not ship: npm/scripts/build.mjs only checks its hand-written bindings (npm/src/core.js) against
+# it. Prints raw / gzip / brotli sizes. Run scripts/install-wasm-tools.sh first.
 # Builds with the dated nightly of scripts/wasm-tools.env (installed here through rustup when
 # missing); only when that cannot be installed, the stable fallback, with a loud warning.
 # Honours CARGO_TARGET_DIR (default target/); records the toolchain used in
-# $CARGO_TARGET_DIR/tracker-toolchain.txt for the size report.
+# $CARGO_TARGET_DIR/tracker-toolchain.txt for the size report, and leaves a names-kept copy of
+# the .wasm there (tracker-named.wasm) for its per-function breakdown.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -73,10 +76,17 @@ echo "$TOOLCHAIN" >"$TARGET/tracker-toolchain.txt"
   "$BUILT"
 # --flatten --rereloop between two -Oz rounds re-derives the control flow of the inlined exports:
 # 157 B gzip less on nightly, 90 B on stable (measured 2026-11-25).
-OPT_FLAGS=(-Oz --flatten --rereloop -Oz --converge --low-memory-unused --zero-filled-memory --strip-producers --strip-target-features)
+OPT_FLAGS=(-Oz --flatten --rereloop -Oz --converge --low-memory-unused --zero-filled-memory --strip-producers)
 # The same optimisation keeping the function names, for `make size`'s per-function breakdown.
-"${WASM_OPT[@]}" "${OPT_FLAGS[@]}" --debuginfo -o "$TARGET/tracker-named.wasm" "$OUT/eventline_tracker_bg.wasm"
+"${WASM_OPT[@]}" "${OPT_FLAGS[@]}" --strip-target-features --debuginfo -o "$TARGET/tracker-named.wasm" "$OUT/eventline_tracker_bg.wasm"
 "${WASM_OPT[@]}" "${OPT_FLAGS[@]}" --strip-debug -o "$OUT/eventline_tracker_bg.wasm" "$OUT/eventline_tracker_bg.wasm"
+# Then one- or two-letter import, export and module names (wasm-bindgen's import names carry
+# 16-hex-digit hashes): about 330 B gzip. A run of its own, since --converge would repeat it. The
+# mapping (JSON, printed by wasm-opt) goes beside the .wasm for npm/scripts/build.mjs, which writes
+# the short names into the package's bindings (npm/src/core.js); the generated glue beside it keeps
+# the long names, is read only by that build's check, and is not shipped.
+"${WASM_OPT[@]}" --minify-imports-and-exports-and-modules --strip-target-features \
+  -o "$OUT/eventline_tracker_bg.wasm" "$OUT/eventline_tracker_bg.wasm" >"$OUT/names.json"
 
 size_line() {
   local f="$1" raw gz br=""
@@ -89,6 +99,5 @@ size_line() {
   fi
   printf '%-28s raw %7d  gzip %6d  brotli %6s\n' "$(basename "$f")" "$raw" "$gz" "$br"
 }
-echo "== npm/dist/wasm (before any JS minification)"
+echo "== npm/dist/wasm"
 size_line "$OUT/eventline_tracker_bg.wasm"
-size_line "$OUT/eventline_tracker.js"

@@ -35,6 +35,20 @@ for (const entry of await readdir(dist)) {
 // The package's bindings (src/core.js) must match the glue wasm-bindgen generated for this build.
 await checkGlue(glue, join(src, 'core.js'));
 
+// The .wasm's short import, export and module names (scripts/build-tracker.sh), as `WASM.<name>`
+// for src/core.js: an import by its glue name without `__wbg_` and the hash, an export by its name.
+const names = JSON.parse(await readFile(join(wasmDir, 'names.json'), 'utf8'));
+const define = {};
+const short = (name, to) => (define[`WASM.${name}`] = JSON.stringify(to));
+for (const [, name, to] of names.imports) short(name.replace(/^__wbg_|_[0-9a-f]{16}$/g, ''), to);
+for (const [name, to] of names.exports) short(name, to);
+// The module name is shortened too; the mapping does not list it, the module itself does.
+const modules = new Set(
+  WebAssembly.Module.imports(new WebAssembly.Module(await readFile(join(wasmDir, 'eventline_tracker_bg.wasm')))).map((i) => i.module),
+);
+if (modules.size !== 1) throw new Error(`the .wasm imports from ${[...modules].join(', ')}; src/core.js expects one module`);
+short('module', [...modules][0]);
+
 // The wrapper's and the bindings' private members (`_core`, `_pump`, `_ptr`, …) get short names in
 // the minified files; wasm-bindgen's import names
 // (`__wbg_get_…`), which the .wasm looks up, do not match.
@@ -42,6 +56,7 @@ const mangle = { mangleProps: /^_[a-z]/ };
 
 const common = {
   bundle: true,
+  define,
   legalComments: 'none',
   target: 'es2020',
   logLevel: 'warning',
@@ -80,7 +95,7 @@ await Promise.all([
     format: 'cjs',
     platform: 'node',
     // The one import.meta.url (the .wasm's location) becomes this file's own URL.
-    define: { 'import.meta.url': '__eventlineFileUrl' },
+    define: { ...define, 'import.meta.url': '__eventlineFileUrl' },
     banner: { js: 'var __eventlineFileUrl = require("node:url").pathToFileURL(__filename).href;' },
   }),
 ]);
@@ -107,6 +122,14 @@ await writeFile(join(dist, 'snippet.html'), `<script>${snippet}</script>\n`);
 await copyFile(join(src, 'index.d.ts'), join(dist, 'index.d.ts'));
 await copyFile(join(src, 'index.d.ts'), join(dist, 'index.d.cts'));
 await copyFile(join(src, 'embed.d.ts'), join(dist, 'embed.d.ts'));
+
+// Every `WASM.<name>` in src/core.js must have been replaced by a short name.
+for (const file of ['index.js', 'eventline.js', 'node.mjs', 'node.cjs']) {
+  if ((await readFile(join(dist, file), 'utf8')).includes('WASM.')) {
+    console.error(`dist/${file} still names WASM.<name>: a name src/core.js uses is not in dist/wasm/names.json`);
+    process.exit(1);
+  }
+}
 
 for (const file of (await readdir(dist)).sort()) {
   const info = await stat(join(dist, file));

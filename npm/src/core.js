@@ -7,6 +7,11 @@
 // convention). npm/scripts/build.mjs compares the generated glue with what this file assumes
 // (export names and argument counts, import names, the externref table's start values) and fails
 // the build when they differ. The Rust test suites keep using the generated glue.
+//
+// `WASM.<name>` is the import or export's name in the shipped .wasm: scripts/build-tracker.sh
+// shortens them all (wasm-opt --minify-imports-and-exports-and-modules: about 330 bytes gzip,
+// mostly wasm-bindgen's hashed import names) and records the mapping, and npm/scripts/build.mjs
+// puts the short names in at bundle time (esbuild `define`), so none of the long ones ship.
 
 let wasm;
 let bytes = null;
@@ -15,18 +20,18 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
 
 // Views of the memory, renewed when it grows (the old buffer is then detached).
-const memory = () => (bytes && bytes.byteLength ? bytes : (bytes = new Uint8Array(wasm.memory.buffer)));
-const data = () => (view && view.buffer === wasm.memory.buffer ? view : (view = new DataView(wasm.memory.buffer)));
+const memory = () => (bytes && bytes.byteLength ? bytes : (bytes = new Uint8Array(wasm[WASM.memory].buffer)));
+const data = () => (view && view.buffer === wasm[WASM.memory].buffer ? view : (view = new DataView(wasm[WASM.memory].buffer)));
 
 // A string into the core's memory: [pointer, length] (at most 3 bytes per UTF-16 unit, then
 // shrunk to the bytes written).
 function pass(text) {
   const max = text.length * 3;
   // malloc(0) gives a dangling non-null pointer; realloc takes no zero sizes.
-  if (!max) return [wasm.__wbindgen_malloc(0, 1) >>> 0, 0];
-  const ptr = wasm.__wbindgen_malloc(max, 1) >>> 0;
+  if (!max) return [wasm[WASM.__wbindgen_malloc](0, 1) >>> 0, 0];
+  const ptr = wasm[WASM.__wbindgen_malloc](max, 1) >>> 0;
   const len = encoder.encodeInto(text, memory().subarray(ptr, ptr + max)).written;
-  return [wasm.__wbindgen_realloc(ptr, max, len, 1) >>> 0, len];
+  return [wasm[WASM.__wbindgen_realloc](ptr, max, len, 1) >>> 0, len];
 }
 
 const read = (ptr, len) => decoder.decode(memory().subarray(ptr >>> 0, (ptr >>> 0) + len));
@@ -34,7 +39,7 @@ const read = (ptr, len) => decoder.decode(memory().subarray(ptr >>> 0, (ptr >>> 
 // A string the core returned as [pointer, length]: read, then freed.
 function take([ptr, len]) {
   const text = read(ptr, len);
-  wasm.__wbindgen_free(ptr, len, 1);
+  wasm[WASM.__wbindgen_free](ptr, len, 1);
   return text;
 }
 
@@ -45,7 +50,7 @@ function give(at, text) {
   data().setInt32(at >>> 0, ptr, true);
 }
 
-// The imports by name without wasm-bindgen's `__wbg_` prefix and hash suffix.
+// The imports, by their name in the glue without wasm-bindgen's `__wbg_` prefix and hash suffix.
 export const IMPORTS = {
   __wbindgen_throw: (ptr, len) => {
     throw new Error(read(ptr, len));
@@ -58,7 +63,7 @@ export const IMPORTS = {
   remove: (host, ptr, len) => host.remove(read(ptr, len)),
   set: (host, p1, l1, p2, l2) => host.set(read(p1, l1), read(p2, l2)),
   __wbindgen_init_externref_table: () => {
-    const table = wasm.__wbindgen_externrefs;
+    const table = wasm[WASM.__wbindgen_externrefs];
     table.set(0, undefined);
     table.set(1024, undefined);
     table.set(1025, null);
@@ -73,8 +78,19 @@ export const IMPORTS = {
  */
 export async function instantiate(source) {
   if (wasm) return;
+  const I = IMPORTS;
   const imports = {
-    './eventline_tracker_bg.js': new Proxy({}, { get: (_, name) => IMPORTS[name.replace(/^__wbg_|_[0-9a-f]{16}$/g, '')] }),
+    [WASM.module]: {
+      [WASM.__wbindgen_throw]: I.__wbindgen_throw,
+      [WASM.fill]: I.fill,
+      [WASM.get]: I.get,
+      [WASM.iso]: I.iso,
+      [WASM.keys]: I.keys,
+      [WASM.reject]: I.reject,
+      [WASM.remove]: I.remove,
+      [WASM.set]: I.set,
+      [WASM.__wbindgen_init_externref_table]: I.__wbindgen_init_externref_table,
+    },
   };
   source = await source;
   let result;
@@ -88,23 +104,23 @@ export async function instantiate(source) {
     }
   } else result = await WebAssembly.instantiate(source, imports);
   wasm = (result.instance || result).exports;
-  wasm.__wbindgen_start();
+  wasm[WASM.__wbindgen_start]();
 }
 
 const finalization =
-  typeof FinalizationRegistry === 'function' ? new FinalizationRegistry((ptr) => wasm.__wbg_core_free(ptr, 1)) : undefined;
+  typeof FinalizationRegistry === 'function' ? new FinalizationRegistry((ptr) => wasm[WASM.__wbg_core_free](ptr, 1)) : undefined;
 
 /** The engine of one tracker (tracker-wasm/src/bindings/core.rs documents each method). */
 export class Core {
   constructor(host, endpoint, partnerId, source, batchEvents, maxBatchBytes, lingerMs, maxQueueEvents, sessionTimeoutMs, prefix, now) {
     this._ptr =
-      wasm.core_new(host, ...pass(endpoint), ...pass(partnerId), ...pass(source), batchEvents, maxBatchBytes, lingerMs, maxQueueEvents, sessionTimeoutMs, ...pass(prefix), now) >>> 0;
+      wasm[WASM.core_new](host, ...pass(endpoint), ...pass(partnerId), ...pass(source), batchEvents, maxBatchBytes, lingerMs, maxQueueEvents, sessionTimeoutMs, ...pass(prefix), now) >>> 0;
     if (finalization) finalization.register(this, this._ptr, this);
   }
 
   // `call` (tracker-wasm/src/bindings/core.rs) does the string-answering methods in one export.
   _call(what, a, b, x, y, z) {
-    return take(wasm.core_call(this._ptr, what, ...pass(a), ...pass(b), x, y, z));
+    return take(wasm[WASM.core_call](this._ptr, what, ...pass(a), ...pass(b), x, y, z));
   }
 
   add(key, text, n, kind) {
@@ -124,7 +140,7 @@ export class Core {
   }
 
   op(what, now) {
-    return wasm.core_op(this._ptr, what, now);
+    return wasm[WASM.core_op](this._ptr, what, now);
   }
 
   text(what, arg, now) {
@@ -135,11 +151,11 @@ export class Core {
     const ptr = this._ptr;
     this._ptr = 0;
     if (finalization) finalization.unregister(this);
-    wasm.__wbg_core_free(ptr, 0);
+    wasm[WASM.__wbg_core_free](ptr, 0);
   }
 }
 
 /** `""` when the partner id and source pass the collector's rules, else `!<code number>\x1ffield`. */
 export function check(partnerId, source) {
-  return take(wasm.check(...pass(partnerId), ...pass(source)));
+  return take(wasm[WASM.check](...pass(partnerId), ...pass(source)));
 }
