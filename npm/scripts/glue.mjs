@@ -8,7 +8,7 @@ import { IMPORTS } from '../src/core.js';
 
 /** Each export core.js calls, with the number of wasm arguments it passes (a string is two). */
 const EXPORTS = {
-  __wbg_core_free: 2,
+  core_free: 1,
   __wbindgen_start: 0,
   core_new: 15,
   core_call: 9,

@@ -52,9 +52,6 @@ function give(at, text) {
 
 // The imports, by their name in the glue without wasm-bindgen's `__wbg_` prefix and hash suffix.
 export const IMPORTS = {
-  __wbindgen_throw: (ptr, len) => {
-    throw new Error(read(ptr, len));
-  },
   fill: (host, ptr, len) => host.fill(memory().subarray(ptr >>> 0, (ptr >>> 0) + len)),
   get: (at, host, ptr, len) => give(at, host.get(read(ptr, len))),
   iso: (at, ms) => give(at, new Date(ms).toISOString()),
@@ -81,7 +78,6 @@ export async function instantiate(source) {
   const I = IMPORTS;
   const imports = {
     [WASM.module]: {
-      [WASM.__wbindgen_throw]: I.__wbindgen_throw,
       [WASM.fill]: I.fill,
       [WASM.get]: I.get,
       [WASM.iso]: I.iso,
@@ -108,19 +104,19 @@ export async function instantiate(source) {
 }
 
 const finalization =
-  typeof FinalizationRegistry === 'function' ? new FinalizationRegistry((ptr) => wasm[WASM.__wbg_core_free](ptr, 1)) : undefined;
+  typeof FinalizationRegistry === 'function' ? new FinalizationRegistry((id) => wasm[WASM.core_free](id)) : undefined;
 
 /** The engine of one tracker (tracker-wasm/src/bindings/core.rs documents each method). */
 export class Core {
   constructor(host, endpoint, partnerId, source, batchEvents, maxBatchBytes, lingerMs, maxQueueEvents, sessionTimeoutMs, prefix, now) {
-    this._ptr =
+    this._id =
       wasm[WASM.core_new](host, ...pass(endpoint), ...pass(partnerId), ...pass(source), batchEvents, maxBatchBytes, lingerMs, maxQueueEvents, sessionTimeoutMs, ...pass(prefix), now) >>> 0;
-    if (finalization) finalization.register(this, this._ptr, this);
+    if (finalization) finalization.register(this, this._id, this);
   }
 
   // `call` (tracker-wasm/src/bindings/core.rs) does the string-answering methods in one export.
   _call(what, a, b, x, y, z) {
-    return take(wasm[WASM.core_call](this._ptr, what, ...pass(a), ...pass(b), x, y, z));
+    return take(wasm[WASM.core_call](this._id, what, ...pass(a), ...pass(b), x, y, z));
   }
 
   add(key, text, n, kind) {
@@ -140,7 +136,7 @@ export class Core {
   }
 
   op(what, now) {
-    return wasm[WASM.core_op](this._ptr, what, now);
+    return wasm[WASM.core_op](this._id, what, now);
   }
 
   text(what, arg, now) {
@@ -148,10 +144,10 @@ export class Core {
   }
 
   free() {
-    const ptr = this._ptr;
-    this._ptr = 0;
+    const id = this._id;
+    this._id = 0;
     if (finalization) finalization.unregister(this);
-    wasm[WASM.__wbg_core_free](ptr, 0);
+    wasm[WASM.core_free](id);
   }
 }
 

@@ -1,4 +1,5 @@
-//! The exported `Core`: the engine behind one JS `Tracker`, driven by the npm wrapper.
+//! `Core`, the engine behind one JS `Tracker`, and its exports (`core_new`, `core_call`,
+//! `core_op`, `core_free`, `check`), driven by the npm wrapper through npm/src/core.js.
 //!
 //! Errors are returned, not thrown: a failing call answers `"!<n>\x1f<field>"` (`n`: the
 //! `ErrorCode`'s number) and the wrapper turns that into an `Error` with `.code` and `.field`
@@ -7,6 +8,7 @@
 //! happen (the wrapper reports them as `queue_overflow`).
 
 use crate::wire::cat;
+use std::cell::RefCell;
 use wasm_bindgen::prelude::wasm_bindgen;
 
 use crate::backoff;
@@ -85,8 +87,9 @@ pub fn check(partner_id: &str, source: &str) -> String {
     }
 }
 
-/// The engine of one tracker instance.
-#[wasm_bindgen]
+/// The engine of one tracker instance. Not a wasm-bindgen class: JavaScript holds a number for
+/// it (`core_new`, `core_call`, `core_op`, `core_free` below), which spares the .wasm
+/// wasm-bindgen's per-object reference counting, borrow flags and their error texts.
 pub struct Core {
     host: Host,
     engine: Engine,
@@ -102,10 +105,8 @@ impl Core {
     }
 }
 
-#[wasm_bindgen]
 impl Core {
     /// Opens the queue (adopting earlier pages' queues); options already checked by the wrapper.
-    #[wasm_bindgen(constructor)]
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         host: Host,
@@ -282,4 +283,90 @@ impl Core {
             },
         }
     }
+}
+
+thread_local! {
+    /// The live cores; JavaScript's number for one is its index + 1 (0: none).
+    static CORES: RefCell<Vec<Option<Core>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on core `id`, if it is live. Core code calls back into JavaScript only for storage,
+/// randomness and rejection reports, none of which re-enters here, so the borrow never nests.
+fn with_core<R>(id: u32, f: impl FnOnce(&mut Core) -> R) -> Option<R> {
+    CORES.with(|cores| {
+        let mut cores = cores.borrow_mut();
+        let core = cores.get_mut((id as usize).checked_sub(1)?)?.as_mut()?;
+        Some(f(core))
+    })
+}
+
+/// [`Core::new`]; answers the core's number.
+#[wasm_bindgen]
+#[allow(clippy::too_many_arguments)]
+pub fn core_new(
+    host: Host,
+    endpoint: String,
+    partner_id: String,
+    source: String,
+    batch_events: f64,
+    max_batch_bytes: f64,
+    linger_ms: f64,
+    max_queue_events: f64,
+    session_timeout_ms: f64,
+    prefix: String,
+    now: f64,
+) -> u32 {
+    let core = Core::new(
+        host,
+        endpoint,
+        partner_id,
+        source,
+        batch_events,
+        max_batch_bytes,
+        linger_ms,
+        max_queue_events,
+        session_timeout_ms,
+        prefix,
+        now,
+    );
+    CORES.with(|cores| {
+        let mut cores = cores.borrow_mut();
+        let free = cores.iter().position(Option::is_none);
+        let index = match free {
+            Some(i) => i,
+            None => {
+                cores.push(None);
+                cores.len() - 1
+            }
+        };
+        if let Some(slot) = cores.get_mut(index) {
+            *slot = Some(core);
+        }
+        index as u32 + 1
+    })
+}
+
+/// [`Core::call`] on core `id` (`""` for a freed one).
+#[wasm_bindgen]
+pub fn core_call(id: u32, what: u8, a: String, b: String, x: f64, y: f64, z: f64) -> String {
+    with_core(id, |c| c.call(what, a, b, x, y, z)).unwrap_or_default()
+}
+
+/// [`Core::op`] on core `id` (-1 for a freed one).
+#[wasm_bindgen]
+pub fn core_op(id: u32, what: u8, now: f64) -> f64 {
+    with_core(id, |c| c.op(what, now)).unwrap_or(-1.0)
+}
+
+/// Drops core `id` (its queue stays in storage).
+#[wasm_bindgen]
+pub fn core_free(id: u32) {
+    let core = CORES.with(|cores| {
+        let mut cores = cores.borrow_mut();
+        cores
+            .get_mut((id as usize).checked_sub(1)?)
+            .and_then(Option::take)
+    });
+    // Dropped outside the borrow: dropping the host reference runs no core code, but stay safe.
+    drop(core);
 }

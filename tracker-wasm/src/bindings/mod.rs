@@ -1,4 +1,4 @@
-//! Everything that touches JavaScript (wasm32 only): the exported `Core` class.
+//! Everything that touches JavaScript (wasm32 only): `Core` and its exports.
 //!
 //! The npm wrapper (npm/src/tracker.js) owns what JavaScript does cheaply — options and their
 //! defaults, timers, page lifecycle listeners, fetch/sendBeacon, storage selection and
