@@ -8,7 +8,7 @@
 //   dist/wasm/         left as the Rust build wrote it
 import { build, transform } from 'esbuild';
 import { minify } from 'terser';
-import { checkGlue } from './glue.mjs';
+import { checkGlue, wasmNames } from './glue.mjs';
 import { copyFile, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,22 +36,11 @@ for (const entry of await readdir(dist)) {
 await checkGlue(glue, join(src, 'core.js'));
 
 // The .wasm's short import, export and module names (scripts/build-tracker.sh), as `WASM.<name>`
-// for src/core.js: an import by its glue name without `__wbg_` and the hash, an export by its name.
-const names = JSON.parse(await readFile(join(wasmDir, 'names.json'), 'utf8'));
-const define = {};
-const short = (name, to) => (define[`WASM.${name}`] = JSON.stringify(to));
-for (const [, name, to] of names.imports) short(name.replace(/^__wbg_|_[0-9a-f]{16}$/g, ''), to);
-for (const [name, to] of names.exports) short(name, to);
-// The module name is shortened too; the mapping does not list it, the module itself does.
-const modules = new Set(
-  WebAssembly.Module.imports(new WebAssembly.Module(await readFile(join(wasmDir, 'eventline_tracker_bg.wasm')))).map((i) => i.module),
-);
-if (modules.size !== 1) throw new Error(`the .wasm imports from ${[...modules].join(', ')}; src/core.js expects one module`);
-short('module', [...modules][0]);
+// for src/core.js.
+const define = await wasmNames(wasmDir);
 
-// The wrapper's and the bindings' private members (`_core`, `_pump`, `_ptr`, …) get short names in
-// the minified files; wasm-bindgen's import names
-// (`__wbg_get_…`), which the .wasm looks up, do not match.
+// The wrapper's and the bindings' private members (`_core`, `_pump`, `_id`, …) get short names in
+// the minified files.
 const mangle = { mangleProps: /^_[a-z]/ };
 
 const common = {

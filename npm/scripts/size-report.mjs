@@ -13,6 +13,7 @@
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { transform } from 'esbuild';
+import { wasmNames } from './glue.mjs';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
@@ -198,7 +199,13 @@ async function main() {
 
   // Where the bytes go: the JS file split into the bindings and our wrapper, then the
   // .wasm's largest functions.
-  const glueMin = (await transform(await readFile(join(npmDir, 'src', 'core.js'), 'utf8'), { minify: true, format: 'esm' })).code;
+  const glueMin = (
+    await transform(await readFile(join(npmDir, 'src', 'core.js'), 'utf8'), {
+      minify: true,
+      format: 'esm',
+      define: await wasmNames(join(dist, 'wasm')),
+    })
+  ).code;
   const glue = measure(Buffer.from(glueMin));
   console.log('\nWhere the bytes go (gzip of a part alone; parts compress better together, so they add up to a little more):');
   console.log(

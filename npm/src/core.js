@@ -52,6 +52,10 @@ function give(at, text) {
 
 // The imports, by their name in the glue without wasm-bindgen's `__wbg_` prefix and hash suffix.
 export const IMPORTS = {
+  // Only the stable fallback build imports it (its panics carry a message).
+  __wbindgen_throw: (ptr, len) => {
+    throw new Error(read(ptr, len));
+  },
   fill: (host, ptr, len) => host.fill(memory().subarray(ptr >>> 0, (ptr >>> 0) + len)),
   get: (at, host, ptr, len) => give(at, host.get(read(ptr, len))),
   iso: (at, ms) => give(at, new Date(ms).toISOString()),
@@ -78,6 +82,7 @@ export async function instantiate(source) {
   const I = IMPORTS;
   const imports = {
     [WASM.module]: {
+      [WASM.__wbindgen_throw]: I.__wbindgen_throw,
       [WASM.fill]: I.fill,
       [WASM.get]: I.get,
       [WASM.iso]: I.iso,
