@@ -1,4 +1,7 @@
 # The two commands a newcomer needs: `make run` and `make test`.
+# The tracker's pinned tools (the dated nightly, wasm-bindgen, binaryen, twiggy); the scripts read
+# the same file, so `make run`, `make tracker`, `make size` and CI build one artifact.
+include scripts/wasm-tools.env
 .PHONY: run test bench bench-audience lint wasm-check migrate clickhouse-start clickhouse-stop tracker size test-e2e
 
 run: ## ClickHouse + collector + a demo partner, on local defaults
@@ -7,13 +10,13 @@ run: ## ClickHouse + collector + a demo partner, on local defaults
 test: ## every test: Rust unit/property/integration, tracker wasm suites, size budget, npm package, browser e2e
 	bash scripts/test.sh
 
-tracker: ## build the WASM tracker and the npm package into npm/dist/
+tracker: ## build the WASM tracker (on $(TRACKER_NIGHTLY)) and the npm package into npm/dist/
 	bash scripts/install-wasm-tools.sh
 	bash scripts/build-tracker.sh
 	cd npm && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build
 
-size: ## tracker size (raw/gzip/brotli) against its budget, beside Snowplow, Segment and PostHog
-	bash scripts/size-report.sh --strict
+size: ## build the tracker, its size (raw/gzip/brotli) against the budget, where the bytes go, beside Snowplow, Segment and PostHog
+	bash scripts/size-report.sh
 
 test-e2e: ## only the end-to-end tests in headless Chromium
 	bash tests/e2e/run.sh

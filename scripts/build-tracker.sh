@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
-# Builds the browser tracker into npm/dist/wasm/: eventline_tracker.js (ESM glue: default init(),
-# initSync({module}), class Tracker), eventline_tracker_bg.wasm (after wasm-opt -Oz) and
-# eventline_tracker.d.ts. Prints raw / gzip / brotli sizes. Run scripts/install-wasm-tools.sh first.
+# Builds the browser tracker into npm/dist/wasm/: eventline_tracker_bg.wasm (after wasm-opt -Oz,
+# with minified import/export names), names.json (that renaming, for npm/scripts/build.mjs) and
+# wasm-bindgen's generated glue eventline_tracker.js (+ .d.ts, snippets/), which the package does
+# not ship: npm/scripts/build.mjs only checks its hand-written bindings (npm/src/core.js) against
+# it. Prints raw / gzip / brotli sizes. Run scripts/install-wasm-tools.sh first.
+# Builds with the dated nightly of scripts/wasm-tools.env (installed here through rustup when
+# missing); only when that cannot be installed, the stable fallback, with a loud warning.
+# Honours CARGO_TARGET_DIR (default target/); records the toolchain used in
+# $CARGO_TARGET_DIR/tracker-toolchain.txt for the size report, and leaves a names-kept copy of
+# the .wasm there (tracker-named.wasm) for its per-function breakdown.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-WASM_BINDGEN_VERSION="0.2.130"
+# shellcheck source=wasm-tools.env
+source "$ROOT/scripts/wasm-tools.env"
 OUT="$ROOT/npm/dist/wasm"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 WASM_BINDGEN="$ROOT/tools/wasm-bindgen-$WASM_BINDGEN_VERSION/bin/wasm-bindgen"
 [[ -x "$WASM_BINDGEN" ]] || WASM_BINDGEN="$(command -v wasm-bindgen || true)"
 if [[ -z "$WASM_BINDGEN" ]] || ! "$WASM_BINDGEN" --version | grep -qF "$WASM_BINDGEN_VERSION"; then
@@ -16,8 +25,8 @@ if [[ -z "$WASM_BINDGEN" ]] || ! "$WASM_BINDGEN" --version | grep -qF "$WASM_BIN
 fi
 # binaryen from npm (v132) first: Debian's binaryen 108 rewrites the externref table that
 # wasm-bindgen 0.2.130 emits into a funcref table, and the module then fails at init.
-if [[ -x "$ROOT/tools/binaryen-132/node_modules/.bin/wasm-opt" ]]; then
-  WASM_OPT=("$ROOT/tools/binaryen-132/node_modules/.bin/wasm-opt")
+if [[ -x "$ROOT/tools/binaryen-$BINARYEN_NPM_VERSION/node_modules/.bin/wasm-opt" ]]; then
+  WASM_OPT=("$ROOT/tools/binaryen-$BINARYEN_NPM_VERSION/node_modules/.bin/wasm-opt")
 elif command -v wasm-opt >/dev/null && [[ $(wasm-opt --version | grep -o '[0-9]\+' | head -1) -ge 116 ]]; then
   WASM_OPT=(wasm-opt)
 else
@@ -28,55 +37,56 @@ fi
 # Size-first settings for this build only (the collector's release profile is untouched):
 # fat LTO and one codegen unit let LLVM drop more; panic=abort removes unwinding tables;
 # opt-level z. Keep strip at "debuginfo": a full strip drops the target_features section and
-# wasm-opt then rejects bulk-memory instructions (shared/WASM.md).
+# wasm-opt then rejects bulk-memory instructions.
 export CARGO_PROFILE_RELEASE_OPT_LEVEL=z
 export CARGO_PROFILE_RELEASE_LTO=fat
 export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
 export CARGO_PROFILE_RELEASE_PANIC=abort
 export CARGO_PROFILE_RELEASE_STRIP=debuginfo
-# With a nightly toolchain and its rust-src, std is rebuilt for size with panic=immediate-abort:
-# no panic message formatting (core::fmt) ships, about 2.3 KB gzip less. Otherwise (or with
-# EVENTLINE_WASM_TOOLCHAIN=stable) the stable build, which is larger but behaves the same.
-# The -Z flags below are unstable: sizes were measured with rustc 1.97.0-nightly (e50aa6fba
-# 2026-05-19). For a reproducible CI build, install one dated nightly with rust-src and name it
-# in EVENTLINE_NIGHTLY (e.g. nightly-YYYY-MM-DD; default: whatever `nightly` is).
-TOOLCHAIN="${EVENTLINE_WASM_TOOLCHAIN:-auto}"
-NIGHTLY="${EVENTLINE_NIGHTLY:-nightly}"
-if [[ "$TOOLCHAIN" == auto ]]; then
-  TOOLCHAIN=stable
-  if sysroot="$(rustup run "$NIGHTLY" rustc --print sysroot 2>/dev/null)" \
-    && [[ -d "$sysroot/lib/rustlib/src/rust/library" ]]; then
-    TOOLCHAIN=nightly
-  fi
-fi
-if [[ "$TOOLCHAIN" == nightly ]]; then
-  echo "== wasm build: nightly, std rebuilt with panic=immediate-abort and optimize_for_size"
+# The size-first build: the pinned nightly rebuilds std for size with panic=immediate-abort, so
+# no panic message formatting (core::fmt) ships. The -Z flags are unstable, which is why the
+# nightly is pinned by date in scripts/wasm-tools.env; re-measure when changing it.
+if bash "$ROOT/scripts/tracker-toolchain.sh" install; then
+  TOOLCHAIN="$TRACKER_NIGHTLY"
+  echo "== wasm build: $TRACKER_NIGHTLY, std rebuilt with panic=immediate-abort and optimize_for_size"
   # location-detail=none / fmt-debug=none: no source paths or Debug formatting in the .wasm.
   # cross-crate-inline-threshold=always: every function's MIR is available to other crates,
   # which changes how std/alloc/wasm-bindgen helpers are inlined and merged into our code:
   # 17,762 -> 14,398 B gzip (measured 2026-11-25; adding -Zinline-mir=yes, at any threshold,
-  # was 540 B larger than this alone). Re-measure when the code or the nightly changes.
+  # was 540 B larger than this alone).
   RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none -Zcross-crate-inline-threshold=always" \
-    cargo "+$NIGHTLY" -Zpanic-immediate-abort build --release -p eventline-tracker \
-    --target wasm32-unknown-unknown --target-dir "$ROOT/target/wasm-nightly" \
+    cargo "+$TRACKER_NIGHTLY" -Zpanic-immediate-abort build --release -p eventline-tracker \
+    --target wasm32-unknown-unknown --target-dir "$TARGET/wasm-nightly" \
     -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
-  BUILT="$ROOT/target/wasm-nightly/wasm32-unknown-unknown/release/eventline_tracker.wasm"
+  BUILT="$TARGET/wasm-nightly/wasm32-unknown-unknown/release/eventline_tracker.wasm"
 else
-  echo "== wasm build: stable"
-  cargo build --release -p eventline-tracker --target wasm32-unknown-unknown
-  BUILT="$ROOT/target/wasm32-unknown-unknown/release/eventline_tracker.wasm"
+  bash "$ROOT/scripts/tracker-toolchain.sh" warn
+  TOOLCHAIN="stable (fallback)"
+  echo "== wasm build: STABLE FALLBACK (larger; see the warning above)"
+  cargo build --release -p eventline-tracker --target wasm32-unknown-unknown --target-dir "$TARGET"
+  BUILT="$TARGET/wasm32-unknown-unknown/release/eventline_tracker.wasm"
 fi
 
 rm -rf "$OUT"
 mkdir -p "$OUT"
-# The size report's no-regression ceiling depends on the toolchain (npm/scripts/size-report.mjs).
-echo "$TOOLCHAIN" >"$ROOT/target/tracker-toolchain.txt"
+# The size report names the toolchain that built what it measures (npm/scripts/size-report.mjs).
+mkdir -p "$TARGET"
+echo "$TOOLCHAIN" >"$TARGET/tracker-toolchain.txt"
 "$WASM_BINDGEN" --target web --out-name eventline_tracker --out-dir "$OUT" \
   "$BUILT"
 # --flatten --rereloop between two -Oz rounds re-derives the control flow of the inlined exports:
 # 157 B gzip less on nightly, 90 B on stable (measured 2026-11-25).
-"${WASM_OPT[@]}" -Oz --flatten --rereloop -Oz --converge --low-memory-unused --zero-filled-memory --strip-debug --strip-producers --strip-target-features \
-  -o "$OUT/eventline_tracker_bg.wasm" "$OUT/eventline_tracker_bg.wasm"
+OPT_FLAGS=(-Oz --flatten --rereloop -Oz --converge --low-memory-unused --zero-filled-memory --strip-producers)
+# The same optimisation keeping the function names, for `make size`'s per-function breakdown.
+"${WASM_OPT[@]}" "${OPT_FLAGS[@]}" --strip-target-features --debuginfo -o "$TARGET/tracker-named.wasm" "$OUT/eventline_tracker_bg.wasm"
+"${WASM_OPT[@]}" "${OPT_FLAGS[@]}" --strip-debug -o "$OUT/eventline_tracker_bg.wasm" "$OUT/eventline_tracker_bg.wasm"
+# Then one- or two-letter import, export and module names (wasm-bindgen's import names carry
+# 16-hex-digit hashes): about 330 B gzip. A run of its own, since --converge would repeat it. The
+# mapping (JSON, printed by wasm-opt) goes beside the .wasm for npm/scripts/build.mjs, which writes
+# the short names into the package's bindings (npm/src/core.js); the generated glue beside it keeps
+# the long names, is read only by that build's check, and is not shipped.
+"${WASM_OPT[@]}" --minify-imports-and-exports-and-modules --strip-target-features \
+  -o "$OUT/eventline_tracker_bg.wasm" "$OUT/eventline_tracker_bg.wasm" >"$OUT/names.json"
 
 size_line() {
   local f="$1" raw gz br=""
@@ -89,6 +99,5 @@ size_line() {
   fi
   printf '%-28s raw %7d  gzip %6d  brotli %6s\n' "$(basename "$f")" "$raw" "$gz" "$br"
 }
-echo "== npm/dist/wasm (before any JS minification)"
+echo "== npm/dist/wasm"
 size_line "$OUT/eventline_tracker_bg.wasm"
-size_line "$OUT/eventline_tracker.js"

@@ -1,23 +1,39 @@
 #!/usr/bin/env bash
 # Installs what scripts/build-tracker.sh and scripts/test-tracker-wasm.sh need, reusing what is
-# already there: the wasm32 target, wasm-bindgen-cli (pinned to the wasm-bindgen crate version,
-# cached under tools/), and wasm-opt (npm binaryen@132 under tools/; Debian's is too old).
+# already there: the pinned nightly (scripts/wasm-tools.env: TRACKER_NIGHTLY) with rust-src and
+# the wasm32 target through rustup, the wasm32 target on the default toolchain (tests, clippy),
+# wasm-bindgen-cli (pinned to the wasm-bindgen crate version, cached under tools/), wasm-opt (npm
+# binaryen under tools/; Debian's is too old).
 # Prints the tool it uses for each step and how long the step took.
+# When the nightly cannot be installed, it says so loudly and scripts/build-tracker.sh then
+# builds the larger stable fallback (which `make test`'s size check rejects).
 # Env: WITH_BROWSER=1 also installs Debian chromium + chromium-driver (browser test suite).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# Must equal the `wasm-bindgen = "=…"` pin in Cargo.toml: the CLI refuses a mismatched library.
-WASM_BINDGEN_VERSION="0.2.130"
-BINARYEN_NPM_VERSION="132"
+# shellcheck source=wasm-tools.env
+source "$ROOT/scripts/wasm-tools.env"
+pinned="$(grep -o 'wasm-bindgen = { version = "=[^"]*"' "$ROOT/Cargo.toml" | grep -o '[0-9][0-9.]*')"
+if [[ "$pinned" != "$WASM_BINDGEN_VERSION" ]]; then
+  echo "scripts/wasm-tools.env says wasm-bindgen $WASM_BINDGEN_VERSION, Cargo.toml pins =$pinned: make them equal" >&2
+  exit 1
+fi
 WB_ROOT="$ROOT/tools/wasm-bindgen-$WASM_BINDGEN_VERSION"
 BINARYEN_ROOT="$ROOT/tools/binaryen-$BINARYEN_NPM_VERSION"
 
 t0=$(date +%s)
 took() { echo "    ($(( $(date +%s) - t0 )) s)"; t0=$(date +%s); }
 
-echo "== rust target wasm32-unknown-unknown"
+echo "== rust target wasm32-unknown-unknown (default toolchain: tests and clippy)"
 rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || rustup target add wasm32-unknown-unknown
+took
+
+echo "== $TRACKER_NIGHTLY with rust-src and wasm32 (the tracker build)"
+if bash "$ROOT/scripts/tracker-toolchain.sh" install; then
+  echo "    $(rustup run "$TRACKER_NIGHTLY" rustc --version)"
+else
+  bash "$ROOT/scripts/tracker-toolchain.sh" warn
+fi
 took
 
 echo "== wasm-bindgen-cli $WASM_BINDGEN_VERSION"

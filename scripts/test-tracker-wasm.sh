@@ -7,7 +7,9 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-RUNNER_DIR="$ROOT/tools/wasm-bindgen-0.2.130/bin"
+# shellcheck source=wasm-tools.env
+source "$ROOT/scripts/wasm-tools.env"
+RUNNER_DIR="$ROOT/tools/wasm-bindgen-$WASM_BINDGEN_VERSION/bin"
 if [[ ! -x "$RUNNER_DIR/wasm-bindgen-test-runner" ]]; then
   echo "wasm-bindgen-test-runner not found: run scripts/install-wasm-tools.sh" >&2
   exit 1

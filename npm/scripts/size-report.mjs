@@ -1,29 +1,38 @@
 // Size report: what a page downloads for the Eventline tracker, against the budget and against
 // other trackers measured the same way. Run through scripts/size-report.sh.
 //
-//   node npm/scripts/size-report.mjs [--no-peers]
+//   node npm/scripts/size-report.mjs [--no-peers] [--ceiling]
 //
 // Bytes are raw / gzip (zlib level 9, as `gzip -9`) / brotli (quality 11, window 24), each file
 // compressed on its own as a server would send it.
-// Exits 1 when our gzip total is over the ceiling of the toolchain that built the .wasm, or, with
-// --strict (`make size`), over the budget itself.
+// Exits 1 when our gzip total is over the budget (with --ceiling, as `make test` runs it: over the
+// ceiling), whatever toolchain built the .wasm (the report names it; scripts/build-tracker.sh
+// records it).
+// EVENTLINE_TWIGGY: a twiggy binary; with it the report lists the .wasm's largest functions
+// (measured on the names-kept copy scripts/build-tracker.sh leaves in $CARGO_TARGET_DIR).
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
+import { transform } from 'esbuild';
+import { wasmNames } from './glue.mjs';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 
-/** Budget: gzip bytes of everything an embedding page loads (wasm + eventline.js + snippet). */
-const GZIP_BUDGET_BYTES = 20_000;
 /**
- * What `make test` enforces, per toolchain that built the .wasm (scripts/build-tracker.sh records
- * it): the nightly build (std rebuilt for size, what these machines have) must meet the budget;
- * the stable fallback, about 4 KB larger, is held to a ceiling so it can only shrink.
+ * Budget: gzip bytes of everything an embedding page loads (wasm + eventline.js + snippet), well
+ * below the smallest peer measured. `make size` fails above it, whatever toolchain built the .wasm.
  */
-const GZIP_CEILING_BYTES = { nightly: GZIP_BUDGET_BYTES, stable: 24_576 };
-const strict = process.argv.includes('--strict');
+const GZIP_BUDGET_BYTES = 16_000;
+/**
+ * What `make test` holds (`--ceiling`) until the budget is met: the smallest peer's figure,
+ * @snowplow/browser-tracker 4.10.1's 17,731 bytes (measured here in November 2026), so the
+ * tracker stays smaller than every peer and can only shrink. Lower it to the budget once the
+ * total is under 16,000.
+ */
+const GZIP_CEILING_BYTES = 17_731;
+const ceilingOnly = process.argv.includes('--ceiling');
 
 const npmDir = dirname(dirname(fileURLToPath(import.meta.url)));
 const root = dirname(npmDir);
@@ -167,27 +176,54 @@ async function main() {
       ['file', '', 'raw', 'gzip', 'brotli'],
       [
         row('dist/wasm/eventline_tracker_bg.wasm (core)', wasm),
-        row('dist/index.js (bundler entry: glue + wrapper)', index),
-        row('dist/eventline.js (embed: glue + wrapper + queue replay)', embed),
+        row('dist/index.js (bundler entry: bindings + wrapper)', index),
+        row('dist/eventline.js (embed: bindings + wrapper + queue replay)', embed),
         row('dist/snippet.js (inline loader)', snippet),
         row('total, bundler use (wasm + index.js)', add(wasm, index)),
         row('total, embedded (wasm + eventline.js + snippet)', pageTotal),
       ],
     ),
   );
-  const overBudget = pageTotal.gzip > GZIP_BUDGET_BYTES;
+  const limit = ceilingOnly ? GZIP_CEILING_BYTES : GZIP_BUDGET_BYTES;
+  const over = pageTotal.gzip > limit;
   const toolchain = await readToolchain();
-  const ceiling = GZIP_CEILING_BYTES[toolchain] ?? GZIP_BUDGET_BYTES;
-  const over = strict ? overBudget : pageTotal.gzip > ceiling;
   console.log(
     `\nbudget: gzip total ${n(pageTotal.gzip)} of ${n(GZIP_BUDGET_BYTES)} bytes ` +
       `(${((100 * pageTotal.gzip) / GZIP_BUDGET_BYTES).toFixed(0)} %): ` +
-      `${overBudget ? `OVER BUDGET by ${n(pageTotal.gzip - GZIP_BUDGET_BYTES)}` : 'ok'}`,
+      `${pageTotal.gzip > GZIP_BUDGET_BYTES ? `OVER BUDGET by ${n(pageTotal.gzip - GZIP_BUDGET_BYTES)}` : 'ok'}; .wasm built with ${toolchain}`,
   );
   console.log(
-    `ceiling for a ${toolchain} build: ${n(ceiling)} bytes: ${pageTotal.gzip > ceiling ? 'OVER' : 'ok'}` +
-      (strict ? ' (--strict: the budget decides)' : ''),
+    `ceiling (make test, below the smallest peer): ${n(GZIP_CEILING_BYTES)} bytes: ${pageTotal.gzip > GZIP_CEILING_BYTES ? 'OVER' : 'ok'}` +
+      (ceilingOnly ? ' (--ceiling: the ceiling decides)' : ''),
   );
+
+  // Where the bytes go: the JS file split into the bindings and our wrapper, then the
+  // .wasm's largest functions.
+  const glueMin = (
+    await transform(await readFile(join(npmDir, 'src', 'core.js'), 'utf8'), {
+      minify: true,
+      format: 'esm',
+      define: await wasmNames(join(dist, 'wasm')),
+    })
+  ).code;
+  const glue = measure(Buffer.from(glueMin));
+  console.log('\nWhere the bytes go (gzip of a part alone; parts compress better together, so they add up to a little more):');
+  console.log(
+    table(
+      ['part', '', 'raw', 'gzip', 'brotli'],
+      [
+        row('.wasm (core: rules, queue, batching, backoff, sessions, tabs)', wasm),
+        row('eventline.js: bindings to the .wasm (src/core.js, minified)', glue),
+        row('eventline.js: the rest (wrapper: src/tracker.js, rules.js, embed.js), by difference', {
+          raw: embed.raw - glue.raw,
+          gzip: embed.gzip - glue.gzip,
+          brotli: embed.brotli - glue.brotli,
+        }),
+        row('snippet', snippet),
+      ],
+    ),
+  );
+  await twiggyTop();
 
   if (withPeers && (await ensurePeers())) {
     await mkdir(join(peersDir, 'out'), { recursive: true });
@@ -212,19 +248,42 @@ async function main() {
   }
 
   if (over) {
-    const limit = strict ? GZIP_BUDGET_BYTES : ceiling;
-    console.error(`\nsize limit exceeded: ${n(pageTotal.gzip)} > ${n(limit)} gzip bytes`);
+    console.error(`\nsize ${ceilingOnly ? 'ceiling' : 'budget'} exceeded: ${n(pageTotal.gzip)} > ${n(limit)} gzip bytes`);
     process.exit(1);
   }
 }
 
-/** Which toolchain built the .wasm now in dist/ ("nightly" or "stable"; "unknown" if not recorded). */
+const targetDir = process.env.CARGO_TARGET_DIR || join(root, 'target');
+
+/** Which toolchain built the .wasm now in dist/ (the dated nightly, or "stable (fallback)"). */
 async function readToolchain() {
   try {
-    return (await readFile(join(root, 'target', 'tracker-toolchain.txt'), 'utf8')).trim() || 'unknown';
+    return (await readFile(join(targetDir, 'tracker-toolchain.txt'), 'utf8')).trim() || 'unknown';
   } catch {
-    return 'unknown';
+    return 'an unrecorded toolchain';
   }
+}
+
+/** `twiggy top` of the names-kept copy of the shipped .wasm: the largest functions (raw bytes). */
+async function twiggyTop() {
+  const twiggy = process.env.EVENTLINE_TWIGGY;
+  const named = join(targetDir, 'tracker-named.wasm');
+  if (!twiggy || !existsSync(named)) {
+    console.log('\n(no per-function breakdown: needs twiggy (make size installs it) and a build by scripts/build-tracker.sh)');
+    return;
+  }
+  const out = execFileSync(twiggy, ['top', '-n', '26', '-f', 'csv', named], { encoding: 'utf8' });
+  const rows = [];
+  for (const line of out.trim().split('\n').slice(1)) {
+    // Name,ShallowSize,ShallowSizePercent,...: the name may be quoted (with "" inside) and hold commas.
+    const m = /^("(?:[^"]|"")*"|[^,]*),(\d+),/.exec(line);
+    if (!m) continue;
+    const name = m[1].replace(/^"|"$/g, '').replace(/""/g, '"').replace(/\[[0-9a-f]{16}\]/g, '');
+    if (name === '"function names" subsection') continue;
+    rows.push([name.length > 90 ? `${name.slice(0, 87)}...` : name, '', n(Number(m[2]))]);
+  }
+  console.log(`\nLargest parts of the .wasm (twiggy top, raw bytes before compression; names section left out):`);
+  console.log(table(['function or section', '', 'raw'], rows));
 }
 
 await main();

@@ -214,7 +214,10 @@ export declare class Tracker {
   readonly anonymousId: string;
   readonly sessionId: string;
   readonly customerId: string | undefined;
-  /** Releases the core's memory for this tracker; do not use it afterwards. */
+  /**
+   * Stops its timers and page hooks, releases its queue to the next tracker (which adopts it) and
+   * the core's memory; do not use it afterwards.
+   */
   free(): void;
 }
 

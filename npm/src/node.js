@@ -1,7 +1,7 @@
 // Entry for Node and other server or app runtimes that have `node:fs` ("node" condition; built
 // as ESM and as CommonJS). No fetch of the .wasm: it is read from the package folder.
 import { readFile } from 'node:fs/promises';
-import { initSync } from './wasm/eventline_tracker.js';
+import { instantiate } from './core.js';
 import { creator, once } from './entry.js';
 
 export { Tracker } from './tracker.js';
@@ -24,8 +24,6 @@ async function compile(source) {
  * path or file: URL, bytes, a Response or a compiled WebAssembly.Module; default: the .wasm inside
  * this package. `createTracker(options)` loads the core if needed, then builds a Tracker.
  */
-export const loadWasm = once(async (source) => {
-  initSync({ module: await compile(source) });
-});
+export const loadWasm = once(async (source) => instantiate(await compile(source)));
 
 export const createTracker = creator(loadWasm);

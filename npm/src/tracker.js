@@ -3,55 +3,46 @@
 // per-event rejections, 413 halving); every other decision about events (validation with the
 // collector's rules, wire JSON, ids, queue and batching, backoff, sessions, multi-tab hand-over)
 // is made by the WebAssembly `Core` (tracker-wasm/src/bindings/core.rs), reached through strings
-// and numbers.
+// and numbers (src/core.js).
 // Nothing assumes window or document: every host object is feature-detected on globalThis.
-import { Core, check } from './wasm/eventline_tracker.js';
+import { Core, check } from './core.js';
+import { CODES, INVALID_CONTEXT, INVALID_NAME, MAX_CONTEXT_KEYS, MAX_CONTEXT_STRING_CHARS } from './rules.js';
 
 const g = globalThis;
 const SEP = '\x1f';
 const HEARTBEAT_MS = 5000;
-const MAX_CONTEXT_KEYS = 100;
-const MAX_STRING_CHARS = 2048;
 const UTM = ['utm_source', 'utm_medium', 'utm_campaign', 'utm_term', 'utm_content'];
 
-// What each code means, for messages of the form `<field>: <what is wrong>`.
-const WHAT = {
-  context_key_hyphen:
-    "context keys may not contain '-' (they become $field_code and {{client.eventContext.field_code}}); use '_'",
-  invalid_context_key: "context keys start with a letter or '_' and hold only ASCII letters, digits and '_'",
-  context_key_too_long: 'context keys have at most 64 characters',
-  invalid_context_value: 'context values are strings, numbers or booleans (not null, arrays or objects)',
-  context_value_too_long: 'context strings have at most 2048 characters',
-  context_number_out_of_range: 'context numbers are finite and within ±2^53; send large ids as strings',
-  too_many_context_keys: 'at most 100 context keys per event',
-  invalid_context: 'the context must be a flat object',
-  invalid_name: 'event names are non-empty, without control characters or surrounding spaces',
-  name_too_long: 'event names have at most 128 characters',
-  event_too_large: 'the event is larger than 32 KiB of JSON',
-  invalid_id: 'ids have 1-128 characters, without control characters or surrounding spaces',
-  invalid_source_code: "source codes have 1-64 ASCII letters, digits, '_', '.' or '-'",
-  unknown_partner: "partnerId must be the partner's UUID",
-  invalid_timestamp: 'the time must be a finite number of Unix milliseconds',
-  invalid_option: 'missing or invalid option',
+// The wrapper's own codes (its options and its queue cap; not wire rules, so not in event-model).
+const OWN = {
+  invalid_option: '`\x01`: missing or invalid option',
   queue_overflow: 'the queue held maxQueueEvents events; the oldest was dropped',
 };
 
-function message(code, field) {
-  const what = ({}.hasOwnProperty.call(WHAT, code) && WHAT[code]) || code;
-  return field ? field + ': ' + what : what;
+// [code, words] for an event-model code (its number, or its name as the collector sends it) or
+// one of OWN; the words are the collector's (rules.js), with the field filled in.
+function describe(code, field) {
+  const entry = (typeof code === 'number' ? CODES[code] : Object.values(CODES).find((c) => c[0] === code)) || [
+    code,
+    {}.hasOwnProperty.call(OWN, code) ? OWN[code] : code,
+  ];
+  const key = field ? field.replace(/^context\./, '') : '';
+  return [entry[0], entry[1].replace('\x01', () => key).replace('\x02', () => key.replace(/-/g, '_'))];
 }
 
+// `code`: an event-model code's number or name, or one of OWN.
 function fail(code, field) {
-  const error = new Error('eventline: ' + message(code, field));
-  error.code = code;
+  const [name, words] = describe(code, field);
+  const error = new Error('eventline: ' + words);
+  error.code = name;
   error.field = field;
   return error;
 }
 
-// Core answers "!code\x1ffield" for a broken rule.
+// Core answers "!<code number>\x1ffield" for a broken rule.
 function thrown(result) {
   const i = result.indexOf(SEP);
-  return fail(result.slice(1, i), result.slice(i + 1));
+  return fail(+result.slice(1, i), result.slice(i + 1));
 }
 
 // Core's batches are `ids\x1enames\x1ebody` (ids comma-separated, names split by \x1f).
@@ -72,12 +63,27 @@ function read(obj, key) {
   }
 }
 
+// Returns the handle, for `free()` to clear.
 function timer(f, ms) {
   try {
     const handle = g.setTimeout(f, ms > 0 ? ms : 0);
     // Node: a pending retry or heartbeat must not keep a script alive.
     if (handle && typeof handle.unref === 'function') handle.unref();
+    return handle;
   } catch {}
+}
+
+function untimer(handle) {
+  try {
+    g.clearTimeout(handle);
+  } catch {}
+}
+
+// Retry-After for the core, which reads delta-seconds: an HTTP-date (Date.parse reads all three
+// HTTP-date forms) becomes the whole seconds until then (0 once past).
+function retryAfterSeconds(header, now) {
+  const at = /^\s*\d*\s*$/.test(header) ? NaN : Date.parse(header);
+  return at >= 0 ? String(Math.max(0, Math.ceil((at - now) / 1000))) : header;
 }
 
 function number(o, name, fallback, min, max) {
@@ -189,19 +195,9 @@ function autoContext(flags, page, put) {
   }
   const search = flags.utm && read(location, 'search');
   if (typeof search === 'string') {
-    for (const pair of search.replace(/^\?+/, '').split('&')) {
-      const i = pair.indexOf('=');
-      const name = i < 0 ? pair : pair.slice(0, i);
-      if (!UTM.includes(name)) continue;
-      const raw = (i < 0 ? '' : pair.slice(i + 1)).replace(/\+/g, ' ');
-      let value;
-      try {
-        value = decodeURIComponent(raw);
-      } catch {
-        value = raw;
-      }
-      put(name, value);
-    }
+    try {
+      for (const [name, value] of new URLSearchParams(search)) if (UTM.includes(name)) put(name, value);
+    } catch {}
   }
 }
 
@@ -323,7 +319,7 @@ export class Tracker {
 
   // Notes an event given up on, for _report; the message is worded here when none came.
   _reject(eventId, name, code, field, text) {
-    this._dropped.push({ eventId, name, code, field, message: text || message(code, field) });
+    this._dropped.push({ eventId, name, code, field, message: text || describe(code, field)[1] });
   }
 
   // Reports events given up on: console.warn, and onRejected(list) if set.
@@ -363,11 +359,12 @@ export class Tracker {
     for (const resolve of waiters) resolve();
   }
 
-  // Wakes the pump at `at` (ms) unless an earlier wake-up is pending.
+  // Wakes the pump at `at` (ms) unless an earlier wake-up is pending (a later one is replaced).
   _wakeAt(at) {
     if (at >= this._wake) return;
     this._wake = at;
-    timer(() => {
+    untimer(this._wakeTimer);
+    this._wakeTimer = timer(() => {
       this._wake = Infinity;
       this._kick(false, false);
     }, at - Date.now());
@@ -401,8 +398,8 @@ export class Tracker {
   }
 
   // Applies the collector's answer (README "Answers"); false: back off. The wasm classifies the
-  // status (network errors, 429, 5xx and anything unexpected: retry, with Retry-After as the
-  // least wait; 413: split; other 4xx: permanent). Otherwise the per-event results are applied,
+  // status (network errors, 408, 429, 5xx and anything unexpected: retry, with Retry-After, in
+  // seconds or as an HTTP-date, as the least wait; 413: split; other 4xx: permanent). Otherwise the per-event results are applied,
   // rejected events reported, and events without a result dropped and reported with the
   // whole-request error, except after a 413 without results, which halves the batch instead.
   _settle(ids, names, status, retryAfter, answer) {
@@ -410,7 +407,7 @@ export class Tracker {
     const now = Date.now();
     const verdict = core.op(10, status);
     if (verdict === 1) {
-      core.settle(ids, true, 0, text(retryAfter), now);
+      core.settle(ids, true, 0, retryAfterSeconds(text(retryAfter), now), now);
       return false;
     }
     const list = ids.split(',');
@@ -461,7 +458,7 @@ export class Tracker {
   }
 
   _beat() {
-    timer(() => {
+    this._beatTimer = timer(() => {
       if (this._closed) return;
       const core = this._core;
       const due = core.op(1, Date.now());
@@ -472,7 +469,7 @@ export class Tracker {
   }
 
   _record(name, context, occurredAtMs, page) {
-    if (typeof name !== 'string') throw fail('invalid_name', 'name');
+    if (typeof name !== 'string') throw fail(INVALID_NAME, 'name');
     const core = this._core;
     const seen = new Set();
     const add = (key, v) => {
@@ -483,14 +480,14 @@ export class Tracker {
       if (kind) seen.add(key);
     };
     if (context != null) {
-      if (typeof context !== 'object' || Array.isArray(context)) throw fail('invalid_context', 'context');
+      if (typeof context !== 'object' || Array.isArray(context)) throw fail(INVALID_CONTEXT, 'context');
       for (const key of Object.keys(context)) add(key, read(context, key));
     }
     autoContext(this._auto, page, (key, v) => {
       if (seen.size >= MAX_CONTEXT_KEYS || seen.has(key)) return;
       if (typeof v === 'string') {
         // Long URLs are cut rather than making the whole event invalid.
-        if (v.length > MAX_STRING_CHARS) v = Array.from(v).slice(0, MAX_STRING_CHARS).join('');
+        if (v.length > MAX_CONTEXT_STRING_CHARS) v = Array.from(v).slice(0, MAX_CONTEXT_STRING_CHARS).join('');
         if (v) add(key, v);
       } else if (typeof v === 'number' && v >= 0 && v < 1e9) add(key, Math.trunc(v));
     });
@@ -572,6 +569,8 @@ export class Tracker {
   free() {
     if (this._closed) return;
     this._closed = true;
+    untimer(this._beatTimer);
+    untimer(this._wakeTimer);
     this._core.op(3, Date.now());
     this._core.free();
   }

@@ -59,7 +59,7 @@ test('a hyphenated context key throws the server code and field, and nothing is 
   const { t, storage } = await tracker('hy', transport, { autoContext: false });
   assert.throws(() => t.track('product_viewed', { ok: 1, 'user-name': 'x' }), (e) =>
     e instanceof Error && e.code === 'context_key_hyphen' && e.field === 'context.user-name' &&
-    e.message.startsWith("eventline: context.user-name: context keys may not contain '-'"));
+    e.message.startsWith('eventline: context key `user-name` contains a hyphen;') && e.message.endsWith('(e.g. `user_name`)'));
   for (const [value, code] of [[null, 'invalid_context_value'], [[], 'invalid_context_value'], [NaN, 'context_number_out_of_range']])
     assert.throws(() => t.track('x', { k: value }), (e) => e.code === code && e.field === 'context.k');
   assert.throws(() => t.track('x', 'flat?'), (e) => e.code === 'invalid_context' && e.field === 'context');
@@ -127,7 +127,7 @@ test('per-event rejections are reported, a 413 halves the batch, a bodiless 404 
   assert.deepEqual(requests.map((r) => JSON.parse(r.body).events.length), [4, 2, 2]);
   assert.deepEqual(ids(requests).slice(4), [a, b, c, d]);
   assert.deepEqual(rejected, [
-    { eventId: b, name: 'b', code: 'context_key_hyphen', field: 'context.a-b', message: "context.a-b: context keys may not contain '-' (they become $field_code and {{client.eventContext.field_code}}); use '_'" },
+    { eventId: b, name: 'b', code: 'context_key_hyphen', field: 'context.a-b', message: 'context key `a-b` contains a hyphen; keys are used as $field_code and {{client.eventContext.field_code}}, so use letters, digits and underscores (e.g. `a_b`)' },
     { eventId: c, name: 'c', code: 'http_404', field: '', message: 'http_404' },
     { eventId: d, name: 'd', code: 'http_404', field: '', message: 'http_404' },
   ]);
@@ -210,5 +210,93 @@ test('page lifecycle: hidden sends with keepalive, pagehide beacons and the next
       if (d) Object.defineProperty(globalThis, k, d);
       else delete globalThis[k];
     }
+  }
+});
+
+// Replaces the global setTimeout/clearTimeout (which the tracker looks up at each call) with
+// recording ones: `pending` maps each handle not yet fired or cleared to its delay (ms).
+function recordTimers() {
+  const real = { setTimeout: globalThis.setTimeout, clearTimeout: globalThis.clearTimeout };
+  const pending = new Map();
+  globalThis.setTimeout = (f, ms, ...args) => {
+    const handle = real.setTimeout(() => {
+      pending.delete(handle);
+      f(...args);
+    }, ms);
+    pending.set(handle, ms);
+    return handle;
+  };
+  globalThis.clearTimeout = (handle) => {
+    pending.delete(handle);
+    real.clearTimeout(handle);
+  };
+  return { pending, restore: () => Object.assign(globalThis, real) };
+}
+
+// Resolves once `condition()` holds, checking after each turn of the event loop; rejects after `ms`.
+async function until(condition, what, ms = 5_000) {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`${typeof what === 'function' ? what() : what} did not happen within ${ms} ms`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+test('a Retry-After given as an HTTP date holds the retry until that time', async () => {
+  const timers = recordTimers();
+  try {
+    // Two minutes ahead, in the IMF-fixdate form (`Wed, 25 Nov 2026 10:02:00 GMT`).
+    const date = new Date(Date.now() + 120_000).toUTCString();
+    const { requests, transport, reached } = scripted([503, date]);
+    // flushIntervalMs 0: the event goes at once, and the only long timer is the retry's.
+    const { t } = await tracker('ra', transport, { flushIntervalMs: 0 });
+    t.track('x');
+    await reached(1);
+    // Without the date the first retry would wait at most 1 s (the backoff's first ceiling).
+    const waits = () => [...timers.pending.values()];
+    await until(() => waits().some((ms) => ms > 117_000 && ms <= 121_000), () => `a retry timer of about 120 s (timers: ${waits()})`);
+    assert.equal(requests.length, 1);
+    t.free();
+  } finally {
+    timers.restore();
+  }
+});
+
+test('a freed tracker stops its timers', async () => {
+  const timers = recordTimers();
+  try {
+    const { transport } = scripted([503, '30']);
+    const { t } = await tracker('fr', transport);
+    t.track('x');
+    await t.flush();
+    // The heartbeat and the retry 30 s ahead are pending.
+    const waits = [...timers.pending.values()];
+    assert.ok(waits.length >= 2 && waits.some((ms) => ms > 25_000), `timers: ${waits}`);
+    t.free();
+    assert.deepEqual([...timers.pending.values()], []);
+  } finally {
+    timers.restore();
+  }
+});
+
+test('UTM parameters of the page address become context, decoded, and nothing else of the query', async () => {
+  const saved = Object.getOwnPropertyDescriptor(globalThis, 'location');
+  globalThis.location = { href: 'https://shop.test/p?x=1', pathname: '/p', search: '?utm_source=news&x=1&utm_medium=e%20mail&utm_campaign=a+b&utm_term=%E0%A4' };
+  try {
+    const { requests, transport } = scripted();
+    const { t } = await tracker('utm', transport, { autoContext: { utm: true, url: false, referrer: false, title: false, screen: false, language: false, timeZone: false } });
+    t.track('x');
+    await t.flush();
+    assert.deepEqual(JSON.parse(requests[0].body).events[0].context, {
+      utm_source: 'news',
+      utm_medium: 'e mail',
+      utm_campaign: 'a b',
+      // A malformed escape decodes as U+FFFD, as URLSearchParams decodes it.
+      utm_term: '\ufffd',
+    });
+    t.free();
+  } finally {
+    if (saved) Object.defineProperty(globalThis, 'location', saved);
+    else delete globalThis.location;
   }
 });

@@ -9,6 +9,8 @@ pub const BASE_MS: f64 = 1_000.0;
 /// No retry waits longer than this (ms), however many attempts failed.
 pub const CAP_MS: f64 = 300_000.0;
 
+use event_model::ErrorClass;
+
 /// The class of an HTTP answer, from the tracker's point of view.
 /// The discriminants are what `Core::op(10, status)` answers the JS wrapper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,15 +26,20 @@ pub enum Verdict {
 }
 
 /// Classifies an HTTP status; `0` stands for a network error (fetch rejected, no answer).
+/// Built on event-model's [`ErrorClass`] table, so the two cannot disagree: a status with a
+/// class is split (413), retried (the retryable classes: 408, 429, 5xx) or dropped; of the
+/// statuses without one, another 4xx is dropped too, and 0, 1xx, 3xx (fetch follows redirects,
+/// so a 3xx is odd) or anything else unexpected is retried.
 pub fn classify(status: u16) -> Verdict {
-    match status {
-        200..=299 => Verdict::Answered,
-        413 => Verdict::Split,
-        // 408: the body arrived too slowly (a slow network, not a bad event); 429: back off.
-        408 | 429 => Verdict::Retry,
-        400..=499 => Verdict::Permanent,
-        // 0, 1xx, 3xx (fetch follows redirects, so a 3xx is odd) and 5xx.
-        _ => Verdict::Retry,
+    match ErrorClass::from_http_status(status) {
+        Some(ErrorClass::TooLarge) => Verdict::Split,
+        Some(class) if class.is_retryable() => Verdict::Retry,
+        Some(_) => Verdict::Permanent,
+        None => match status {
+            200..=299 => Verdict::Answered,
+            400..=499 => Verdict::Permanent,
+            _ => Verdict::Retry,
+        },
     }
 }
 
@@ -45,8 +52,9 @@ pub fn delay_ms(attempts: u32, random01: f64, retry_after_ms: Option<f64>) -> f6
     jittered.max(retry_after_ms.unwrap_or(0.0).min(CAP_MS))
 }
 
-/// Parses a `Retry-After` header in its delta-seconds form to ms (an HTTP-date is ignored: the
-/// collector sends seconds, and a date would need the client's clock to agree).
+/// Parses a `Retry-After` header in its delta-seconds form to ms. The HTTP-date form (which some
+/// proxies send) is turned into seconds by the JS wrapper first (`Date.parse` reads all three
+/// HTTP-date forms; npm/src/tracker.js), which costs far fewer bytes than a date parser here.
 pub fn parse_retry_after(header: &str) -> Option<f64> {
     // HTTP's optional whitespace is ASCII (space, tab); `trim_ascii` is a plain byte loop.
     let secs = crate::wire::digits(header.trim_ascii(), 9)?;
@@ -58,8 +66,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_status_code_is_classified_as_event_models_error_class_table_says() {
+        for status in 0..=u16::MAX {
+            let expected = match ErrorClass::from_http_status(status) {
+                Some(ErrorClass::TooLarge) => Verdict::Split,
+                Some(class) if class.is_retryable() => Verdict::Retry,
+                Some(_) => Verdict::Permanent,
+                None if (200..300).contains(&status) => Verdict::Answered,
+                None if (400..500).contains(&status) => Verdict::Permanent,
+                None => Verdict::Retry,
+            };
+            assert_eq!(classify(status), expected, "{status}");
+        }
+    }
+
+    #[test]
     fn every_error_code_is_retried_split_or_dropped_as_its_class_says() {
-        use event_model::{ErrorClass, ErrorCode};
+        use event_model::ErrorCode;
         for code in ErrorCode::ALL {
             let class = code.class();
             let expected = match class {
@@ -83,7 +106,7 @@ mod tests {
         for s in [0, 429, 500, 502, 503, 504, 302] {
             assert_eq!(classify(s), Verdict::Retry, "{s}");
         }
-        for s in [400, 401, 403, 404, 409, 415, 422] {
+        for s in [400, 401, 403, 404, 409, 415, 422, 499] {
             assert_eq!(classify(s), Verdict::Permanent, "{s}");
         }
         assert_eq!(classify(413), Verdict::Split);

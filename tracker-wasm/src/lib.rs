@@ -4,8 +4,8 @@
 //!
 //! Natively this crate is the pure model, unit-tested with `cargo test`: [`wire`] JSON,
 //! [`queue`], [`backoff`], [`session`], [`uuid`], [`outbox`] (multi-tab hand-over),
-//! [`validate`] and the [`engine`] that combines them. On `wasm32` the `bindings` module adds the
-//! exported class `Core`, which the npm wrapper's JavaScript `Tracker` drives (npm/src/tracker.js).
+//! [`validate`] and the [`engine`] that combines them. On `wasm32` the `bindings` module adds
+//! `Core` and its exports, which the npm wrapper's JavaScript `Tracker` drives (npm/src/tracker.js).
 //! The wrapper reads the collector's answer itself (JSON.parse, which the browser already has)
 //! and hands `Core::settle` only its decision: retry with a floor, or remove, or split.
 
@@ -24,7 +24,7 @@ mod bindings;
 #[cfg(target_arch = "wasm32")]
 pub use bindings::core::{check, Core, Host};
 
-// lol_alloc instead of the default dlmalloc saves about 6 KB of wasm (shared/WASM.md). The
+// lol_alloc instead of the default dlmalloc saves about 6 KB of wasm. The
 // tracker is single-threaded wasm, which is what `AssumeSingleThreaded` asks us to promise; that
 // promise is the only `unsafe` in the crate.
 #[cfg(all(target_arch = "wasm32", not(test)))]

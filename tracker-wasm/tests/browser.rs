@@ -7,6 +7,7 @@
 mod common;
 
 use common::*;
+use event_model::ErrorCode;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -17,7 +18,7 @@ fn a_hyphenated_key_fails_and_nothing_reaches_local_storage() {
     let (mut c, _) = core(&s, "b_hyphen", 20.0);
     assert_eq!(
         c.add("user-name".into(), "1".into(), 1.0, 2),
-        "!context_key_hyphen\x1fcontext.user-name"
+        err(ErrorCode::ContextKeyHyphen, "context.user-name")
     );
     assert_eq!(queued(&s, "b_hyphen"), 0);
 }

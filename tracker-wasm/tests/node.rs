@@ -1,5 +1,5 @@
 //! The exported `Core` in Node (no window, no document, no localStorage), with a host storage
-//! that cannot list keys. The npm wrapper (npm/src/tracker.js) turns its `!code\x1ffield`
+//! that cannot list keys. The npm wrapper (npm/src/tracker.js) turns its `!<code number>\x1ffield`
 //! answers into thrown Errors; tests/npm-package covers that layer. Run: scripts/test-tracker-wasm.sh
 
 #![cfg(target_arch = "wasm32")]
@@ -7,6 +7,7 @@
 mod common;
 
 use common::*;
+use event_model::ErrorCode;
 use eventline_tracker::check;
 use wasm_bindgen_test::wasm_bindgen_test;
 
@@ -16,19 +17,22 @@ fn a_hyphenated_context_key_fails_with_the_servers_code_and_queues_nothing() {
     let (mut c, _) = core(&s, "hyphen", 20.0);
     assert_eq!(
         c.add("user-name".into(), "x".into(), 0.0, 1),
-        "!context_key_hyphen\x1fcontext.user-name"
+        err(ErrorCode::ContextKeyHyphen, "context.user-name")
     );
     assert_eq!(queued(&s, "hyphen"), 0);
     for (kind, n, code) in [
-        (5, 0.0, "invalid_context_value"),
-        (2, f64::NAN, "context_number_out_of_range"),
+        (5, 0.0, ErrorCode::InvalidContextValue),
+        (2, f64::NAN, ErrorCode::ContextNumberOutOfRange),
     ] {
         assert_eq!(
             c.add("k".into(), "NaN".into(), n, kind),
-            ["!", code, "\x1fcontext.k"].concat()
+            err(code, "context.k")
         );
     }
-    assert_eq!(c.track(" spaced", T, T), "!invalid_name\x1fname");
+    assert_eq!(
+        c.track(" spaced", T, T),
+        err(ErrorCode::InvalidName, "name")
+    );
     assert_eq!(queued(&s, "hyphen"), 0);
 }
 
@@ -36,11 +40,11 @@ fn a_hyphenated_context_key_fails_with_the_servers_code_and_queues_nothing() {
 fn bad_options_fail_with_the_option_as_field() {
     assert_eq!(
         check(PARTNER, "bad source"),
-        "!invalid_source_code\x1fsource"
+        err(ErrorCode::InvalidSourceCode, "source")
     );
     assert_eq!(
         check("nope", "online_store"),
-        "!unknown_partner\x1fpartnerId"
+        err(ErrorCode::UnknownPartner, "partnerId")
     );
     assert_eq!(check(PARTNER, "online_store"), "");
 }
@@ -123,7 +127,10 @@ fn identity_and_session_persist_and_reset() {
     let aid = c.text(0, "", T);
     let sid = c.text(1, "", T);
     assert_eq!(c.text(3, "42", T), "");
-    assert_eq!(c.text(3, " 42", T), "!invalid_id\x1fcustomer_id");
+    assert_eq!(
+        c.text(3, " 42", T),
+        err(ErrorCode::InvalidId, "customer_id")
+    );
     let (mut again, _) = core(&s, "ids", 20.0);
     assert_eq!(again.text(0, "", T), aid);
     assert_eq!(again.text(1, "", T + 1000.0), sid);

@@ -1,11 +1,14 @@
-//! The exported `Core`: the engine behind one JS `Tracker`, driven by the npm wrapper.
+//! `Core`, the engine behind one JS `Tracker`, and its exports (`core_new`, `core_call`,
+//! `core_op`, `core_free`, `check`), driven by the npm wrapper through npm/src/core.js.
 //!
-//! Errors are returned, not thrown: a failing call answers `"!<code>\x1f<field>"` and the
-//! wrapper turns that into an `Error` with `.code` and `.field` (and words its message).
+//! Errors are returned, not thrown: a failing call answers `"!<n>\x1f<field>"` (`n`: the
+//! `ErrorCode`'s number) and the wrapper turns that into an `Error` with `.code` and `.field`
+//! and event-model's message (npm/src/rules.js, generated from event-model).
 //! Events the queue cap pushes out are handed to `host.reject(id, name)` one by one as they
 //! happen (the wrapper reports them as `queue_overflow`).
 
 use crate::wire::cat;
+use std::cell::RefCell;
 use wasm_bindgen::prelude::wasm_bindgen;
 
 use crate::backoff;
@@ -62,8 +65,14 @@ impl Entropy for Rnd<'_> {
     }
 }
 
+/// `!<n>\x1f<field>`, `n` being the code's number (`ErrorCode as u8`): the wrapper's generated
+/// table (npm/src/rules.js) gives its name and words, so no code names ship in the .wasm.
 fn fail(v: &Violation) -> String {
-    cat(&["!", v.code.as_str(), "\x1f", &v.field])
+    let mut out = String::from("!");
+    crate::wire::push_int(&mut out, i64::from(v.code as u8));
+    out.push('\x1f');
+    out.push_str(&v.field);
+    out
 }
 
 /// `""` when the options' partner id and source pass the collector's rules, else `!code\x1ffield`.
@@ -78,8 +87,9 @@ pub fn check(partner_id: &str, source: &str) -> String {
     }
 }
 
-/// The engine of one tracker instance.
-#[wasm_bindgen]
+/// The engine of one tracker instance. Not a wasm-bindgen class: JavaScript holds a number for
+/// it (`core_new`, `core_call`, `core_op`, `core_free` below), which spares the .wasm
+/// wasm-bindgen's per-object reference counting, borrow flags and their error texts.
 pub struct Core {
     host: Host,
     engine: Engine,
@@ -95,10 +105,8 @@ impl Core {
     }
 }
 
-#[wasm_bindgen]
 impl Core {
     /// Opens the queue (adopting earlier pages' queues); options already checked by the wrapper.
-    #[wasm_bindgen(constructor)]
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         host: Host,
@@ -134,6 +142,71 @@ impl Core {
         core
     }
 
+    /// The string-answering calls through one export (each export costs its own marshalling code
+    /// in the .wasm and the JS): `what` 0 [`Core::add`]`(a, b, x, y)`, 1 [`Core::track`]`(a, x, y)`,
+    /// 2 [`Core::batch`]`(x, y != 0, z)`, 3 [`Core::settle`]`(a, x != 0, y, b, z)` (answers `""`),
+    /// anything else [`Core::text`]`(x, a, y)`.
+    pub fn call(&mut self, what: u8, a: String, b: String, x: f64, y: f64, z: f64) -> String {
+        match what {
+            0 => self.add(a, b, x, y as u8),
+            1 => self.track(&a, x, y),
+            2 => self.batch(x as usize, y != 0.0, z),
+            3 => {
+                self.settle(&a, x != 0.0, y, &b, z);
+                String::new()
+            }
+            _ => self.text(x as u8, &a, y),
+        }
+    }
+
+    /// One of the small state changes, by number (one export keeps the glue small):
+    /// 0 `sync` (ownership, cross-tab opt-out, orphaned queues), 1 `sync` plus heartbeat,
+    /// 2 claim (still own the queue), 3 release the queue for adoption, 4 forget the backoff,
+    /// 5 opt out (clearing the queue), 6 opt in, 7 reset (forget the customer, new anonymous id
+    /// and session), anything else nothing. Answers 8: whether the user opted out (1 or 0);
+    /// 10: the class of HTTP status `now` for the tracker ([`backoff::classify`]: 0 answered,
+    /// 1 retry, 2 split, 3 permanent), so the retry rule has one home;
+    /// every other: when a (non-forced) send is due afterwards, ms, or -1 with an empty queue.
+    pub fn op(&mut self, what: u8, now: f64) -> f64 {
+        if what == 10 {
+            return f64::from(backoff::classify(now as u16) as u8);
+        }
+        let host = &self.host;
+        let rnd = &mut Rnd(host);
+        let e = &mut self.engine;
+        let dropped = match what {
+            0 => e.sync(host, now, rnd),
+            1 => e.heartbeat(host, now, rnd),
+            2 => {
+                e.claim(host, now, rnd);
+                Vec::new()
+            }
+            3 => {
+                e.outbox.release(host, now);
+                Vec::new()
+            }
+            4 => {
+                e.retry_now();
+                Vec::new()
+            }
+            5 | 6 => {
+                e.set_opted_out(host, what == 5);
+                Vec::new()
+            }
+            7 => {
+                e.reset(host, rnd);
+                Vec::new()
+            }
+            8 => return f64::from(u8::from(e.opted_out(host))),
+            _ => Vec::new(),
+        };
+        self.report(dropped);
+        self.engine.due_at().unwrap_or(-1.0)
+    }
+}
+
+/// What `call` reaches (and the Rust tests call directly).
+impl Core {
     /// Adds one context entry for the next `track`: `kind` 0 undefined (skipped), 1 string
     /// (`text`), 2 number (`n`, with `text` = `String(n)`), 3 true, 4 false, else invalid.
     /// Returns `""` or the error (and forgets the entries added so far).
@@ -196,51 +269,6 @@ impl Core {
         self.engine.settle(host, ids, retry, n, now, &mut Rnd(host));
     }
 
-    /// One of the small state changes, by number (one export keeps the glue small):
-    /// 0 `sync` (ownership, cross-tab opt-out, orphaned queues), 1 `sync` plus heartbeat,
-    /// 2 claim (still own the queue), 3 release the queue for adoption, 4 forget the backoff,
-    /// 5 opt out (clearing the queue), 6 opt in, 7 reset (forget the customer, new anonymous id
-    /// and session), anything else nothing. Answers 8: whether the user opted out (1 or 0);
-    /// 10: the class of HTTP status `now` for the tracker ([`backoff::classify`]: 0 answered,
-    /// 1 retry, 2 split, 3 permanent), so the retry rule has one home;
-    /// every other: when a (non-forced) send is due afterwards, ms, or -1 with an empty queue.
-    pub fn op(&mut self, what: u8, now: f64) -> f64 {
-        if what == 10 {
-            return f64::from(backoff::classify(now as u16) as u8);
-        }
-        let host = &self.host;
-        let rnd = &mut Rnd(host);
-        let e = &mut self.engine;
-        let dropped = match what {
-            0 => e.sync(host, now, rnd),
-            1 => e.heartbeat(host, now, rnd),
-            2 => {
-                e.claim(host, now, rnd);
-                Vec::new()
-            }
-            3 => {
-                e.outbox.release(host, now);
-                Vec::new()
-            }
-            4 => {
-                e.retry_now();
-                Vec::new()
-            }
-            5 | 6 => {
-                e.set_opted_out(host, what == 5);
-                Vec::new()
-            }
-            7 => {
-                e.reset(host, rnd);
-                Vec::new()
-            }
-            8 => return f64::from(u8::from(e.opted_out(host))),
-            _ => Vec::new(),
-        };
-        self.report(dropped);
-        self.engine.due_at().unwrap_or(-1.0)
-    }
-
     /// Identity text by number: 0 anonymous id, 1 session id, 2 customer id (`""` when none),
     /// 3 identify as `arg` (`""` or the error).
     pub fn text(&self, what: u8, arg: &str, now: f64) -> String {
@@ -255,4 +283,90 @@ impl Core {
             },
         }
     }
+}
+
+thread_local! {
+    /// The live cores; JavaScript's number for one is its index + 1 (0: none).
+    static CORES: RefCell<Vec<Option<Core>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on core `id`, if it is live. Core code calls back into JavaScript only for storage,
+/// randomness and rejection reports, none of which re-enters here, so the borrow never nests.
+fn with_core<R>(id: u32, f: impl FnOnce(&mut Core) -> R) -> Option<R> {
+    CORES.with(|cores| {
+        let mut cores = cores.borrow_mut();
+        let core = cores.get_mut((id as usize).checked_sub(1)?)?.as_mut()?;
+        Some(f(core))
+    })
+}
+
+/// [`Core::new`]; answers the core's number.
+#[wasm_bindgen]
+#[allow(clippy::too_many_arguments)]
+pub fn core_new(
+    host: Host,
+    endpoint: String,
+    partner_id: String,
+    source: String,
+    batch_events: f64,
+    max_batch_bytes: f64,
+    linger_ms: f64,
+    max_queue_events: f64,
+    session_timeout_ms: f64,
+    prefix: String,
+    now: f64,
+) -> u32 {
+    let core = Core::new(
+        host,
+        endpoint,
+        partner_id,
+        source,
+        batch_events,
+        max_batch_bytes,
+        linger_ms,
+        max_queue_events,
+        session_timeout_ms,
+        prefix,
+        now,
+    );
+    CORES.with(|cores| {
+        let mut cores = cores.borrow_mut();
+        let free = cores.iter().position(Option::is_none);
+        let index = match free {
+            Some(i) => i,
+            None => {
+                cores.push(None);
+                cores.len() - 1
+            }
+        };
+        if let Some(slot) = cores.get_mut(index) {
+            *slot = Some(core);
+        }
+        index as u32 + 1
+    })
+}
+
+/// [`Core::call`] on core `id` (`""` for a freed one).
+#[wasm_bindgen]
+pub fn core_call(id: u32, what: u8, a: String, b: String, x: f64, y: f64, z: f64) -> String {
+    with_core(id, |c| c.call(what, a, b, x, y, z)).unwrap_or_default()
+}
+
+/// [`Core::op`] on core `id` (-1 for a freed one).
+#[wasm_bindgen]
+pub fn core_op(id: u32, what: u8, now: f64) -> f64 {
+    with_core(id, |c| c.op(what, now)).unwrap_or(-1.0)
+}
+
+/// Drops core `id` (its queue stays in storage).
+#[wasm_bindgen]
+pub fn core_free(id: u32) {
+    let core = CORES.with(|cores| {
+        let mut cores = cores.borrow_mut();
+        cores
+            .get_mut((id as usize).checked_sub(1)?)
+            .and_then(Option::take)
+    });
+    // Dropped outside the borrow: dropping the host reference runs no core code, but stay safe.
+    drop(core);
 }

@@ -49,6 +49,11 @@ extern "C" {
     fn values(storage: &JsValue, prefix: &str) -> String;
 }
 
+/// What `Core` answers for a broken rule: `!<code number>\x1f<field>`.
+pub fn err(code: event_model::ErrorCode, field: &str) -> String {
+    ["!", &(code as u8).to_string(), "\x1f", field].concat()
+}
+
 /// A `Core` over `storage` and its host (to read the rejections back).
 pub fn core(storage: &JsValue, prefix: &str, batch_size: f64) -> (Core, JsValue) {
     let host = make_host(storage);
