@@ -101,8 +101,10 @@ const tracker = await createTracker({
 
 const events = [];
 function track(name, context) {
+  // The tracker stamps occurred_at inside track(): between these two readings of the clock.
+  const before = Date.now();
   const eventId = tracker.track(name, context);
-  events.push({ name, eventId, at: Date.now() });
+  events.push({ name, eventId, before, at: Date.now() });
   say(`  ${name.padEnd(16)} ${eventId}`);
 }
 

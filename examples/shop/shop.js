@@ -13,8 +13,10 @@ const CUSTOMER_KEY = "shop.customer";
 function track(name, context) {
   const at = Date.now();
   const eventId = window.eventline("track", name, context);
+  // The tracker stamps the event's time inside the call: between `at` and `after`.
+  const after = Date.now();
   window.dispatchEvent(new CustomEvent("shop:tracked", {
-    detail: { name, context, at, eventId: typeof eventId === "string" ? eventId : null },
+    detail: { name, context, at, after, eventId: typeof eventId === "string" ? eventId : null },
   }));
 }
 

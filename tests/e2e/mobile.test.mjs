@@ -49,7 +49,11 @@ describe("the mobile example", { timeout: 90_000 }, () => {
         assert.equal(r.session_id, first.sessionId);
         const index = first.events.indexOf(sent);
         assert.equal(r.customer_id, index >= loginIndex ? "7001" : "", `${r.name} customer id`);
-        assert.ok(Math.abs(r.occurred_ms - sent.at) <= 50, `${r.name} occurred_at`);
+        // Stamped inside track(), whatever the machine's load: between the app's two readings.
+        assert.ok(
+          r.occurred_ms >= sent.before && r.occurred_ms <= sent.at,
+          `${r.name} occurred_at ${r.occurred_ms} not within [${sent.before}, ${sent.at}]`,
+        );
         assert.ok(Math.abs(r.event_ms - sent.at) <= 5000, `${r.name} event_time`);
       }
       const viewed = rows.find((r) => r.name === "product_viewed");

@@ -108,7 +108,9 @@ describe("the demo shop", { timeout: 120_000 }, () => {
       const r = rows.filter((x) => x.name === t.name)
         .sort((x, y) => Math.abs(x.occurred_ms - t.at) - Math.abs(y.occurred_ms - t.at))[0];
       assert.ok(r, `a stored ${t.name}`);
-      assert.ok(Math.abs(r.occurred_ms - t.at) <= 50, `${t.name} occurred_at ${r.occurred_ms} vs browser ${t.at}`);
+      // Stamped inside the call, however loaded the machine: between the page's two readings.
+      assert.ok(r.occurred_ms >= t.at && r.occurred_ms <= t.after,
+        `${t.name} occurred_at ${r.occurred_ms} not within the call [${t.at}, ${t.after}]`);
       assert.ok(Math.abs(r.event_ms - t.at) <= 5000, `${t.name} event_time ${r.event_ms} vs browser ${t.at}`);
     }
 

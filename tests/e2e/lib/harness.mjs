@@ -166,7 +166,7 @@ export function launchBrowser() {
 
 /**
  * A fresh browser context (empty localStorage) whose pages report to `log`:
- *   log.tracked  every `shop:tracked` DOM event of the demo shop (name, context, time, id),
+ *   log.tracked  every `shop:tracked` DOM event of the demo shop (name, context, times, id),
  *   log.loads    every document the shop loaded (URL, time), each of which sends a page_view,
  *   log.requests every request to the collector (URL, method, resource type, post body),
  *   log.console  console errors and uncaught page errors.
