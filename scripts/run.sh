@@ -46,6 +46,12 @@ elif [[ -f scripts/build-tracker.sh && -f npm/package.json ]]; then
   fi
 fi
 
+# First-party serving: the collector also serves the tracker it was built with, at
+# /tracker/latest/eventline.js (and under /t/ for a site that proxies that path to it).
+if ((tracker_ok)); then
+  export EVENTLINE_TRACKER_DIR="$ROOT/npm/dist"
+  export EVENTLINE_PUBLIC_PATH_PREFIX="${EVENTLINE_PUBLIC_PATH_PREFIX:-/t}"
+fi
 target/release/eventline-collector serve >"$ROOT/.data/collector.log" 2>&1 &
 collector_pid=$!
 examples_pid=""
@@ -104,11 +110,14 @@ for _ in $(seq 1 50); do
 done
 tracker_note=""
 ((tracker_ok)) || tracker_note="   (tracker not built: see .data/tracker-build.log)"
+first_party="not served (tracker not built)"
+((tracker_ok)) && first_party="$COLLECTOR/tracker/latest/eventline.js, and ingest + tracker under ${EVENTLINE_PUBLIC_PATH_PREFIX}/ for a reverse proxy"
 
 cat <<TXT
 
 Eventline is running.
   collector    $COLLECTOR   (log: .data/collector.log)
+  tracker      $first_party
   ClickHouse   $CLICKHOUSE_URL   database: eventline
   admin token  $EVENTLINE_ADMIN_TOKEN
   demo partner $partner_id   (API key for /v1/server/events: $api_key)

@@ -92,6 +92,22 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     config
         .validate_ingest_bounds()
         .map_err(anyhow::Error::msg)?;
+    // Read before ClickHouse is contacted: a wrong folder stops the start at once.
+    let tracker_files = web::Data::new(match &config.tracker_dir {
+        Some(dir) => {
+            Some(http::tracker_files::TrackerFiles::load(dir).map_err(anyhow::Error::msg)?)
+        }
+        None => None,
+    });
+    if let Some(files) = tracker_files.get_ref() {
+        tracing::info!(
+            version = files.version(),
+            prefix = %config.public_path_prefix.0,
+            "serving the tracker at {}/tracker/{}/eventline.js",
+            config.public_path_prefix.0,
+            files.version()
+        );
+    }
     let applied = migrations::migrate(&config).await?;
     tracing::info!(applied, database = %config.clickhouse_database, "schema is up to date");
     let store = Store::new(&config);
@@ -150,6 +166,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         Duration::from_secs(config.retention_sweep_secs.max(1)),
     );
     let config = Arc::new(config);
+    let prefix = config.public_path_prefix.0.clone();
     let state = web::Data::new(AppState {
         config: config.clone(),
         admin_tokens,
@@ -165,7 +182,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         App::new()
             .app_data(state.clone())
             .wrap(middleware::Logger::new("%s %r %Dms").log_target("eventline::access"))
-            .configure(http::configure)
+            .app_data(tracker_files.clone())
+            .configure(|cfg| http::configure(cfg, &prefix))
     })
     .shutdown_timeout(30)
     .client_request_timeout(Duration::from_millis(config.header_timeout_ms))

@@ -82,6 +82,40 @@ impl TrustedProxies {
     }
 }
 
+/// A path prefix under which the public routes are served too (`/x7k`), or none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PathPrefix(pub String);
+
+impl PathPrefix {
+    /// `''` (none), or `/segment[/segment…]` of letters, digits, `-`, `_`, `.` and `~`, without
+    /// a trailing slash and not under `/v1` (the collector's own routes).
+    pub fn parse(text: &str) -> Result<PathPrefix, String> {
+        if text.is_empty() {
+            return Ok(PathPrefix::default());
+        }
+        let valid = text.starts_with('/')
+            && text[1..].split('/').all(|segment| {
+                !segment.is_empty()
+                    && segment != "."
+                    && segment != ".."
+                    && segment
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.~".contains(c))
+            });
+        if !valid {
+            return Err(format!(
+                "`{text}` is not a path prefix: use `/name` or `/a/b` (letters, digits, - _ . ~), no trailing slash"
+            ));
+        }
+        if text == "/v1" || text.starts_with("/v1/") || text == "/tracker" {
+            return Err(format!(
+                "`{text}` would shadow the collector's own routes; choose another prefix"
+            ));
+        }
+        Ok(PathPrefix(text.to_string()))
+    }
+}
+
 /// Everything the collector can be told.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
@@ -203,6 +237,21 @@ pub struct Config {
     /// always key on the full address, which is never stored in this mode.
     #[arg(long, env = "EVENTLINE_CLIENT_IP", value_enum, default_value_t = ClientIpMode::Truncated)]
     pub client_ip: ClientIpMode,
+
+    /// Folder of the built tracker (`npm/dist` after `make tracker`: `eventline.js`,
+    /// `snippet.js`, `wasm/eventline_tracker_bg.wasm`), served at
+    /// `/tracker/<version>/<file>` so a site can load the tracker from the collector (or from its
+    /// own domain through a reverse proxy: first-party serving). Default none: the routes
+    /// answer 404 `not_found`. Read once at start-up; a missing file stops the start.
+    #[arg(long, env = "EVENTLINE_TRACKER_DIR")]
+    pub tracker_dir: Option<std::path::PathBuf>,
+
+    /// A path prefix (`/x7k`) under which the public routes are served too: client ingest
+    /// (`<prefix>/v1/events`) and the tracker files (`<prefix>/tracker/…`), for a site that
+    /// proxies one path of its own domain to the collector. The admin and server routes are
+    /// never under it. Default none.
+    #[arg(long, env = "EVENTLINE_PUBLIC_PATH_PREFIX", default_value = "", value_parser = PathPrefix::parse)]
+    pub public_path_prefix: PathPrefix,
 
     /// Proxies whose `X-Forwarded-For` is believed, as comma-separated CIDRs or addresses
     /// (`10.0.0.0/8,192.0.2.7`). Default empty: the header is ignored and the client is the TCP
@@ -373,6 +422,18 @@ mod tests {
         );
         let err = parse(&["--log-format", "xml"]).unwrap_err().to_string();
         assert!(err.contains("xml") && err.contains("json"), "{err}");
+    }
+
+    #[test]
+    fn a_public_path_prefix_is_slash_separated_safe_segments_outside_the_collectors_routes() {
+        assert_eq!(PathPrefix::parse(""), Ok(PathPrefix::default()));
+        assert_eq!(PathPrefix::parse("/x7k").unwrap().0, "/x7k");
+        assert_eq!(PathPrefix::parse("/a/b-c_d.e~f").unwrap().0, "/a/b-c_d.e~f");
+        for bad in [
+            "x7k", "/x7k/", "/", "//a", "/a/../b", "/a b", "/v1", "/v1/x", "/tracker", "/é",
+        ] {
+            assert!(PathPrefix::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -41,6 +41,9 @@ export CLICKHOUSE_DATABASE="$E2E_DATABASE"
 export EVENTLINE_LISTEN="127.0.0.1:$COLLECTOR_PORT"
 export EVENTLINE_ADMIN_TOKEN="e2e-admin-token-$$"
 export EVENTLINE_WORKERS=2
+# First-party serving (first-party.test.mjs): the tracker files and client ingest also under /x7k.
+export EVENTLINE_TRACKER_DIR="$ROOT/npm/dist"
+export EVENTLINE_PUBLIC_PATH_PREFIX=/x7k
 export RUST_LOG="${RUST_LOG:-info}"
 
 examples_pid=""

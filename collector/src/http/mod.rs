@@ -9,6 +9,7 @@ pub mod ingest;
 pub mod ops;
 pub mod rate_limit;
 pub mod segments;
+pub mod tracker_files;
 
 use std::sync::Arc;
 
@@ -50,8 +51,34 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound("route"))
 }
 
-/// Registers every route and the JSON/path error handlers.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Registers every route and the JSON/path error handlers; the public routes also under
+/// `prefix` (`EVENTLINE_PUBLIC_PATH_PREFIX`) when it is not empty.
+pub fn configure(cfg: &mut web::ServiceConfig, prefix: &str) {
+    public_routes(cfg, "");
+    if !prefix.is_empty() {
+        public_routes(cfg, prefix);
+    }
+    routes(cfg);
+}
+
+/// What a browser or app reaches: client ingest and the tracker files. Admin and server routes
+/// never sit under the public prefix: a site's reverse proxy should expose only these.
+fn public_routes(cfg: &mut web::ServiceConfig, prefix: &str) {
+    cfg.route(
+        &format!("{prefix}/v1/events"),
+        web::post().to(ingest::client_events),
+    )
+    .route(
+        &format!("{prefix}/v1/events"),
+        web::method(actix_web::http::Method::OPTIONS).to(ingest::preflight),
+    )
+    .route(
+        &format!("{prefix}/tracker/{{version}}/{{file:.+}}"),
+        web::get().to(tracker_files::serve),
+    );
+}
+
+fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
         web::JsonConfig::default()
             .limit(64 * 1024)
@@ -67,11 +94,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/healthz", web::get().to(ops::healthz))
     .route("/readyz", web::get().to(ops::readyz))
     .route("/metrics", web::get().to(ops::metrics))
-    .route("/v1/events", web::post().to(ingest::client_events))
-    .route(
-        "/v1/events",
-        web::method(actix_web::http::Method::OPTIONS).to(ingest::preflight),
-    )
     .route("/v1/server/events", web::post().to(ingest::server_events))
     .route(
         "/v1/server/customers/{customer_id}",

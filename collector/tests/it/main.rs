@@ -9,6 +9,7 @@ mod catalog;
 mod common;
 mod customers;
 mod erasure;
+mod first_party;
 mod harness;
 mod ingest;
 mod keys;
