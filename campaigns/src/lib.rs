@@ -1,0 +1,13 @@
+//! Eventline campaigns: "the right message to the right customer at the right moment".
+//!
+//! Pure, no I/O: a definition is parsed ([`definition`]), validated on save against the
+//! partner's catalogue ([`validate`]), its messages rendered ([`template`]), and its runs
+//! advanced by a pure engine with an explicit clock ([`engine`]). The collector stores
+//! definitions and states, answers the engine's segment checks with ClickHouse and sends.
+//! The language is described in `docs/campaigns.md`.
+
+pub mod definition;
+pub mod error;
+
+pub use definition::Campaign;
+pub use error::{ErrorCode, FieldError};
