@@ -8,6 +8,13 @@
 
 pub mod definition;
 pub mod error;
+pub mod field_ref;
+pub mod schedule;
+pub mod template;
+#[cfg(test)]
+pub(crate) mod testing;
+pub mod validate;
 
 pub use definition::Campaign;
 pub use error::{ErrorCode, FieldError};
+pub use validate::{validate, validate_json, Valid};
