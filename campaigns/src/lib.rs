@@ -7,8 +7,10 @@
 //! The language is described in `docs/campaigns.md`.
 
 pub mod definition;
+pub mod engine;
 pub mod error;
 pub mod field_ref;
+pub mod message_id;
 pub mod schedule;
 pub mod template;
 #[cfg(test)]

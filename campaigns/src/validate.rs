@@ -682,7 +682,7 @@ fn sample(ty: Option<PropertyType>) -> Value {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::testing::shop;
 
