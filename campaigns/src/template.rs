@@ -123,6 +123,58 @@ pub fn render(source: &str, escape: Escape, vars: &Vars) -> Result<String, Templ
         .map_err(error)
 }
 
+/// A message's content, rendered.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Rendered {
+    /// Email subject or push title (plain text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The text: HTML for email, plain text elsewhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// Image URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_url: Option<String>,
+    /// Viber button caption and URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub button: Option<(String, String)>,
+}
+
+/// Renders every part of a step's template for a channel: the body HTML-escaped where the
+/// channel's body is HTML (email), every other part plain.
+pub fn render_message(
+    template: &crate::definition::Template,
+    channel: crate::definition::Channel,
+    vars: &Vars,
+) -> Result<Rendered, TemplateError> {
+    let body_escape = if channel.rules().html {
+        Escape::Html
+    } else {
+        Escape::Plain
+    };
+    let plain = |t: &Option<String>| -> Result<Option<String>, TemplateError> {
+        t.as_deref()
+            .map(|t| render(t, Escape::Plain, vars))
+            .transpose()
+    };
+    Ok(Rendered {
+        subject: plain(&template.subject)?,
+        body: template
+            .body
+            .as_deref()
+            .map(|t| render(t, body_escape, vars))
+            .transpose()?,
+        image_url: plain(&template.image_url)?,
+        button: match &template.button {
+            Some(b) => Some((
+                render(&b.text, Escape::Plain, vars)?,
+                render(&b.url, Escape::Plain, vars)?,
+            )),
+            None => None,
+        },
+    })
+}
+
 /// The variables a template reads, as dotted paths (`client.eventContext.product`), after
 /// checking that it parses. Names the template sets itself (`{% set %}`, loop variables) are
 /// not listed.
@@ -223,6 +275,21 @@ mod tests {
             render(source, Escape::Plain, &vars()).unwrap(),
             "Hi Ann <b>, Boots & \"Co\" is back (1500, gold)"
         );
+    }
+
+    #[test]
+    fn an_email_escapes_its_body_but_not_its_subject_and_an_sms_escapes_nothing() {
+        use crate::definition::{Channel, Template};
+        let t = Template {
+            subject: Some("{{ client.eventContext.product }}".into()),
+            body: Some("{{ client.eventContext.product }}".into()),
+            ..Template::default()
+        };
+        let email = render_message(&t, Channel::Email, &vars()).unwrap();
+        assert_eq!(email.subject.as_deref(), Some("Boots & \"Co\""));
+        assert_eq!(email.body.as_deref(), Some("Boots &amp; &quot;Co&quot;"));
+        let sms = render_message(&t, Channel::Sms, &vars()).unwrap();
+        assert_eq!(sms.body.as_deref(), Some("Boots & \"Co\""));
     }
 
     #[test]
