@@ -806,14 +806,10 @@ mod tests {
                "trigger": {"turn_on": {"on": [on], "off": [off]}}, "steps": steps})
     }
 
-    /// Example 1 of the issue: registered (the point of reference), no purchase within two weeks
-    /// → an invitation; still none → another message two weeks later.
+    /// Example 1 of the issue (docs/campaigns.md): registered (the point of reference), no
+    /// purchase within two weeks → an invitation; still none → another message two weeks later.
     fn registered_without_a_purchase() -> serde_json::Value {
-        turn_on(
-            "registration_completed",
-            "purchase_completed",
-            json!([{"wait": {"days": 14}}, email("Come and see"), {"wait": {"days": 14}}, email("Still waiting for you")]),
-        )
+        crate::testing::docs_example(1)
     }
 
     #[test]
@@ -825,13 +821,10 @@ mod tests {
         s.until(T0 + 60 * DAY);
         assert_eq!(s.sent_days(), [14.0, 28.0]);
         assert_eq!(
-            s.sent[0].1.template.subject.as_deref(),
-            Some("Come and see")
+            (s.sent[0].1.channel, s.sent[0].1.template.subject.as_deref()),
+            (Channel::Email, Some("Come and see"))
         );
-        assert_eq!(
-            s.sent[1].1.template.subject.as_deref(),
-            Some("Still waiting for you")
-        );
+        assert_eq!(s.sent[1].1.channel, Channel::Sms);
         assert_eq!(s.done, [DoneReason::Completed]);
         assert_eq!(s.state.run, None);
     }
@@ -856,12 +849,9 @@ mod tests {
         assert_eq!(s.done, [DoneReason::TurnedOff]);
     }
 
-    /// Example 2 of the issue: purchases postpone instead of stopping.
+    /// Example 2 of the issue (docs/campaigns.md): purchases postpone instead of stopping.
     fn registered_with_postponing_purchases() -> serde_json::Value {
-        json!({"name": "Shop again", "status": "active",
-               "trigger": {"turn_on": {"on": ["registration_completed"], "off": ["customer_status_changed"],
-                                       "postpone_on": ["purchase_completed"]}},
-               "steps": [{"wait": {"days": 14}}, email("We miss you")]})
+        crate::testing::docs_example(2)
     }
 
     #[test]
@@ -1043,14 +1033,13 @@ mod tests {
 
     #[test]
     fn a_system_event_runs_for_the_customer_the_fan_out_selected_with_its_context() {
-        let valid = validate_json(crate::validate::tests::BACK_IN_STOCK, &shop()).unwrap();
+        let valid = validate_json(&crate::testing::docs_example(0).to_string(), &shop()).unwrap();
         let ctx = BTreeMap::from([("product".to_string(), json!("Boots"))]);
         // The collector selects the interested customers with the resolved filters.
         let entry = entry_condition(&valid, &ctx).unwrap().unwrap();
         let entry = serde_json::to_value(entry).unwrap();
         assert_eq!(entry["event"]["where"][0]["value"], "Boots");
-        let mut s =
-            Story::new(serde_json::from_str(crate::validate::tests::BACK_IN_STOCK).unwrap());
+        let mut s = Story::new(crate::testing::docs_example(0));
         s.event_with(
             "back_in_stock",
             T0,

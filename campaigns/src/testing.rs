@@ -102,3 +102,15 @@ pub fn shop() -> Catalogue {
         accept_undeclared: false,
     }
 }
+
+/// The `n`th ```json block of docs/campaigns.md (0 = back in stock, 1 = registered without a
+/// purchase, 2 = with postponement), so the documented examples are the tested ones.
+pub fn docs_example(n: usize) -> serde_json::Value {
+    let docs = include_str!("../../docs/campaigns.md");
+    let block = docs
+        .split("```json\n")
+        .nth(n + 1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("example block");
+    serde_json::from_str(block).expect("example JSON")
+}

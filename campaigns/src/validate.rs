@@ -682,12 +682,12 @@ fn sample(ty: Option<PropertyType>) -> Value {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
     use crate::testing::shop;
 
     /// The back-in-stock example of docs/campaigns.md.
-    pub(crate) const BACK_IN_STOCK: &str = r#"{
+    const BACK_IN_STOCK: &str = r#"{
       "name": "Back in stock",
       "status": "active",
       "trigger": {"system_event": {"name": "back_in_stock"}},
@@ -713,6 +713,22 @@ pub(crate) mod tests {
 
     const EMAIL: &str =
         r#"[{"send": {"channel": "email", "template": {"subject": "s", "body": "b"}}}]"#;
+
+    #[test]
+    fn every_example_in_the_campaign_docs_validates() {
+        let docs = include_str!("../../docs/campaigns.md");
+        let blocks: Vec<&str> = docs
+            .split("```json\n")
+            .skip(1)
+            .map(|rest| rest.split("```").next().unwrap())
+            .collect();
+        assert_eq!(blocks.len(), 3);
+        for block in blocks {
+            if let Err(errors) = validate_json(block, &shop()) {
+                panic!("{block}\n{errors:?}");
+            }
+        }
+    }
 
     #[test]
     fn the_back_in_stock_example_validates() {
