@@ -373,6 +373,10 @@ pub fn on_answer(
     now_ms: i64,
 ) -> (State, Vec<Action>) {
     let mut actions = Vec::new();
+    if valid.campaign.status != Status::Active {
+        // Held: the check stays asked; [`pending_check`] asks it again on resume.
+        return (state, actions);
+    }
     let Some(run) = state.run.as_mut() else {
         return (state, actions);
     };
@@ -392,6 +396,23 @@ pub fn on_answer(
     };
     finish(&mut state, finished, &mut actions);
     (state, actions)
+}
+
+/// The check a run waits for, asked again: after a restart that lost the answer, or when a
+/// paused campaign is active again. `None` when the run asks nothing.
+pub fn pending_check(valid: &Valid, state: &State) -> Option<Action> {
+    let run = state.run.as_ref()?;
+    let check = run.asking.clone()?;
+    let condition = if check == "entry" {
+        entry_condition(valid, &run.context)?.ok()?
+    } else {
+        let list = current_list(&valid.campaign.steps, run);
+        match run.cursor.last().and_then(|i| list.get(*i)) {
+            Some(Step::Branch(b)) => resolve(&b.condition, &run.context).ok()?,
+            _ => return None,
+        }
+    };
+    Some(Action::Check { check, condition })
 }
 
 fn starts(valid: &Valid, event: &StoredEvent) -> bool {
@@ -1172,6 +1193,41 @@ mod tests {
         assert_eq!(s.sent_days(), [20.0]);
         assert_eq!(s.sent[0].1.due_ms, T0 + 14 * DAY);
         assert_eq!(s.state.next_wake_ms(), Some(T0 + 28 * DAY));
+    }
+
+    #[test]
+    fn a_lost_answer_is_asked_again_and_a_paused_campaign_holds_its_check() {
+        let mut def = registered_without_a_purchase();
+        def["audience"] =
+            json!({"profile": {"field": "consents.email", "op": "eq", "value": true}});
+        let valid = validate_json(&def.to_string(), &shop()).unwrap();
+        let key = Key {
+            campaign_id: "camp1",
+            version: 1,
+            customer_id: "cust1",
+        };
+        let event = StoredEvent {
+            event_id: "ev1".into(),
+            kind: EventKind::Customer,
+            name: "registration_completed".into(),
+            source: "online_store".into(),
+            customer_id: "cust1".into(),
+            anonymous_id: String::new(),
+            event_time_ms: T0,
+            context: BTreeMap::new(),
+        };
+        let (state, actions) = on_event(&valid, key, State::default(), &event, T0);
+        let asked = actions[0].clone();
+        assert!(matches!(&asked, Action::Check { check, .. } if check == "entry"));
+        // The answer was lost in a crash: the saved state asks the same again.
+        assert_eq!(pending_check(&valid, &state), Some(asked));
+        let mut paused = valid.clone();
+        paused.campaign.status = Status::Paused;
+        let (held, actions) = on_answer(&paused, key, state.clone(), "entry", true, T0);
+        assert_eq!((held.clone(), actions), (state, vec![]));
+        let (state, _) = on_answer(&valid, key, held, "entry", true, T0);
+        assert_eq!(pending_check(&valid, &state), None);
+        assert_eq!(state.next_wake_ms(), Some(T0 + 14 * DAY));
     }
 
     #[test]
