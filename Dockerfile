@@ -14,18 +14,20 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY event-model/Cargo.toml event-model/Cargo.toml
 COPY audience/Cargo.toml audience/Cargo.toml
+COPY campaigns/Cargo.toml campaigns/Cargo.toml
 COPY collector/Cargo.toml collector/Cargo.toml
 COPY tracker-wasm/Cargo.toml tracker-wasm/Cargo.toml
 # The stub manifest loses its [[bench]] and [[test]] tables (each up to the next blank line):
 # their files are not here yet, and only the binary is built.
-RUN mkdir -p event-model/src audience/src collector/src tracker-wasm/src \
+RUN mkdir -p event-model/src audience/src campaigns/src collector/src tracker-wasm/src \
     && echo 'fn main() {}' > collector/src/main.rs \
-    && touch collector/src/lib.rs event-model/src/lib.rs audience/src/lib.rs tracker-wasm/src/lib.rs \
+    && touch collector/src/lib.rs event-model/src/lib.rs audience/src/lib.rs campaigns/src/lib.rs tracker-wasm/src/lib.rs \
     && sed -i '/^\[\[\(bench\|test\)\]\]$/,/^$/d' collector/Cargo.toml \
     && cargo build --release --locked -p eventline-collector \
-    && rm -rf event-model/src audience/src collector/src
+    && rm -rf event-model/src audience/src campaigns/src collector/src
 COPY event-model event-model
 COPY audience audience
+COPY campaigns campaigns
 COPY collector collector
 RUN touch event-model/src/lib.rs audience/src/lib.rs collector/src/lib.rs collector/src/main.rs \
     && cargo build --release --locked -p eventline-collector --bin eventline-collector

@@ -234,7 +234,9 @@ fn in_period(clock: &Clock, period: &Period, ms: i64) -> bool {
     }
 }
 
-fn passes(filter: &EventFilter, event: &StoredEvent) -> bool {
+/// Whether one event passes a filter (name, sources and every context predicate). Public for
+/// the campaign engine, which judges a triggering event's `where` the same way segments do.
+pub fn passes(filter: &EventFilter, event: &StoredEvent) -> bool {
     filter.name.as_ref().is_none_or(|n| *n == event.name)
         && filter
             .sources
