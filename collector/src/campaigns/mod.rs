@@ -160,36 +160,51 @@ fn next_revision(previous: u64) -> u64 {
     now.max(previous + 1)
 }
 
-/// The current row of each campaign of the partner (its highest version, as last written),
-/// deleted ones included; `campaign` narrows it to one.
-async fn current(
-    store: &Store,
-    partner_id: Uuid,
-    campaign: Option<Uuid>,
-) -> Result<Vec<CampaignRow>, StorageError> {
+/// A campaign in a listing: its current version without the definition (one may be 512 KiB).
+#[derive(Debug, Clone, PartialEq, Row, Deserialize)]
+pub struct CampaignSummary {
+    /// The campaign.
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub campaign_id: Uuid,
+    /// Its current version.
+    pub version: u32,
+    /// The definition's name.
+    pub name: String,
+    /// `draft`, `active` or `paused`.
+    pub status: String,
+    /// The trigger's kind: the one key of the definition's `trigger`.
+    pub trigger: String,
+    /// When the campaign was created.
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    pub created_at: OffsetDateTime,
+    /// When the current version was saved.
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    pub saved_at: OffsetDateTime,
+    /// The last write.
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// The partner's live campaigns (their current versions), oldest first. A campaign is its
+/// highest version; it is deleted when that row is.
+pub async fn list(store: &Store, partner_id: Uuid) -> Result<Vec<CampaignSummary>, StorageError> {
     store
         .timed(
             store
                 .client()
                 .query(
-                    "SELECT ?fields FROM ( \
-                       SELECT * FROM campaigns FINAL \
-                       WHERE partner_id = {partner:UUID} \
-                         AND ({all:UInt8} = 1 OR campaign_id = {campaign:UUID}) \
+                    "SELECT campaign_id, version, name, status, \
+                       JSONExtractKeys(definition, 'trigger')[1] AS trigger, \
+                       created_at, saved_at, updated_at \
+                     FROM ( \
+                       SELECT * FROM campaigns FINAL WHERE partner_id = {partner:UUID} \
                        ORDER BY campaign_id, version DESC LIMIT 1 BY campaign_id) \
                      WHERE is_deleted = 0 ORDER BY created_at, campaign_id",
                 )
                 .param("partner", partner_id.to_string())
-                .param("all", u8::from(campaign.is_none()))
-                .param("campaign", campaign.unwrap_or(Uuid::nil()).to_string())
                 .fetch_all(),
         )
         .await
-}
-
-/// The partner's live campaigns (their current versions), oldest first.
-pub async fn list(store: &Store, partner_id: Uuid) -> Result<Vec<CampaignRow>, StorageError> {
-    current(store, partner_id, None).await
 }
 
 /// One live campaign of the partner, at its current version.
@@ -198,10 +213,21 @@ pub async fn get(
     partner_id: Uuid,
     campaign_id: Uuid,
 ) -> Result<CampaignRow, CampaignError> {
-    current(store, partner_id, Some(campaign_id))
-        .await?
-        .into_iter()
-        .next()
+    let row: Option<CampaignRow> = store
+        .timed(
+            store
+                .client()
+                .query(
+                    "SELECT ?fields FROM campaigns FINAL \
+                     WHERE partner_id = {partner:UUID} AND campaign_id = {campaign:UUID} \
+                     ORDER BY version DESC LIMIT 1",
+                )
+                .param("partner", partner_id.to_string())
+                .param("campaign", campaign_id.to_string())
+                .fetch_optional(),
+        )
+        .await?;
+    row.filter(|r| r.is_deleted == 0)
         .ok_or(CampaignError::NotFound)
 }
 

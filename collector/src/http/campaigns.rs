@@ -12,7 +12,8 @@ use super::admin::{parse_id, rfc3339, Admin};
 use super::{json_config, AppState};
 use crate::audit;
 use crate::campaigns::{
-    self, status_str, CampaignError, CampaignPatch, Transition, MAX_DEFINITION_BYTES,
+    self, status_str, CampaignError, CampaignPatch, CampaignSummary, Transition,
+    MAX_DEFINITION_BYTES,
 };
 use crate::error::{ApiError, FieldProblem};
 use crate::store::rows::CampaignRow;
@@ -86,7 +87,21 @@ fn trigger_kind(definition: &Value) -> Option<&str> {
 }
 
 /// A campaign in a listing: no definition (one may be 512 KiB).
-fn summary(row: &CampaignRow) -> Value {
+fn summary(row: &CampaignSummary) -> Value {
+    json!({
+        "id": row.campaign_id,
+        "name": row.name,
+        "status": row.status,
+        "version": row.version,
+        "trigger": row.trigger,
+        "created_at": rfc3339(row.created_at),
+        "saved_at": rfc3339(row.saved_at),
+        "updated_at": rfc3339(row.updated_at),
+    })
+}
+
+/// A campaign with its definition.
+fn view(row: &CampaignRow) -> Value {
     // Stored only after validation, so it parses; `null` would show a damaged row as it is.
     let definition: Value = serde_json::from_str(&row.definition).unwrap_or(Value::Null);
     json!({
@@ -98,14 +113,8 @@ fn summary(row: &CampaignRow) -> Value {
         "created_at": rfc3339(row.created_at),
         "saved_at": rfc3339(row.saved_at),
         "updated_at": rfc3339(row.updated_at),
+        "definition": definition,
     })
-}
-
-/// A campaign with its definition.
-fn view(row: &CampaignRow) -> Value {
-    let mut view = summary(row);
-    view["definition"] = serde_json::from_str(&row.definition).unwrap_or(Value::Null);
-    view
 }
 
 /// What every audit row of a campaign says: never the definition.

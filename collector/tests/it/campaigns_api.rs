@@ -101,6 +101,8 @@ async fn campaigns_are_created_listed_edited_into_versions_deleted_and_each_writ
         [("Thank you", "draft"), ("Big spenders", "active")],
         "oldest first"
     );
+    assert_eq!(list["campaigns"][0]["trigger"], "event", "{list}");
+    assert_eq!(list["campaigns"][0]["version"], 1, "{list}");
     assert!(
         list["campaigns"][0].get("definition").is_none(),
         "a listing holds no definitions: {list}"
@@ -635,5 +637,41 @@ async fn the_readme_campaign_examples_work() {
         "{problem}"
     );
     assert_eq!(answers[7], json!(204));
+    t.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_definition_may_hold_a_100000_character_email_body_and_is_refused_over_512_kib() {
+    let t = TestCollector::start().await;
+    let p = t.create_partner("Long").await;
+    let with_body = |body: String| {
+        json!({"name": "Newsletter", "trigger": {"event": {"name": "purchase_completed"}},
+               "steps": [{"send": {"channel": "email",
+                   "template": {"subject": "News", "body": body}}}]})
+    };
+    // Over the 64 KiB of other admin bodies, within the email channel's 100,000 characters.
+    let longest = with_body("x".repeat(100_000));
+    let created = create(&t, &p, longest.clone()).await;
+    assert_eq!(
+        created["definition"]["steps"][0]["send"]["template"]["body"]
+            .as_str()
+            .map(str::len),
+        Some(100_000)
+    );
+    // Just over 512 KiB of definition: refused as such, by both save and validate.
+    let too_long = json!({"definition": with_body("x".repeat(530_000))});
+    for path in [
+        campaigns_path(&p),
+        format!("{}/validate", campaigns_path(&p)),
+    ] {
+        let (status, body) = t.admin(Method::POST, &path, Some(too_long.clone())).await;
+        assert_eq!(
+            (status, code(&body), body["error"]["field"].as_str()),
+            (400, Some("definition_too_long"), Some("definition")),
+            "{path}"
+        );
+    }
+    let (_, list) = t.admin(Method::GET, &campaigns_path(&p), None).await;
+    assert_eq!(list["campaigns"].as_array().map(Vec::len), Some(1));
     t.finish().await;
 }
