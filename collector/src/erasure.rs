@@ -317,6 +317,7 @@ impl Erasure {
             "event_types",
             "event_properties",
             "segments",
+            "campaigns",
         ] {
             self.delete(table, "partner_id = {partner:UUID}", &p)
                 .await?;

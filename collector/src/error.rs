@@ -31,8 +31,9 @@ pub enum ApiError {
         /// What is wrong.
         message: String,
     },
-    /// A segment definition broke the language's rules (400), or a saved one no longer fits
-    /// the partner's catalogue (409): every field-level problem, in the body's `errors`.
+    /// A segment or campaign definition broke its language's rules (400), or a saved one no
+    /// longer fits the partner's catalogue (409): every field-level problem, in the body's
+    /// `errors`.
     #[error("{message}")]
     Definition {
         /// Machine-readable code of the whole answer.
@@ -42,7 +43,7 @@ pub enum ApiError {
         /// What is wrong.
         message: String,
         /// Each problem: `{code, path, message}`, the path inside the definition.
-        errors: Vec<eventline_audience::FieldError>,
+        errors: Vec<FieldProblem>,
     },
     /// The addressed resource does not exist.
     #[error("{0} not found")]
@@ -94,6 +95,38 @@ pub enum StorageError {
     SinkClosed,
 }
 
+/// One field-level problem of a definition, as clients see it: the same shape for segments
+/// (`eventline_audience::FieldError`) and campaigns (`eventline_campaigns::FieldError`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldProblem {
+    /// The rule's stable code.
+    pub code: &'static str,
+    /// Where inside the definition; empty for the whole of it.
+    pub path: String,
+    /// What is wrong; where a name is wrong, the valid names.
+    pub message: String,
+}
+
+impl From<eventline_audience::FieldError> for FieldProblem {
+    fn from(e: eventline_audience::FieldError) -> FieldProblem {
+        FieldProblem {
+            code: e.code.as_str(),
+            path: e.path,
+            message: e.message,
+        }
+    }
+}
+
+impl From<eventline_campaigns::FieldError> for FieldProblem {
+    fn from(e: eventline_campaigns::FieldError) -> FieldProblem {
+        FieldProblem {
+            code: e.code.as_str(),
+            path: e.path,
+            message: e.message,
+        }
+    }
+}
+
 /// JSON error body: `{"error": {"code", "message", "field", "errors"?}}`.
 #[derive(Debug, Serialize)]
 pub struct ErrorBody<'a> {
@@ -111,9 +144,9 @@ pub struct ErrorDetail<'a> {
     /// The offending field, if any.
     #[serde(skip_serializing_if = "str::is_empty")]
     pub field: &'a str,
-    /// Field-level problems of a segment definition, each `{code, path, message}`.
+    /// Field-level problems of a definition, each `{code, path, message}`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub errors: Option<&'a [eventline_audience::FieldError]>,
+    pub errors: Option<&'a [FieldProblem]>,
 }
 
 /// Seconds clients are told to wait (`Retry-After`) after a 503 or 429 built by

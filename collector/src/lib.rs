@@ -9,6 +9,7 @@
 pub mod admin_token;
 pub mod app;
 pub mod audit;
+pub mod campaigns;
 pub mod config;
 pub mod customers;
 pub mod erasure;

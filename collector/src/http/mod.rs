@@ -2,6 +2,7 @@
 
 pub mod admin;
 mod body;
+pub mod campaigns;
 pub mod catalog;
 pub mod client_ip;
 pub mod customers;
@@ -78,27 +79,34 @@ fn public_routes(cfg: &mut web::ServiceConfig, prefix: &str) {
     );
 }
 
+/// Largest JSON body of the admin and server routes, unless a route sets its own.
+pub const ADMIN_JSON_LIMIT: usize = 64 * 1024;
+
+/// JSON bodies of at most `limit` bytes; a body that is too long or not the endpoint's shape is
+/// `400 invalid_request_body`.
+pub fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(|err, _| {
+            ApiError::Invalid {
+                code: "invalid_request_body",
+                field: "body".into(),
+                message: format!("the request body is not what this endpoint expects: {err}"),
+            }
+            .into()
+        })
+}
+
 fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(
-        web::JsonConfig::default()
-            .limit(64 * 1024)
-            .error_handler(|err, _| {
-                ApiError::Invalid {
-                    code: "invalid_request_body",
-                    field: "body".into(),
-                    message: format!("the request body is not what this endpoint expects: {err}"),
-                }
-                .into()
-            }),
-    )
-    .route("/healthz", web::get().to(ops::healthz))
-    .route("/readyz", web::get().to(ops::readyz))
-    .route("/metrics", web::get().to(ops::metrics))
-    .route("/v1/server/events", web::post().to(ingest::server_events))
-    .route(
-        "/v1/server/customers/{customer_id}",
-        web::put().to(customers::upsert_profile),
-    )
-    .configure(admin::routes)
-    .default_service(web::to(not_found));
+    cfg.app_data(json_config(ADMIN_JSON_LIMIT))
+        .route("/healthz", web::get().to(ops::healthz))
+        .route("/readyz", web::get().to(ops::readyz))
+        .route("/metrics", web::get().to(ops::metrics))
+        .route("/v1/server/events", web::post().to(ingest::server_events))
+        .route(
+            "/v1/server/customers/{customer_id}",
+            web::put().to(customers::upsert_profile),
+        )
+        .configure(admin::routes)
+        .default_service(web::to(not_found));
 }

@@ -34,13 +34,13 @@ impl From<SegmentError> for ApiError {
                 code: "invalid_segment_definition",
                 outdated: false,
                 message,
-                errors,
+                errors: errors.into_iter().map(Into::into).collect(),
             },
             SegmentError::Outdated(errors) => ApiError::Definition {
                 code: "segment_definition_outdated",
                 outdated: true,
                 message,
-                errors,
+                errors: errors.into_iter().map(Into::into).collect(),
             },
             SegmentError::TooLong => ApiError::Invalid {
                 code: "definition_too_long",

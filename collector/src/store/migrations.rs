@@ -61,6 +61,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0007_known_customers.sql",
         sql: include_str!("../../clickhouse/migrations/0007_known_customers.sql"),
     },
+    Migration {
+        version: 8,
+        name: "0008_campaigns.sql",
+        sql: include_str!("../../clickhouse/migrations/0008_campaigns.sql"),
+    },
 ];
 
 /// Why migrating failed.

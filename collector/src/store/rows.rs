@@ -406,6 +406,38 @@ pub struct SegmentRow {
     pub is_deleted: u8,
 }
 
+/// One row of `campaigns`: one definition version of a campaign, as last written.
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct CampaignRow {
+    /// The partner.
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub partner_id: Uuid,
+    /// The campaign.
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub campaign_id: Uuid,
+    /// Definition version: 1 at creation, one more at each edit of the definition.
+    pub version: u32,
+    /// The definition's name.
+    pub name: String,
+    /// `draft`, `active` or `paused`.
+    pub status: String,
+    /// The definition's JSON text, its `status` the row's.
+    pub definition: String,
+    /// When the campaign was created.
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    pub created_at: OffsetDateTime,
+    /// When this definition version was saved.
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    pub saved_at: OffsetDateTime,
+    /// The last write of this row.
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    pub updated_at: OffsetDateTime,
+    /// Write version of the row.
+    pub revision: u64,
+    /// Tombstone flag (set on the latest version's row).
+    pub is_deleted: u8,
+}
+
 /// A `Map(String, DateTime64(3))` as key/millisecond pairs.
 mod datetime_map {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};

@@ -5,6 +5,7 @@
 
 mod abuse;
 mod admin;
+mod campaigns_api;
 mod catalog;
 mod common;
 mod customers;
