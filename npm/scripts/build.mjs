@@ -3,6 +3,7 @@
 //   dist/index.js      browsers and bundlers: ESM, bindings (src/core.js) + wrapper, minified
 //   dist/node.mjs      Node ESM            dist/node.cjs   Node CommonJS
 //   dist/eventline.js  the embeddable file (<script type="module">): bindings + wrapper + queue replay
+//   dist/messages.js   the words for error codes, which dist/eventline.js imports only when needed
 //   dist/snippet.js    the loader snippet (minified, < 300 bytes), dist/snippet.html the same in a tag
 //   dist/*.d.ts        hand-written types (src/index.d.ts), .d.cts for require()
 //   dist/wasm/         left as the Rust build wrote it
@@ -69,6 +70,26 @@ await Promise.all([
     platform: 'browser',
     minify: true,
     ...mangle,
+    // `import('./messages.js')` stays an import of dist/messages.js beside the file: the words
+    // are fetched only when an error needs them (src/embed.js).
+    plugins: [
+      {
+        name: 'lazy-messages',
+        setup(b) {
+          b.onResolve({ filter: /^\.\/messages\.js$/ }, (args) =>
+            args.kind === 'dynamic-import' ? { path: args.path, external: true } : undefined,
+          );
+        },
+      },
+    ],
+  }),
+  build({
+    ...common,
+    entryPoints: [join(src, 'messages.js')],
+    outfile: join(dist, 'messages.js'),
+    format: 'esm',
+    platform: 'neutral',
+    minify: true,
   }),
   build({
     ...common,

@@ -4,8 +4,19 @@
 // wasm-bindgen upgrade or a changed Rust signature fails the build instead of shipping a core.js
 // that passes the wrong arguments.
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { IMPORTS } from '../src/core.js';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const coreJs = join(dirname(dirname(fileURLToPath(import.meta.url))), 'src', 'core.js');
+
+/** The imports core.js provides, from its text: name (as in the glue) -> number of arguments. */
+async function coreImports() {
+  const text = await readFile(coreJs, 'utf8');
+  const imports = {};
+  for (const [, name, args] of text.matchAll(/^\s+\[WASM\.(\w+)\]: \(([^)]*)\) =>/gm)) imports[name] = count(args);
+  if (!Object.keys(imports).length) throw new Error(`found no \`[WASM.<name>]: (...) =>\` imports in ${coreJs}`);
+  return imports;
+}
 
 /** Each export core.js calls, with the number of wasm arguments it passes (a string is two). */
 const EXPORTS = {
@@ -30,16 +41,17 @@ export async function checkGlue(gluePath, coreSourcePath) {
   }
   for (const name of Object.keys(EXPORTS)) if (!calls.has(name)) problems.push(`export ${name}: not in the glue`);
 
+  const ours = await coreImports();
   const imports = new Map();
   for (const [, name, args] of glue.matchAll(/^\s+(__wbg_\w+|__wbindgen_\w+): function\(([^)]*)\)/gm))
     imports.set(name.replace(/^__wbg_|_[0-9a-f]{16}$/g, ''), count(args));
   for (const [name, args] of imports)
-    if (IMPORTS[name]?.length !== args) problems.push(`import ${name}: the glue takes ${args} arguments, core.js ${IMPORTS[name]?.length ?? 'none'}`);
+    if (ours[name] !== args) problems.push(`import ${name}: the glue takes ${args} arguments, core.js ${ours[name] ?? 'none'}`);
   // core.js may handle more imports than a build has (`__wbindgen_throw`: the stable fallback's).
 
   const tableInit = (text) => [...text.matchAll(/table\.set\((\d+), (\w+)\)/g)].map((m) => `${m[1]}=${m[2]}`).join(' ');
-  const ours = tableInit(await readFile(coreSourcePath, 'utf8'));
-  if (tableInit(glue) !== ours) problems.push(`externref table start: the glue sets ${tableInit(glue)}, core.js ${ours}`);
+  const start = tableInit(await readFile(coreSourcePath, 'utf8'));
+  if (tableInit(glue) !== start) problems.push(`externref table start: the glue sets ${tableInit(glue)}, core.js ${start}`);
 
   if (problems.length) {
     throw new Error(`npm/src/core.js does not match the wasm-bindgen glue of this build:\n  ${problems.join('\n  ')}`);
@@ -62,6 +74,6 @@ export async function wasmNames(wasmDir) {
   if (modules.size !== 1) throw new Error(`the .wasm imports from ${[...modules].join(', ')}; src/core.js expects one module`);
   short('module', [...modules][0]);
   // Imports core.js handles that this .wasm does not have: an unused key.
-  for (const name of Object.keys(IMPORTS)) define[`WASM.${name}`] ??= '""';
+  for (const name of Object.keys(await coreImports())) define[`WASM.${name}`] ??= '""';
   return define;
 }

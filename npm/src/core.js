@@ -50,20 +50,23 @@ function give(at, text) {
   data().setInt32(at >>> 0, ptr, true);
 }
 
-// The imports, by their name in the glue without wasm-bindgen's `__wbg_` prefix and hash suffix.
-export const IMPORTS = {
+// The imports, under their names in the .wasm (`WASM.<name>`: the glue's name without
+// wasm-bindgen's `__wbg_` prefix and hash suffix). npm/scripts/glue.mjs reads this object from
+// this file's text, one `[WASM.<name>]: (<arguments>) =>` per line, to compare it with the glue.
+// The host object's methods are the wrapper's (npm/src/tracker.js).
+const imports = {
   // Only the stable fallback build imports it (its panics carry a message).
-  __wbindgen_throw: (ptr, len) => {
-    throw new Error(read(ptr, len));
+  [WASM.__wbindgen_throw]: (ptr, len) => {
+    throw Error(read(ptr, len));
   },
-  fill: (host, ptr, len) => host.fill(memory().subarray(ptr >>> 0, (ptr >>> 0) + len)),
-  get: (at, host, ptr, len) => give(at, host.get(read(ptr, len))),
-  iso: (at, ms) => give(at, new Date(ms).toISOString()),
-  keys: (at, host) => give(at, host.keys()),
-  reject: (host, p1, l1, p2, l2) => host.reject(read(p1, l1), read(p2, l2)),
-  remove: (host, ptr, len) => host.remove(read(ptr, len)),
-  set: (host, p1, l1, p2, l2) => host.set(read(p1, l1), read(p2, l2)),
-  __wbindgen_init_externref_table: () => {
+  [WASM.fill]: (host, ptr, len) => host._fill(memory().subarray(ptr >>> 0, (ptr >>> 0) + len)),
+  [WASM.get]: (at, host, ptr, len) => give(at, host._get(read(ptr, len))),
+  [WASM.iso]: (at, ms) => give(at, new Date(ms).toISOString()),
+  [WASM.keys]: (at, host) => give(at, host._keys()),
+  [WASM.reject]: (host, p1, l1, p2, l2) => host._reject(read(p1, l1), read(p2, l2)),
+  [WASM.remove]: (host, ptr, len) => host._remove(read(ptr, len)),
+  [WASM.set]: (host, p1, l1, p2, l2) => host._set(read(p1, l1), read(p2, l2)),
+  [WASM.__wbindgen_init_externref_table]: () => {
     const table = wasm[WASM.__wbindgen_externrefs];
     table.set(0, undefined);
     table.set(1024, undefined);
@@ -79,31 +82,18 @@ export const IMPORTS = {
  */
 export async function instantiate(source) {
   if (wasm) return;
-  const I = IMPORTS;
-  const imports = {
-    [WASM.module]: {
-      [WASM.__wbindgen_throw]: I.__wbindgen_throw,
-      [WASM.fill]: I.fill,
-      [WASM.get]: I.get,
-      [WASM.iso]: I.iso,
-      [WASM.keys]: I.keys,
-      [WASM.reject]: I.reject,
-      [WASM.remove]: I.remove,
-      [WASM.set]: I.set,
-      [WASM.__wbindgen_init_externref_table]: I.__wbindgen_init_externref_table,
-    },
-  };
+  const module = { [WASM.module]: imports };
   source = await source;
   let result;
   if (typeof Response === 'function' && source instanceof Response) {
-    if (!source.ok) throw new Error('failed to fetch Wasm: ' + source.status + ' ' + source.url);
+    if (!source.ok) throw Error('eventline: ' + source.status + ' ' + source.url);
     try {
       // Needs the application/wasm content type; otherwise compile from the bytes.
-      result = await WebAssembly.instantiateStreaming(source.clone(), imports);
+      result = await WebAssembly.instantiateStreaming(source.clone(), module);
     } catch {
-      result = await WebAssembly.instantiate(await source.arrayBuffer(), imports);
+      result = await WebAssembly.instantiate(await source.arrayBuffer(), module);
     }
-  } else result = await WebAssembly.instantiate(source, imports);
+  } else result = await WebAssembly.instantiate(source, module);
   wasm = (result.instance || result).exports;
   wasm[WASM.__wbindgen_start]();
 }
@@ -124,31 +114,31 @@ export class Core {
     return take(wasm[WASM.core_call](this._id, what, ...pass(a), ...pass(b), x, y, z));
   }
 
-  add(key, text, n, kind) {
+  _add(key, text, n, kind) {
     return this._call(0, key, text, n, kind, 0);
   }
 
-  track(name, occurredAtMs, now) {
+  _track(name, occurredAtMs, now) {
     return this._call(1, name, '', occurredAtMs, now, 0);
   }
 
-  batch(skip, keepalive, now) {
+  _batch(skip, keepalive, now) {
     return this._call(2, '', '', skip, keepalive ? 1 : 0, now);
   }
 
-  settle(ids, retry, n, retryAfter, now) {
+  _settle(ids, retry, n, retryAfter, now) {
     this._call(3, ids, retryAfter, retry ? 1 : 0, n, now);
   }
 
-  op(what, now) {
+  _op(what, now) {
     return wasm[WASM.core_op](this._id, what, now);
   }
 
-  text(what, arg, now) {
+  _text(what, arg, now) {
     return this._call(4, arg, '', what, now, 0);
   }
 
-  free() {
+  _free() {
     const id = this._id;
     this._id = 0;
     if (finalization) finalization.unregister(this);

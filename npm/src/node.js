@@ -3,8 +3,12 @@
 import { readFile } from 'node:fs/promises';
 import { instantiate } from './core.js';
 import { creator, once } from './entry.js';
+import { messages } from './messages.js';
+import { setMessages } from './tracker.js';
 
 export { Tracker } from './tracker.js';
+
+setMessages(messages);
 
 async function compile(source) {
   if (source instanceof WebAssembly.Module) return source;

@@ -226,9 +226,16 @@ test('eventline.js replays the loader snippet queue in order, then dispatches li
     wire.checkEvent(events[3], { ...who, name: 'live_call', customerId: '42', context: { n: 1 } });
     assert.equal(events[3].event_id, state.liveId);
 
-    const errors = messages.filter((m) => m.type === 'error').map((m) => m.text);
+    // Reported once the words for codes are loaded (below): a signal to wait for, then exactly two.
+    const consoleErrors = () => messages.filter((m) => m.type === 'error').map((m) => m.text);
+    await waitFor('two console errors', () => consoleErrors().length >= 2);
+    const errors = consoleErrors();
     assert.equal(errors.length, 2, `two console errors: ${JSON.stringify(messages)}`);
     assert.ok(errors.every((t) => t.includes('context_key_hyphen')), JSON.stringify(errors));
+    // eventline.js carries no words for codes: the first error fetched them (dist/messages.js)
+    // and the reports waited for them.
+    assert.ok(errors.every((t) => t.includes('eventline: context key `')), JSON.stringify(errors));
+    assert.equal(received.gets.filter((p) => p === '/pkg/dist/messages.js').length, 1, JSON.stringify(received.gets));
     assert.deepEqual(messages.filter((m) => m.type === 'pageerror'), []);
   } finally {
     await page.close();
