@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the browser tracker into npm/dist/wasm/: eventline_tracker_bg.wasm (after wasm-opt -Oz,
-# with minified import/export names), names.json (that renaming, for npm/scripts/build.mjs) and
+# with minified import/export names), eventline_tracker_bg.wasm2js.js (the same translated to
+# JavaScript by wasm2js, for runtimes without WebAssembly), names.json (that renaming, for
+# npm/scripts/build.mjs) and
 # wasm-bindgen's generated glue eventline_tracker.js (+ .d.ts, snippets/), which the package does
 # not ship: npm/scripts/build.mjs only checks its hand-written bindings (npm/src/core.js) against
 # it. Prints raw / gzip / brotli sizes. Run scripts/install-wasm-tools.sh first.
@@ -27,8 +29,10 @@ fi
 # wasm-bindgen 0.2.130 emits into a funcref table, and the module then fails at init.
 if [[ -x "$ROOT/tools/binaryen-$BINARYEN_NPM_VERSION/node_modules/.bin/wasm-opt" ]]; then
   WASM_OPT=("$ROOT/tools/binaryen-$BINARYEN_NPM_VERSION/node_modules/.bin/wasm-opt")
+  WASM2JS=("$ROOT/tools/binaryen-$BINARYEN_NPM_VERSION/node_modules/.bin/wasm2js")
 elif command -v wasm-opt >/dev/null && [[ $(wasm-opt --version | grep -o '[0-9]\+' | head -1) -ge 116 ]]; then
   WASM_OPT=(wasm-opt)
+  WASM2JS=(wasm2js)
 else
   echo "wasm-opt (binaryen >= 116) not found: run scripts/install-wasm-tools.sh" >&2
   exit 1
@@ -43,6 +47,11 @@ export CARGO_PROFILE_RELEASE_LTO=fat
 export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
 export CARGO_PROFILE_RELEASE_PANIC=abort
 export CARGO_PROFILE_RELEASE_STRIP=debuginfo
+# No reference types and no multi-value: the interface passes only numbers and strings (see
+# tracker-wasm/src/bindings/core.rs), so wasm-bindgen then adds no externref table, and the one
+# .wasm can also be translated to JavaScript by wasm2js (which supports neither) for runtimes
+# without WebAssembly.
+NO_REFS="-Ctarget-feature=-reference-types,-multivalue"
 # The size-first build: the pinned nightly rebuilds std for size with panic=immediate-abort, so
 # no panic message formatting (core::fmt) ships. The -Z flags are unstable, which is why the
 # nightly is pinned by date in scripts/wasm-tools.env; re-measure when changing it.
@@ -54,7 +63,7 @@ if bash "$ROOT/scripts/tracker-toolchain.sh" install; then
   # which changes how std/alloc/wasm-bindgen helpers are inlined and merged into our code:
   # 17,762 -> 14,398 B gzip (measured 2026-11-25; adding -Zinline-mir=yes, at any threshold,
   # was 540 B larger than this alone).
-  RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none -Zcross-crate-inline-threshold=always" \
+  RUSTFLAGS="$NO_REFS -Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none -Zcross-crate-inline-threshold=always" \
     cargo "+$TRACKER_NIGHTLY" -Zpanic-immediate-abort build --release -p eventline-tracker \
     --target wasm32-unknown-unknown --target-dir "$TARGET/wasm-nightly" \
     -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
@@ -63,8 +72,8 @@ else
   bash "$ROOT/scripts/tracker-toolchain.sh" warn
   TOOLCHAIN="stable (fallback)"
   echo "== wasm build: STABLE FALLBACK (larger; see the warning above)"
-  cargo build --release -p eventline-tracker --target wasm32-unknown-unknown --target-dir "$TARGET"
-  BUILT="$TARGET/wasm32-unknown-unknown/release/eventline_tracker.wasm"
+  RUSTFLAGS="$NO_REFS" cargo build --release -p eventline-tracker --target wasm32-unknown-unknown --target-dir "$TARGET/wasm-stable"
+  BUILT="$TARGET/wasm-stable/wasm32-unknown-unknown/release/eventline_tracker.wasm"
 fi
 
 rm -rf "$OUT"
@@ -75,8 +84,9 @@ echo "$TOOLCHAIN" >"$TARGET/tracker-toolchain.txt"
 "$WASM_BINDGEN" --target web --out-name eventline_tracker --out-dir "$OUT" \
   "$BUILT"
 # --flatten --rereloop between two -Oz rounds re-derives the control flow of the inlined exports:
-# 157 B gzip less on nightly, 90 B on stable (measured 2026-11-25).
-OPT_FLAGS=(-Oz --flatten --rereloop -Oz --converge --low-memory-unused --zero-filled-memory --strip-producers)
+# 157 B gzip less on nightly, 90 B on stable (measured 2026-11-25); --merge-similar-functions and
+# a third -Oz after them: 24 B less (2026-11-30).
+OPT_FLAGS=(-Oz --flatten --rereloop -Oz --merge-similar-functions -Oz --converge --low-memory-unused --zero-filled-memory --strip-producers)
 # The same optimisation keeping the function names, for `make size`'s per-function breakdown.
 "${WASM_OPT[@]}" "${OPT_FLAGS[@]}" --strip-target-features --debuginfo -o "$TARGET/tracker-named.wasm" "$OUT/eventline_tracker_bg.wasm"
 "${WASM_OPT[@]}" "${OPT_FLAGS[@]}" --strip-debug -o "$OUT/eventline_tracker_bg.wasm" "$OUT/eventline_tracker_bg.wasm"
@@ -87,6 +97,14 @@ OPT_FLAGS=(-Oz --flatten --rereloop -Oz --converge --low-memory-unused --zero-fi
 # the long names, is read only by that build's check, and is not shipped.
 "${WASM_OPT[@]}" --minify-imports-and-exports-and-modules --strip-target-features \
   -o "$OUT/eventline_tracker_bg.wasm" "$OUT/eventline_tracker_bg.wasm" >"$OUT/names.json"
+# The same core for runtimes without WebAssembly (React Native's Hermes): binaryen's wasm2js
+# translates this very .wasm (short names and all) to JavaScript; npm/scripts/build.mjs turns it
+# into dist/core.wasm.js. Not loaded by browsers.
+# wasm2js has no saturating float-to-int conversions of i64: they are lowered first to the
+# range-checked MVP instructions LLVM would emit without them (same results).
+FEATURES=(--enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals)
+"${WASM_OPT[@]}" "${FEATURES[@]}" --llvm-nontrapping-fptoint-lowering -o "$TARGET/tracker-mvp.wasm" "$OUT/eventline_tracker_bg.wasm"
+"${WASM2JS[@]}" "${FEATURES[@]}" -Oz -o "$OUT/eventline_tracker_bg.wasm2js.js" "$TARGET/tracker-mvp.wasm"
 
 size_line() {
   local f="$1" raw gz br=""
@@ -101,3 +119,4 @@ size_line() {
 }
 echo "== npm/dist/wasm"
 size_line "$OUT/eventline_tracker_bg.wasm"
+size_line "$OUT/eventline_tracker_bg.wasm2js.js"
