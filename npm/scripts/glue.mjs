@@ -35,7 +35,8 @@ export async function checkGlue(gluePath) {
   const calls = new Map();
   for (const [, name, args] of glue.matchAll(/\bwasm\.(\w+)\(([^()]*)\)/g)) calls.set(name, count(args));
   for (const [name, args] of calls) {
-    if (/^__wbindgen_(malloc|realloc|free)$/.test(name)) continue;
+    // The allocator (wasmNames finds it by its use).
+    if (/^__wbindgen_(malloc|realloc|free|export\d*)$/.test(name)) continue;
     if (EXPORTS[name] !== args) problems.push(`export ${name}: the glue passes ${args} arguments, core.js ${EXPORTS[name] ?? 'none'}`);
   }
   for (const name of Object.keys(EXPORTS)) if (!calls.has(name)) problems.push(`export ${name}: not in the glue`);
@@ -69,6 +70,15 @@ export async function wasmNames(wasmDir) {
   const short = (name, to) => (define[`WASM.${name}`] = JSON.stringify(to));
   for (const [, name, to] of names.imports) short(name.replace(/^__wbg_|_[0-9a-f]{16}$/g, ''), to);
   for (const [name, to] of names.exports) short(name, to);
+  // The allocator's exports: wasm-bindgen names them `__wbindgen_malloc` / `__wbindgen_realloc`
+  // or, in some builds (the stable fallback), `__wbindgen_export` / `__wbindgen_export2`; the
+  // glue's string helper shows which.
+  const glue = await readFile(join(wasmDir, 'eventline_tracker.js'), 'utf8');
+  const alloc = /passStringToWasm0\(\w+, wasm\.(\w+), wasm\.(\w+)\)/.exec(glue);
+  if (!alloc) throw new Error('the glue passes no strings with passStringToWasm0(text, malloc, realloc)');
+  const exported = new Map(names.exports);
+  short('__wbindgen_malloc', exported.get(alloc[1]));
+  short('__wbindgen_realloc', exported.get(alloc[2]));
   const bytes = await readFile(join(wasmDir, 'eventline_tracker_bg.wasm'));
   const modules = new Set(WebAssembly.Module.imports(new WebAssembly.Module(bytes)).map((i) => i.module));
   if (modules.size !== 1) throw new Error(`the .wasm imports from ${[...modules].join(', ')}; src/core.js expects one module`);
