@@ -190,7 +190,7 @@ async function main() {
       `${over ? `OVER BUDGET by ${n(pageTotal.gzip - GZIP_BUDGET_BYTES)}` : 'ok'}; .wasm built with ${toolchain}`,
   );
 
-  console.log('\nNot loaded by a page without errors, nor by browsers at all:\n');
+  console.log('\nNot in the page total (fetched only on a first error, or not by browsers at all):\n');
   console.log(
     table(
       ['file', '', 'raw', 'gzip', 'brotli'],
