@@ -2,7 +2,8 @@
 # Package test: packs npm/ like a release, installs the tarball into an empty folder and checks
 #   - Node ESM `import` and CommonJS `require` (host storage, recording transport, wire body, codes),
 #     once with WebAssembly and once under `node --noexpose_wasm` (the JavaScript core)
-#   - a Vite 7 and an esbuild build of a page that imports it, run in headless Chromium
+#   - a Vite 7, an esbuild and a webpack 5 build of a page that imports it, and the same page
+#     served by the Vite dev server (`vite dev`), run in headless Chromium
 #   - dist/eventline.js behind the loader snippet, in Chromium
 # against a tiny local server on 127.0.0.1:18195 that answers /v1/events like the collector.
 # Builds the npm package first; runs scripts/build-tracker.sh only when npm/dist/wasm is missing
@@ -28,7 +29,7 @@ cd "$ROOT/npm"
 npm run --silent build
 npm run --silent typecheck
 
-echo "== test tools (tests/npm-package: vite, esbuild, playwright-core)"
+echo "== test tools (tests/npm-package: vite, esbuild, webpack, playwright-core)"
 cd "$HERE"
 [[ -d node_modules ]] || npm ci --no-audit --no-fund
 
