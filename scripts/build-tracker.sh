@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the browser tracker into npm/dist/wasm/: eventline_tracker_bg.wasm (after wasm-opt -Oz,
-# with minified import/export names), names.json (that renaming, for npm/scripts/build.mjs) and
+# with minified import/export names), eventline_tracker_bg.wasm2js.js (the same translated to
+# JavaScript by wasm2js, for runtimes without WebAssembly), names.json (that renaming, for
+# npm/scripts/build.mjs) and
 # wasm-bindgen's generated glue eventline_tracker.js (+ .d.ts, snippets/), which the package does
 # not ship: npm/scripts/build.mjs only checks its hand-written bindings (npm/src/core.js) against
 # it. Prints raw / gzip / brotli sizes. Run scripts/install-wasm-tools.sh first.
@@ -23,12 +25,14 @@ if [[ -z "$WASM_BINDGEN" ]] || ! "$WASM_BINDGEN" --version | grep -qF "$WASM_BIN
   echo "wasm-bindgen $WASM_BINDGEN_VERSION not found: run scripts/install-wasm-tools.sh" >&2
   exit 1
 fi
-# binaryen from npm (v132) first: Debian's binaryen 108 rewrites the externref table that
-# wasm-bindgen 0.2.130 emits into a funcref table, and the module then fails at init.
+# binaryen from npm (v132) first, for wasm-opt and wasm2js: its output is smaller, and Debian's
+# binaryen 108 broke the externref table wasm-bindgen emitted while reference types were on.
 if [[ -x "$ROOT/tools/binaryen-$BINARYEN_NPM_VERSION/node_modules/.bin/wasm-opt" ]]; then
   WASM_OPT=("$ROOT/tools/binaryen-$BINARYEN_NPM_VERSION/node_modules/.bin/wasm-opt")
+  WASM2JS=("$ROOT/tools/binaryen-$BINARYEN_NPM_VERSION/node_modules/.bin/wasm2js")
 elif command -v wasm-opt >/dev/null && [[ $(wasm-opt --version | grep -o '[0-9]\+' | head -1) -ge 116 ]]; then
   WASM_OPT=(wasm-opt)
+  WASM2JS=(wasm2js)
 else
   echo "wasm-opt (binaryen >= 116) not found: run scripts/install-wasm-tools.sh" >&2
   exit 1
@@ -43,6 +47,15 @@ export CARGO_PROFILE_RELEASE_LTO=fat
 export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
 export CARGO_PROFILE_RELEASE_PANIC=abort
 export CARGO_PROFILE_RELEASE_STRIP=debuginfo
+# No reference types and no multi-value: the interface passes only numbers and strings (see
+# tracker-wasm/src/bindings/core.rs), so wasm-bindgen then adds no externref table, and the one
+# .wasm can also be translated to JavaScript by wasm2js (which supports neither) for runtimes
+# without WebAssembly.
+NO_REFS="-Ctarget-feature=-reference-types,-multivalue"
+# What the .wasm may use, given to every binaryen tool (the stable build's features section is
+# dropped, see below): Rust 1.95's wasm32 defaults without those two.
+FEATURES=(--mvp-features --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int
+  --enable-bulk-memory --enable-bulk-memory-opt --enable-call-indirect-overlong)
 # The size-first build: the pinned nightly rebuilds std for size with panic=immediate-abort, so
 # no panic message formatting (core::fmt) ships. The -Z flags are unstable, which is why the
 # nightly is pinned by date in scripts/wasm-tools.env; re-measure when changing it.
@@ -54,7 +67,7 @@ if bash "$ROOT/scripts/tracker-toolchain.sh" install; then
   # which changes how std/alloc/wasm-bindgen helpers are inlined and merged into our code:
   # 17,762 -> 14,398 B gzip (measured 2026-11-25; adding -Zinline-mir=yes, at any threshold,
   # was 540 B larger than this alone).
-  RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none -Zcross-crate-inline-threshold=always" \
+  RUSTFLAGS="$NO_REFS -Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none -Zcross-crate-inline-threshold=always" \
     cargo "+$TRACKER_NIGHTLY" -Zpanic-immediate-abort build --release -p eventline-tracker \
     --target wasm32-unknown-unknown --target-dir "$TARGET/wasm-nightly" \
     -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
@@ -63,8 +76,13 @@ else
   bash "$ROOT/scripts/tracker-toolchain.sh" warn
   TOOLCHAIN="stable (fallback)"
   echo "== wasm build: STABLE FALLBACK (larger; see the warning above)"
-  cargo build --release -p eventline-tracker --target wasm32-unknown-unknown --target-dir "$TARGET"
-  BUILT="$TARGET/wasm32-unknown-unknown/release/eventline_tracker.wasm"
+  RUSTFLAGS="$NO_REFS" cargo build --release -p eventline-tracker --target wasm32-unknown-unknown --target-dir "$TARGET/wasm-stable"
+  # Stable's prebuilt std is compiled with reference types, and the .wasm's target_features
+  # section says so: wasm-bindgen would then expect an externref table the interface does not
+  # use. The section goes (binaryen gets the features from FEATURES instead).
+  "${WASM_OPT[@]}" "${FEATURES[@]}" --strip-target-features -o "$TARGET/tracker-stable.wasm" \
+    "$TARGET/wasm-stable/wasm32-unknown-unknown/release/eventline_tracker.wasm"
+  BUILT="$TARGET/tracker-stable.wasm"
 fi
 
 rm -rf "$OUT"
@@ -75,18 +93,26 @@ echo "$TOOLCHAIN" >"$TARGET/tracker-toolchain.txt"
 "$WASM_BINDGEN" --target web --out-name eventline_tracker --out-dir "$OUT" \
   "$BUILT"
 # --flatten --rereloop between two -Oz rounds re-derives the control flow of the inlined exports:
-# 157 B gzip less on nightly, 90 B on stable (measured 2026-11-25).
-OPT_FLAGS=(-Oz --flatten --rereloop -Oz --converge --low-memory-unused --zero-filled-memory --strip-producers)
+# 157 B gzip less on nightly, 90 B on stable (measured 2026-11-25); --merge-similar-functions and
+# a third -Oz after them: 24 B less (2026-11-30).
+OPT_FLAGS=(-Oz --flatten --rereloop -Oz --merge-similar-functions -Oz --converge --low-memory-unused --zero-filled-memory --strip-producers)
 # The same optimisation keeping the function names, for `make size`'s per-function breakdown.
-"${WASM_OPT[@]}" "${OPT_FLAGS[@]}" --strip-target-features --debuginfo -o "$TARGET/tracker-named.wasm" "$OUT/eventline_tracker_bg.wasm"
-"${WASM_OPT[@]}" "${OPT_FLAGS[@]}" --strip-debug -o "$OUT/eventline_tracker_bg.wasm" "$OUT/eventline_tracker_bg.wasm"
+"${WASM_OPT[@]}" "${FEATURES[@]}" "${OPT_FLAGS[@]}" --strip-target-features --debuginfo -o "$TARGET/tracker-named.wasm" "$OUT/eventline_tracker_bg.wasm"
+"${WASM_OPT[@]}" "${FEATURES[@]}" "${OPT_FLAGS[@]}" --strip-debug -o "$OUT/eventline_tracker_bg.wasm" "$OUT/eventline_tracker_bg.wasm"
 # Then one- or two-letter import, export and module names (wasm-bindgen's import names carry
 # 16-hex-digit hashes): about 330 B gzip. A run of its own, since --converge would repeat it. The
 # mapping (JSON, printed by wasm-opt) goes beside the .wasm for npm/scripts/build.mjs, which writes
 # the short names into the package's bindings (npm/src/core.js); the generated glue beside it keeps
 # the long names, is read only by that build's check, and is not shipped.
-"${WASM_OPT[@]}" --minify-imports-and-exports-and-modules --strip-target-features \
+"${WASM_OPT[@]}" "${FEATURES[@]}" --minify-imports-and-exports-and-modules --strip-target-features \
   -o "$OUT/eventline_tracker_bg.wasm" "$OUT/eventline_tracker_bg.wasm" >"$OUT/names.json"
+# The same core for runtimes without WebAssembly (React Native's Hermes): binaryen's wasm2js
+# translates this very .wasm (short names and all) to JavaScript; npm/scripts/build.mjs turns it
+# into dist/core.wasm.js. Not loaded by browsers.
+# wasm2js has no saturating float-to-int conversions of i64: they are lowered first to the
+# range-checked MVP instructions LLVM would emit without them (same results).
+"${WASM_OPT[@]}" "${FEATURES[@]}" --llvm-nontrapping-fptoint-lowering -o "$TARGET/tracker-mvp.wasm" "$OUT/eventline_tracker_bg.wasm"
+"${WASM2JS[@]}" "${FEATURES[@]}" -Oz -o "$OUT/eventline_tracker_bg.wasm2js.js" "$TARGET/tracker-mvp.wasm"
 
 size_line() {
   local f="$1" raw gz br=""
@@ -101,3 +127,4 @@ size_line() {
 }
 echo "== npm/dist/wasm"
 size_line "$OUT/eventline_tracker_bg.wasm"
+size_line "$OUT/eventline_tracker_bg.wasm2js.js"

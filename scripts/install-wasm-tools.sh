@@ -48,8 +48,9 @@ fi
 took
 
 echo "== wasm-opt"
-# npm binaryen@132 first: Debian's binaryen (108) breaks the externref table wasm-bindgen
-# 0.2.130 emits (the module fails at init), so it is used only if it is new enough (>= 116).
+# npm binaryen@132 first (wasm-opt and wasm2js): Debian's binaryen (108) broke the externref
+# table wasm-bindgen 0.2.130 emitted with reference types on, so it is used only if it is new
+# enough (>= 116).
 system_opt_version() { wasm-opt --version 2>/dev/null | grep -o '[0-9]\+' | head -1; }
 if [[ -x "$BINARYEN_ROOT/node_modules/.bin/wasm-opt" ]]; then
   echo "    reused npm binaryen@$BINARYEN_NPM_VERSION under $BINARYEN_ROOT"

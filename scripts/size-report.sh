@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Size report of the browser tracker: raw / gzip -9 / brotli bytes of the .wasm and the shipped JS,
 # checked against the gzip budget (GZIP_BUDGET_BYTES in npm/scripts/size-report.mjs; exits 1 when
-# over), where the bytes go (twiggy's largest functions of the .wasm, and the JS wrapper's share
-# beside the wasm-bindgen glue), then the same measure for other trackers installed into
-# .cache/size-peers/ (reused when present; delete the folder to measure their newest versions).
-#   scripts/size-report.sh [--no-peers] [--no-build] [--ceiling]
+# over, in `make size` and `make test` alike), the files a page does not load (the embed's words
+# for error codes, the JavaScript core for runtimes without WebAssembly) on their own, where the
+# bytes go (twiggy's largest functions of the .wasm, and the JS wrapper's share beside the
+# bindings), then the same measure for other trackers installed into .cache/size-peers/ (reused
+# when present; delete the folder to measure their newest versions).
+#   scripts/size-report.sh [--no-peers] [--no-build]
 #     --no-peers: no peers, and twiggy is not installed (only used when already in tools/)
 #     --no-build: measure npm/dist as it is (`make test` builds just before)
-#     --ceiling:  fail above the ceiling (below the smallest peer) instead of the budget (`make test`)
 # Otherwise it builds first (scripts/build-tracker.sh, incremental), so it measures exactly what
 # `make tracker` and `make run` build, with the pinned toolchain of scripts/wasm-tools.env.
 set -euo pipefail

@@ -3,6 +3,9 @@
 //   dist/index.js      browsers and bundlers: ESM, bindings (src/core.js) + wrapper, minified
 //   dist/node.mjs      Node ESM            dist/node.cjs   Node CommonJS
 //   dist/eventline.js  the embeddable file (<script type="module">): bindings + wrapper + queue replay
+//   dist/messages.js   the words for error codes, which dist/eventline.js imports only when needed
+//   dist/native.js     React Native and other runtimes without WebAssembly or node:fs: the JS core
+//   dist/core.wasm.js  the core translated to JavaScript (wasm2js), for runtimes without WebAssembly
 //   dist/snippet.js    the loader snippet (minified, < 300 bytes), dist/snippet.html the same in a tag
 //   dist/*.d.ts        hand-written types (src/index.d.ts), .d.cts for require()
 //   dist/wasm/         left as the Rust build wrote it
@@ -20,7 +23,8 @@ const wasmDir = join(dist, 'wasm');
 const glue = join(wasmDir, 'eventline_tracker.js');
 const SNIPPET_MAX_BYTES = 300;
 
-for (const file of [glue, join(wasmDir, 'eventline_tracker_bg.wasm')]) {
+const wasm2js = join(wasmDir, 'eventline_tracker_bg.wasm2js.js');
+for (const file of [glue, join(wasmDir, 'eventline_tracker_bg.wasm'), wasm2js]) {
   if (!(await stat(file).catch(() => null))) {
     console.error(`missing ${file}: run scripts/build-tracker.sh (the Rust/WASM build) first`);
     process.exit(1);
@@ -33,7 +37,7 @@ for (const entry of await readdir(dist)) {
 }
 
 // The package's bindings (src/core.js) must match the glue wasm-bindgen generated for this build.
-await checkGlue(glue, join(src, 'core.js'));
+await checkGlue(glue);
 
 // The .wasm's short import, export and module names (scripts/build-tracker.sh), as `WASM.<name>`
 // for src/core.js.
@@ -43,13 +47,46 @@ const define = await wasmNames(wasmDir);
 // the minified files.
 const mangle = { mangleProps: /^_[a-z]/ };
 
+// Imports of files that are dist/ files of their own, left as imports: `import('./messages.js')`
+// (the words the embed fetches when an error needs them; a static import of it is bundled) and
+// './core.wasm.js' (the JavaScript core, loaded only where WebAssembly is missing).
+const ownFiles = {
+  name: 'own-files',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/(messages|core\.wasm)\.js$/ }, (args) =>
+      args.path === './core.wasm.js' || args.kind === 'dynamic-import' ? { path: args.path, external: true } : undefined,
+    );
+  },
+};
+
 const common = {
   bundle: true,
   define,
   legalComments: 'none',
   target: 'es2020',
   logLevel: 'warning',
+  plugins: [ownFiles],
 };
+
+// dist/core.wasm.js: wasm2js's module made a function of the imports, like instantiating the
+// .wasm (`instantiate(imports)` answers the exports): its `import * as` lines (the imports as
+// modules) and its own instantiation at the end give way to one export.
+{
+  const text = await readFile(wasm2js, 'utf8');
+  const end = text.indexOf('\nvar retasmFunc = asmFunc(');
+  const body = text.slice(0, end).replace(/^import \* as \w+ from '[^']*';$/gm, '');
+  if (end < 0 || !body.includes('function asmFunc(imports)') || /^import /m.test(body)) {
+    console.error(`${wasm2js}: not the wasm2js output this build knows (asmFunc(imports), then retasmFunc)`);
+    process.exit(1);
+  }
+  const { code } = await transform(`${body}\nexport { asmFunc as instantiate };\n`, {
+    minify: true,
+    format: 'esm',
+    legalComments: 'none',
+    target: 'es2020',
+  });
+  await writeFile(join(dist, 'core.wasm.js'), code);
+}
 
 await Promise.all([
   build({
@@ -69,6 +106,23 @@ await Promise.all([
     platform: 'browser',
     minify: true,
     ...mangle,
+  }),
+  build({
+    ...common,
+    entryPoints: [join(src, 'native.js')],
+    outfile: join(dist, 'native.js'),
+    format: 'esm',
+    platform: 'neutral',
+    minify: true,
+    ...mangle,
+  }),
+  build({
+    ...common,
+    entryPoints: [join(src, 'messages.js')],
+    outfile: join(dist, 'messages.js'),
+    format: 'esm',
+    platform: 'neutral',
+    minify: true,
   }),
   build({
     ...common,
@@ -113,7 +167,7 @@ await copyFile(join(src, 'index.d.ts'), join(dist, 'index.d.cts'));
 await copyFile(join(src, 'embed.d.ts'), join(dist, 'embed.d.ts'));
 
 // Every `WASM.<name>` in src/core.js must have been replaced by a short name.
-for (const file of ['index.js', 'eventline.js', 'node.mjs', 'node.cjs']) {
+for (const file of ['index.js', 'eventline.js', 'native.js', 'node.mjs', 'node.cjs']) {
   if ((await readFile(join(dist, file), 'utf8')).includes('WASM.')) {
     console.error(`dist/${file} still names WASM.<name>: a name src/core.js uses is not in dist/wasm/names.json`);
     process.exit(1);

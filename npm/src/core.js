@@ -1,12 +1,15 @@
 // The JavaScript side of the WebAssembly core's interface, written for exactly the ABI that
 // wasm-bindgen (the version pinned in scripts/wasm-tools.env) gives tracker-wasm's exports and
 // imports: strings go in as (pointer, length) in memory the core allocates and then owns; strings
-// come back as a (pointer, length) pair that is read and freed here; the host object crosses as
-// an externref. It replaces wasm-bindgen's generated glue in the package (about 1 KB gzip less:
-// one string helper instead of one try/finally wrapper per method, no loader for every calling
-// convention). npm/scripts/build.mjs compares the generated glue with what this file assumes
-// (export names and argument counts, import names, the externref table's start values) and fails
-// the build when they differ. The Rust test suites keep using the generated glue.
+// come back as one number, length * 2^32 + pointer, read at once (the core keeps the bytes until
+// its next call); the host object is known to the core by its number in `hosts`. It replaces
+// wasm-bindgen's generated glue in the package (about 1 KB gzip less: one string helper instead
+// of one try/finally wrapper per method, no loader for every calling convention).
+// npm/scripts/build.mjs compares the generated glue with what this file assumes (export names
+// and argument counts, import names and argument counts) and fails the build when they differ.
+// The Rust test suites keep using the generated glue.
+// Where WebAssembly is missing, the same exports come from the core's JavaScript build
+// (binaryen's wasm2js of the same .wasm: `instantiateJs`).
 //
 // `WASM.<name>` is the import or export's name in the shipped .wasm: scripts/build-tracker.sh
 // shortens them all (wasm-opt --minify-imports-and-exports-and-modules: about 330 bytes gzip,
@@ -19,9 +22,11 @@ let view = null;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
 
-// Views of the memory, renewed when it grows (the old buffer is then detached).
-const memory = () => (bytes && bytes.byteLength ? bytes : (bytes = new Uint8Array(wasm[WASM.memory].buffer)));
-const data = () => (view && view.buffer === wasm[WASM.memory].buffer ? view : (view = new DataView(wasm[WASM.memory].buffer)));
+// Views of the memory, renewed when it grows (into a new buffer: WebAssembly detaches the old
+// one, the JavaScript build just drops it).
+const buffer = () => wasm[WASM.memory].buffer;
+const memory = () => (bytes && bytes.buffer === buffer() ? bytes : (bytes = new Uint8Array(buffer())));
+const data = () => (view && view.buffer === buffer() ? view : (view = new DataView(buffer())));
 
 // A string into the core's memory: [pointer, length] (at most 3 bytes per UTF-16 unit, then
 // shrunk to the bytes written).
@@ -34,14 +39,11 @@ function pass(text) {
   return [wasm[WASM.__wbindgen_realloc](ptr, max, len, 1) >>> 0, len];
 }
 
+// `len` may carry a fraction (see `take`): subarray truncates the end.
 const read = (ptr, len) => decoder.decode(memory().subarray(ptr >>> 0, (ptr >>> 0) + len));
 
-// A string the core returned as [pointer, length]: read, then freed.
-function take([ptr, len]) {
-  const text = read(ptr, len);
-  wasm[WASM.__wbindgen_free](ptr, len, 1);
-  return text;
-}
+// A string the core answered as length * 2^32 + pointer (`>>> 0` keeps the pointer).
+const take = (n) => read(n, n / 4294967296);
 
 // Writes an optional string where the core asked for it (`at`: its [pointer, length] slot).
 function give(at, text) {
@@ -50,28 +52,26 @@ function give(at, text) {
   data().setInt32(at >>> 0, ptr, true);
 }
 
-// The imports, by their name in the glue without wasm-bindgen's `__wbg_` prefix and hash suffix.
-export const IMPORTS = {
+// The host objects (src/tracker.js), by the number the core knows each by.
+const hosts = [];
+
+// The imports, under their names in the .wasm (`WASM.<name>`: the glue's name without
+// wasm-bindgen's `__wbg_` prefix and hash suffix). npm/scripts/glue.mjs reads this object from
+// this file's text, one `[WASM.<name>]: (<arguments>) =>` per line, to compare it with the glue.
+const imports = {
   // Only the stable fallback build imports it (its panics carry a message).
-  __wbindgen_throw: (ptr, len) => {
-    throw new Error(read(ptr, len));
+  [WASM.__wbindgen_throw]: (ptr, len) => {
+    throw Error(read(ptr, len));
   },
-  fill: (host, ptr, len) => host.fill(memory().subarray(ptr >>> 0, (ptr >>> 0) + len)),
-  get: (at, host, ptr, len) => give(at, host.get(read(ptr, len))),
-  iso: (at, ms) => give(at, new Date(ms).toISOString()),
-  keys: (at, host) => give(at, host.keys()),
-  reject: (host, p1, l1, p2, l2) => host.reject(read(p1, l1), read(p2, l2)),
-  remove: (host, ptr, len) => host.remove(read(ptr, len)),
-  set: (host, p1, l1, p2, l2) => host.set(read(p1, l1), read(p2, l2)),
-  __wbindgen_init_externref_table: () => {
-    const table = wasm[WASM.__wbindgen_externrefs];
-    table.set(0, undefined);
-    table.set(1024, undefined);
-    table.set(1025, null);
-    table.set(1026, true);
-    table.set(1027, false);
-  },
+  [WASM.fill]: (host, ptr, len) => hosts[host]._fill(memory().subarray(ptr >>> 0, (ptr >>> 0) + len)),
+  [WASM.get]: (at, host, ptr, len) => give(at, hosts[host]._get(read(ptr, len))),
+  [WASM.iso]: (at, ms) => give(at, new Date(ms).toISOString()),
+  [WASM.keys]: (at, host) => give(at, hosts[host]._keys()),
+  [WASM.reject]: (host, p1, l1, p2, l2) => hosts[host]._reject(read(p1, l1), read(p2, l2)),
+  [WASM.remove]: (host, ptr, len) => hosts[host]._remove(read(ptr, len)),
+  [WASM.set]: (host, p1, l1, p2, l2) => hosts[host]._set(read(p1, l1), read(p2, l2)),
 };
+const module = { [WASM.module]: imports };
 
 /**
  * Instantiates the core once: `source` is a Response (or a promise of one), bytes or a compiled
@@ -79,33 +79,26 @@ export const IMPORTS = {
  */
 export async function instantiate(source) {
   if (wasm) return;
-  const I = IMPORTS;
-  const imports = {
-    [WASM.module]: {
-      [WASM.__wbindgen_throw]: I.__wbindgen_throw,
-      [WASM.fill]: I.fill,
-      [WASM.get]: I.get,
-      [WASM.iso]: I.iso,
-      [WASM.keys]: I.keys,
-      [WASM.reject]: I.reject,
-      [WASM.remove]: I.remove,
-      [WASM.set]: I.set,
-      [WASM.__wbindgen_init_externref_table]: I.__wbindgen_init_externref_table,
-    },
-  };
   source = await source;
   let result;
   if (typeof Response === 'function' && source instanceof Response) {
-    if (!source.ok) throw new Error('failed to fetch Wasm: ' + source.status + ' ' + source.url);
+    if (!source.ok) throw Error('eventline: ' + source.status + ' ' + source.url);
     try {
       // Needs the application/wasm content type; otherwise compile from the bytes.
-      result = await WebAssembly.instantiateStreaming(source.clone(), imports);
+      result = await WebAssembly.instantiateStreaming(source.clone(), module);
     } catch {
-      result = await WebAssembly.instantiate(await source.arrayBuffer(), imports);
+      result = await WebAssembly.instantiate(await source.arrayBuffer(), module);
     }
-  } else result = await WebAssembly.instantiate(source, imports);
+  } else result = await WebAssembly.instantiate(source, module);
   wasm = (result.instance || result).exports;
-  wasm[WASM.__wbindgen_start]();
+}
+
+/**
+ * Instantiates the core once from its JavaScript build (dist/core.wasm.js: binaryen's wasm2js
+ * of the same .wasm), for runtimes without WebAssembly: `build` is that module's `instantiate`.
+ */
+export function instantiateJs(build) {
+  wasm ??= build(module);
 }
 
 const finalization =
@@ -114,8 +107,9 @@ const finalization =
 /** The engine of one tracker (tracker-wasm/src/bindings/core.rs documents each method). */
 export class Core {
   constructor(host, endpoint, partnerId, source, batchEvents, maxBatchBytes, lingerMs, maxQueueEvents, sessionTimeoutMs, prefix, now) {
+    this._host = hosts.push(host) - 1;
     this._id =
-      wasm[WASM.core_new](host, ...pass(endpoint), ...pass(partnerId), ...pass(source), batchEvents, maxBatchBytes, lingerMs, maxQueueEvents, sessionTimeoutMs, ...pass(prefix), now) >>> 0;
+      wasm[WASM.core_new](this._host, ...pass(endpoint), ...pass(partnerId), ...pass(source), batchEvents, maxBatchBytes, lingerMs, maxQueueEvents, sessionTimeoutMs, ...pass(prefix), now) >>> 0;
     if (finalization) finalization.register(this, this._id, this);
   }
 
@@ -124,39 +118,38 @@ export class Core {
     return take(wasm[WASM.core_call](this._id, what, ...pass(a), ...pass(b), x, y, z));
   }
 
-  add(key, text, n, kind) {
+  _add(key, text, n, kind) {
     return this._call(0, key, text, n, kind, 0);
   }
 
-  track(name, occurredAtMs, now) {
+  _track(name, occurredAtMs, now) {
     return this._call(1, name, '', occurredAtMs, now, 0);
   }
 
-  batch(skip, keepalive, now) {
+  _batch(skip, keepalive, now) {
     return this._call(2, '', '', skip, keepalive ? 1 : 0, now);
   }
 
-  settle(ids, retry, n, retryAfter, now) {
+  _settle(ids, retry, n, retryAfter, now) {
     this._call(3, ids, retryAfter, retry ? 1 : 0, n, now);
   }
 
-  op(what, now) {
+  _op(what, now) {
     return wasm[WASM.core_op](this._id, what, now);
   }
 
-  text(what, arg, now) {
+  _text(what, arg, now) {
     return this._call(4, arg, '', what, now, 0);
   }
 
-  free() {
+  _free() {
     const id = this._id;
     this._id = 0;
     if (finalization) finalization.unregister(this);
+    hosts[this._host] = 0;
     wasm[WASM.core_free](id);
   }
 }
 
 /** `""` when the partner id and source pass the collector's rules, else `!<code number>\x1ffield`. */
-export function check(partnerId, source) {
-  return take(wasm[WASM.check](...pass(partnerId), ...pass(source)));
-}
+export const check = (partnerId, source) => take(wasm[WASM.check](...pass(partnerId), ...pass(source)));

@@ -6,7 +6,13 @@
 // dispatcher of the same shape, which also exposes the tracker as `eventline.tracker`.
 // A failing call (a hyphenated context key, bad options…) is reported on console.error with its
 // code and never stops the calls after it.
-import { loadWasm, Tracker } from './browser.js';
+// The words for error codes are not in this file: the first error or rejection that needs them
+// imports dist/messages.js from beside it (npm/scripts/build.mjs keeps that import), and the
+// report waits for it, so a page without errors never downloads them.
+import { reword, setMessages, Tracker, worded } from './tracker.js';
+import { loadWasm } from './web.js';
+
+setMessages(undefined, () => import('./messages.js'));
 
 const root = globalThis;
 
@@ -15,8 +21,10 @@ let tracker;
 let waiting = [];
 
 function report(command, error) {
-  const code = (error && error.code) || 'error';
-  console.error(`eventline('${command}'): ${code}`, error);
+  worded().then(() => {
+    reword(error);
+    console.error(`eventline('${command}'): ${(error && error.code) || 'error'}: ${error && error.message}`, error);
+  });
 }
 
 function run(at, args) {

@@ -67,6 +67,11 @@ export interface Rejection {
   code: ErrorCode;
   /** The offending field, e.g. `context.user-name`, when known. */
   field?: string | null;
+  /**
+   * The collector's words, else the tracker's. (dist/eventline.js fetches the tracker's words,
+   * dist/messages.js, before its first report that needs them, so its reports may come a moment
+   * later.)
+   */
   message: string;
 }
 
@@ -241,7 +246,11 @@ export interface EventlineCommands {
 export interface EventlineGlobal extends EventlineCommands {
   /** Calls recorded by the snippet before eventline.js loaded: [timestampMs, arguments]. */
   q?: Array<[number, IArguments]>;
-  /** The tracker, once eventline.js has loaded and `init` has run. */
+  /**
+   * The tracker, once eventline.js has loaded and `init` has run. Its thrown errors carry `code`
+   * and `field`; their `message` names only those until a report has fetched the words
+   * (dist/messages.js).
+   */
   tracker?: Tracker;
 }
 

@@ -13,29 +13,48 @@ const SEP = '\x1f';
 const HEARTBEAT_MS = 5000;
 const UTM = ['utm_source', 'utm_medium', 'utm_campaign', 'utm_term', 'utm_content'];
 
-// The wrapper's own codes (its options and its queue cap; not wire rules, so not in event-model).
-const OWN = {
-  invalid_option: '`\x01`: missing or invalid option',
-  queue_overflow: 'the queue held maxQueueEvents events; the oldest was dropped',
-};
+// The words for codes (src/messages.js): set at once by the Node and bundler entries; the embed
+// gives a loader instead, run the first time words are needed (`worded`).
+let words;
+let loadWords;
+let wording;
 
-// [code, words] for an event-model code (its number, or its name as the collector sends it) or
-// one of OWN; the words are the collector's (rules.js), with the field filled in.
-function describe(code, field) {
-  const entry = (typeof code === 'number' ? CODES[code] : Object.values(CODES).find((c) => c[0] === code)) || [
-    code,
-    {}.hasOwnProperty.call(OWN, code) ? OWN[code] : code,
-  ];
-  const key = field ? field.replace(/^context\./, '') : '';
-  return [entry[0], entry[1].replace('\x01', () => key).replace('\x02', () => key.replace(/-/g, '_'))];
+/** `table`: src/messages.js's `messages`; or `load`: a function that imports that module. */
+export function setMessages(table, load) {
+  words = table;
+  loadWords = load;
 }
 
-// `code`: an event-model code's number or name, or one of OWN.
+/** Resolves once the words are here (or cannot be loaded: then messages name the code only). */
+export function worded() {
+  return (wording ??= words || !loadWords ? Promise.resolve() : loadWords().then((m) => void (words = m.messages), () => {}));
+}
+
+// [code name, message] for an event-model code (its number, or its name as the collector sends
+// it) or one of the wrapper's own, with the field filled in; without the words (the embed before
+// they load), the message is the code and the field.
+function describe(code, field) {
+  const name = typeof code === 'number' ? CODES[code] : code;
+  const template = words && words[name];
+  const key = field ? field.replace(/^context\./, '') : '';
+  return [
+    name,
+    template ? template.replace('\x01', () => key).replace('\x02', () => key.replace(/-/g, '_')) : field ? name + ' `' + field + '`' : name,
+  ];
+}
+
+/** Rewrites the message of an Error the tracker threw, once the words are here (the embed). */
+export function reword(error) {
+  if (error && error._coded) error.message = 'eventline: ' + describe(error.code, error.field)[1];
+}
+
+// `code`: an event-model code's number or name, or one of the wrapper's own (src/messages.js).
 function fail(code, field) {
-  const [name, words] = describe(code, field);
-  const error = new Error('eventline: ' + words);
+  const [name, message] = describe(code, field);
+  const error = new Error('eventline: ' + message);
   error.code = name;
   error.field = field;
+  error._coded = true;
   return error;
 }
 
@@ -100,7 +119,8 @@ function fn(o, name) {
   return v;
 }
 
-// `storage` option, else localStorage if it works (it throws in some privacy modes), else memory.
+// `storage` option, else localStorage if it works (it throws in some privacy modes), else memory
+// (without key()/length: one tracker's own map holds no other instance's queue to adopt).
 function pickStorage(option) {
   if (isObject(option)) return [option, true];
   try {
@@ -115,10 +135,6 @@ function pickStorage(option) {
       getItem: (k) => (map.has(k) ? map.get(k) : null),
       setItem: (k, v) => map.set(k, v),
       removeItem: (k) => map.delete(k),
-      key: (i) => [...map.keys()][i],
-      get length() {
-        return map.size;
-      },
     },
     false,
   ];
@@ -245,13 +261,13 @@ export class Tracker {
     const [store, persistent] = pickStorage(storage);
     this._persistent = persistent;
     const host = {
-      get(k) {
+      _get(k) {
         try {
           const v = store.getItem(k);
           return typeof v === 'string' ? v : undefined;
         } catch {}
       },
-      set(k, v) {
+      _set(k, v) {
         try {
           store.setItem(k, v);
           return true;
@@ -259,12 +275,12 @@ export class Tracker {
           return false;
         }
       },
-      remove(k) {
+      _remove(k) {
         try {
           store.removeItem(k);
         } catch {}
       },
-      keys() {
+      _keys() {
         try {
           const n = store.length;
           if (typeof n !== 'number' || typeof store.key !== 'function') return undefined;
@@ -276,7 +292,7 @@ export class Tracker {
           return keys.join('\n');
         } catch {}
       },
-      fill(bytes) {
+      _fill(bytes) {
         try {
           g.crypto.getRandomValues(bytes);
         } catch {
@@ -284,7 +300,7 @@ export class Tracker {
         }
       },
       // Events the queue cap pushed out.
-      reject: (eventId, name) => this._reject(eventId, name, 'queue_overflow', ''),
+      _reject: (eventId, name) => this._reject(eventId, name, 'queue_overflow', ''),
     };
     this._core = new Core(host, this._url, partnerId, source, batchSize, maxBatchBytes, flushIntervalMs, maxQueueEvents, sessionTimeoutMs, prefix, Date.now());
     this._report();
@@ -303,13 +319,13 @@ export class Tracker {
       on(g, 'pagehide', () => this._hide());
       on(g, 'pageshow', (e) => {
         if (read(e, 'persisted') === true) {
-          this._core.op(1, Date.now());
+          this._core._op(1, Date.now());
           this._report();
           this._kick(false, false);
         }
       });
       on(g, 'online', () => {
-        this._core.op(4, Date.now());
+        this._core._op(4, Date.now());
         this._kick(false, false);
       });
     }
@@ -318,21 +334,29 @@ export class Tracker {
   }
 
   // Notes an event given up on, for _report; the message is worded here when none came.
-  _reject(eventId, name, code, field, text) {
-    this._dropped.push({ eventId, name, code, field, message: text || describe(code, field)[1] });
+  _reject(eventId, name, code, field, message) {
+    this._dropped.push({ eventId, name, code, field, message });
   }
 
-  // Reports events given up on: console.warn, and onRejected(list) if set.
+  // Reports events given up on: console.warn, and onRejected(list) if set. Entries without the
+  // collector's words get the tracker's; when those are not loaded yet (the embed), this report
+  // and every later one wait for them, so reports keep their order.
   _report() {
     const list = this._dropped;
     if (!list.length) return;
     this._dropped = [];
-    try {
-      g.console.warn('eventline: events dropped', list);
-    } catch {}
-    try {
-      if (this._onRejected) this._onRejected(list);
-    } catch {}
+    const deliver = () => {
+      for (const r of list) r.message ||= describe(r.code, r.field)[1];
+      try {
+        g.console.warn('eventline: events dropped', list);
+      } catch {}
+      try {
+        if (this._onRejected) this._onRejected(list);
+      } catch {}
+    };
+    if (!this._later && (words || !loadWords || list.every((r) => r.message))) return deliver();
+    const later = (this._later = (this._later || worded()).then(deliver));
+    later.then(() => this._later === later && (this._later = undefined));
   }
 
   // Starts the pump unless it runs; a forced request while it runs makes it go once more.
@@ -375,11 +399,11 @@ export class Tracker {
     if (this._closed) return;
     const core = this._core;
     const now = Date.now();
-    const due = core.op(0, now);
+    const due = core._op(0, now);
     let batch = '';
     if (due >= 0 && (force || read(g.navigator, 'onLine') !== false)) {
       if (!force && due > now) this._wakeAt(due);
-      else batch = core.batch(0, keepalive, now);
+      else batch = core._batch(0, keepalive, now);
     }
     this._report();
     if (!batch) return this._finish();
@@ -389,7 +413,7 @@ export class Tracker {
       if (this._closed) return;
       const goOn = this._settle(ids, names, status, retryAfter, answer);
       if (!goOn) {
-        const next = core.op(9, 0);
+        const next = core._op(9, 0);
         if (next >= 0) this._wakeAt(next);
       }
       this._report();
@@ -405,9 +429,9 @@ export class Tracker {
   _settle(ids, names, status, retryAfter, answer) {
     const core = this._core;
     const now = Date.now();
-    const verdict = core.op(10, status);
+    const verdict = core._op(10, status);
     if (verdict === 1) {
-      core.settle(ids, true, 0, retryAfterSeconds(text(retryAfter), now), now);
+      core._settle(ids, true, 0, retryAfterSeconds(text(retryAfter), now), now);
       return false;
     }
     const list = ids.split(',');
@@ -431,13 +455,13 @@ export class Tracker {
       }
     }
     const rest = list.filter((_, i) => !judged.has(i));
-    if (verdict === 0) core.settle(ids, false, 0, '', now);
-    else if (verdict === 2 && rest.length && !counted && list.length > 1) core.settle('', false, list.length >> 1, '', now);
+    if (verdict === 0) core._settle(ids, false, 0, '', now);
+    else if (verdict === 2 && rest.length && !counted && list.length > 1) core._settle('', false, list.length >> 1, '', now);
     else {
       let error = read(json, 'error');
       if (!isObject(error) || !text(error.code)) error = { code: 'http_' + status };
       list.forEach((_, i) => judged.has(i) || reject(i, text(error.code), text(error.field), text(error.message)));
-      core.settle(ids, false, -1, '', now);
+      core._settle(ids, false, -1, '', now);
     }
     return true;
   }
@@ -446,22 +470,22 @@ export class Tracker {
   _hide() {
     const core = this._core;
     const now = Date.now();
-    core.op(2, now);
+    core._op(2, now);
     let skip = 0;
     let batch;
-    while ((batch = core.batch(skip, true, now))) {
+    while ((batch = core._batch(skip, true, now))) {
       const [ids, , body] = split(batch);
       skip += ids.split(',').length;
       if (!beacon(this._transport, this._url, body)) break;
     }
-    core.op(3, now);
+    core._op(3, now);
   }
 
   _beat() {
     this._beatTimer = timer(() => {
       if (this._closed) return;
       const core = this._core;
-      const due = core.op(1, Date.now());
+      const due = core._op(1, Date.now());
       this._report();
       if (!this._pumping && this._wake === Infinity && due >= 0) this._kick(false, false);
       this._beat();
@@ -475,7 +499,7 @@ export class Tracker {
     const add = (key, v) => {
       const type = typeof v;
       const kind = type === 'undefined' ? 0 : type === 'string' ? 1 : type === 'number' ? 2 : type === 'boolean' ? (v ? 3 : 4) : 5;
-      const bad = core.add(key, type === 'string' ? v : type === 'number' ? String(v) : '', type === 'number' ? v : 0, kind);
+      const bad = core._add(key, type === 'string' ? v : type === 'number' ? String(v) : '', type === 'number' ? v : 0, kind);
       if (bad) throw thrown(bad);
       if (kind) seen.add(key);
     };
@@ -492,10 +516,10 @@ export class Tracker {
       } else if (typeof v === 'number' && v >= 0 && v < 1e9) add(key, Math.trunc(v));
     });
     const now = Date.now();
-    const id = core.track(name, occurredAtMs, now);
+    const id = core._track(name, occurredAtMs, now);
     this._report();
     if (id[0] === '!') throw thrown(id);
-    const due = core.op(9, 0);
+    const due = core._op(9, 0);
     if (due >= 0) due <= now ? this._kick(false, false) : this._wakeAt(due);
     return id;
   }
@@ -521,12 +545,12 @@ export class Tracker {
       typeof customerId === 'number' && Number.isInteger(customerId) && Math.abs(customerId) < 9.007e15
         ? String(customerId)
         : text(customerId);
-    const bad = this._core.text(3, id, 0);
+    const bad = this._core._text(3, id, 0);
     if (bad) throw thrown(bad);
   }
 
   reset() {
-    this._core.op(7, Date.now());
+    this._core._op(7, Date.now());
   }
 
   flush() {
@@ -538,15 +562,15 @@ export class Tracker {
   }
 
   optOut() {
-    this._core.op(5, Date.now());
+    this._core._op(5, Date.now());
   }
 
   optIn() {
-    this._core.op(6, Date.now());
+    this._core._op(6, Date.now());
   }
 
   get optedOut() {
-    return this._core.op(8, 0) === 1;
+    return this._core._op(8, 0) === 1;
   }
 
   get persistent() {
@@ -554,15 +578,15 @@ export class Tracker {
   }
 
   get anonymousId() {
-    return this._core.text(0, '', 0);
+    return this._core._text(0, '', 0);
   }
 
   get sessionId() {
-    return this._core.text(1, '', Date.now());
+    return this._core._text(1, '', Date.now());
   }
 
   get customerId() {
-    return this._core.text(2, '', 0) || undefined;
+    return this._core._text(2, '', 0) || undefined;
   }
 
   /** Stops timers and hooks and releases the queue, so the next instance adopts it. */
@@ -571,7 +595,7 @@ export class Tracker {
     this._closed = true;
     untimer(this._beatTimer);
     untimer(this._wakeTimer);
-    this._core.op(3, Date.now());
-    this._core.free();
+    this._core._op(3, Date.now());
+    this._core._free();
   }
 }

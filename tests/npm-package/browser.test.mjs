@@ -1,4 +1,5 @@
-// The installed tarball in a real browser: pages built with Vite and with esbuild, and the
+// The installed tarball in a real browser: pages built with Vite, esbuild and webpack 5, one
+// served by the Vite dev server (`vite dev`, as middleware of the test server), and the
 // embeddable eventline.js behind the loader snippet, served by a tiny server on 127.0.0.1:18195
 // that also answers POST /v1/events like the collector (packaging only: the real collector path is
 // the e2e suite's job). Needs CONSUMER_DIR: the folder where only the tarball was installed.
@@ -9,7 +10,8 @@ import { cp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, extname, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build as esbuild } from 'esbuild';
-import { build as vite } from 'vite';
+import { build as vite, createServer as viteServer } from 'vite';
+import webpack from 'webpack';
 import { chromium } from 'playwright-core';
 import wire from './wire.cjs';
 
@@ -33,6 +35,8 @@ const TYPES = {
 const received = { posts: [], gets: [] };
 let server;
 let browser;
+/** The Vite dev server while its test runs: it answers everything under /vite-dev/. */
+let viteDev;
 
 async function serveFile(res, root, rel) {
   const file = normalize(join(root, rel));
@@ -62,9 +66,14 @@ function handle(req, res) {
     res.writeHead(204).end();
     return;
   }
+  if (viteDev && url.pathname.startsWith('/vite-dev/')) {
+    viteDev.middlewares(req, res, () => res.writeHead(404).end());
+    return;
+  }
   const routes = [
     ['/vite/', join(pages, 'vite', 'dist')],
     ['/esbuild/', join(pages, 'esbuild', 'dist')],
+    ['/webpack/', join(pages, 'webpack', 'dist')],
     ['/embed/', join(pages, 'embed')],
     ['/pkg/', pkg],
   ];
@@ -191,6 +200,47 @@ test('an esbuild bundle with the .wasm as a file import delivers events', async 
   await checkShopPage('esbuild');
 });
 
+test('a webpack 5 build of a page that imports the package emits the .wasm and delivers events', async () => {
+  const root = join(pages, 'webpack');
+  const stats = await new Promise((resolve, reject) =>
+    webpack(
+      {
+        mode: 'production',
+        context: root,
+        entry: './main.js',
+        target: 'web',
+        output: { path: join(root, 'dist'), filename: 'main.js', publicPath: 'auto', clean: true },
+        infrastructureLogging: { level: 'warn' },
+      },
+      (error, result) => (error ? reject(error) : resolve(result)),
+    ),
+  );
+  assert.ok(!stats.hasErrors(), stats.toString('errors-only'));
+  await cp(join(root, 'index.html'), join(root, 'dist', 'index.html'));
+  const files = await listFiles(join(root, 'dist'));
+  const wasm = files.filter((f) => f.endsWith('.wasm'));
+  assert.equal(wasm.length, 1, `one .wasm in the webpack output: ${files.join(', ')}`);
+  assert.deepEqual(await readFile(wasm[0]), await readFile(join(pkg, 'dist', 'wasm', 'eventline_tracker_bg.wasm')));
+  await checkShopPage('webpack');
+});
+
+test('the Vite dev server (vite dev) serves a page that imports the package, .wasm included, and events arrive', async () => {
+  // pages/vite-dev/vite.config.js holds the one setting the README asks for (optimizeDeps.exclude).
+  viteDev = await viteServer({
+    root: join(pages, 'vite-dev'),
+    base: '/vite-dev/',
+    appType: 'mpa',
+    logLevel: 'warn',
+    server: { middlewareMode: true, hmr: false },
+  });
+  try {
+    await checkShopPage('vite-dev');
+  } finally {
+    await viteDev.close();
+    viteDev = undefined;
+  }
+});
+
 test('eventline.js replays the loader snippet queue in order, then dispatches live calls', async () => {
   const snippet = await readFile(join(pkg, 'dist', 'snippet.html'), 'utf8');
   assert.ok(Buffer.byteLength((await readFile(join(pkg, 'dist', 'snippet.js'), 'utf8')).trim()) < 300, 'snippet < 300 bytes');
@@ -226,9 +276,16 @@ test('eventline.js replays the loader snippet queue in order, then dispatches li
     wire.checkEvent(events[3], { ...who, name: 'live_call', customerId: '42', context: { n: 1 } });
     assert.equal(events[3].event_id, state.liveId);
 
-    const errors = messages.filter((m) => m.type === 'error').map((m) => m.text);
+    // Reported once the words for codes are loaded (below): a signal to wait for, then exactly two.
+    const consoleErrors = () => messages.filter((m) => m.type === 'error').map((m) => m.text);
+    await waitFor('two console errors', () => consoleErrors().length >= 2);
+    const errors = consoleErrors();
     assert.equal(errors.length, 2, `two console errors: ${JSON.stringify(messages)}`);
     assert.ok(errors.every((t) => t.includes('context_key_hyphen')), JSON.stringify(errors));
+    // eventline.js carries no words for codes: the first error fetched them (dist/messages.js)
+    // and the reports waited for them.
+    assert.ok(errors.every((t) => t.includes('eventline: context key `')), JSON.stringify(errors));
+    assert.equal(received.gets.filter((p) => p === '/pkg/dist/messages.js').length, 1, JSON.stringify(received.gets));
     assert.deepEqual(messages.filter((m) => m.type === 'pageerror'), []);
   } finally {
     await page.close();

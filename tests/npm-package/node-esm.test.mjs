@@ -18,6 +18,18 @@ function recordingTransport() {
 
 const sentEvents = (requests) => requests.flatMap((r) => JSON.parse(r.body).events);
 
+// run.sh runs these files twice: with WebAssembly, and under `node --noexpose_wasm` with
+// EVENTLINE_NO_WASM=1, where the package must pick its JavaScript core (dist/core.wasm.js) by itself.
+test('the core is WebAssembly where the runtime has it, else its JavaScript build', async () => {
+  const noWasm = process.env.EVENTLINE_NO_WASM === '1';
+  assert.equal(typeof WebAssembly, noWasm ? 'undefined' : 'object');
+  await loadWasm();
+  // The JavaScript build answers like the .wasm: a tracker works (the tests below check how).
+  const t = new Tracker({ collectorUrl: COLLECTOR, partnerId: PARTNER, source: 'mobile_app', storage: memoryStorage(), transport: async () => ({ status: 200 }) });
+  assert.match(t.anonymousId, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  t.free();
+});
+
 test('createTracker loads the core once and builds a Tracker', async () => {
   const storage = memoryStorage();
   const { transport } = recordingTransport();

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Package test: packs npm/ like a release, installs the tarball into an empty folder and checks
-#   - Node ESM `import` and CommonJS `require` (host storage, recording transport, wire body, codes)
-#   - a Vite 7 and an esbuild build of a page that imports it, run in headless Chromium
+#   - Node ESM `import` and CommonJS `require` (host storage, recording transport, wire body, codes),
+#     once with WebAssembly and once under `node --noexpose_wasm` (the JavaScript core)
+#   - a Vite 7, an esbuild and a webpack 5 build of a page that imports it, and the same page
+#     served by the Vite dev server (`vite dev`), run in headless Chromium
 #   - dist/eventline.js behind the loader snippet, in Chromium
 # against a tiny local server on 127.0.0.1:18195 that answers /v1/events like the collector.
 # Builds the npm package first; runs scripts/build-tracker.sh only when npm/dist/wasm is missing
@@ -27,7 +29,7 @@ cd "$ROOT/npm"
 npm run --silent build
 npm run --silent typecheck
 
-echo "== test tools (tests/npm-package: vite, esbuild, playwright-core)"
+echo "== test tools (tests/npm-package: vite, esbuild, webpack, playwright-core)"
 cd "$HERE"
 [[ -d node_modules ]] || npm ci --no-audit --no-fund
 
@@ -39,6 +41,7 @@ tarball="$(cd "$ROOT/npm" && npm pack --silent --pack-destination "$work" | tail
 listing="$(tar -tzf "$work/$tarball" | sort)"
 echo "   $tarball: $(echo "$listing" | tr '\n' ' ')"
 for want in package/dist/index.js package/dist/node.mjs package/dist/node.cjs package/dist/eventline.js \
+  package/dist/messages.js package/dist/native.js package/dist/core.wasm.js \
   package/dist/snippet.js package/dist/index.d.ts package/dist/wasm/eventline_tracker_bg.wasm package/README.md; do
   grep -qx "$want" <<<"$listing" || { echo "missing from the tarball: $want"; exit 1; }
 done
@@ -53,3 +56,9 @@ echo "== node --test (ESM, CommonJS, types, Chromium)"
 cd "$consumer"
 CONSUMER_DIR="$consumer" node --test --test-concurrency=1 \
   node-esm.test.mjs node-cjs.test.cjs node-tracker.test.mjs "$HERE/types.test.mjs" "$HERE/browser.test.mjs"
+
+# Runtimes without WebAssembly (React Native's Hermes): the same Node tests with WebAssembly
+# switched off; the package must choose its JavaScript core (dist/core.wasm.js) by itself.
+echo "== node --noexpose_wasm --test (ESM, CommonJS: the JavaScript core)"
+EVENTLINE_NO_WASM=1 node --noexpose_wasm --test --test-concurrency=1 \
+  node-esm.test.mjs node-cjs.test.cjs node-tracker.test.mjs

@@ -78,10 +78,11 @@ fn generate() -> String {
         "// GENERATED from event-model by tracker-wasm/tests/npm_rules.rs: do not edit. After changing\n\
          // the rules or their words: EVENTLINE_BLESS=1 cargo test -p eventline-tracker --test npm_rules\n\
          //\n\
-         // The limits the wrapper applies itself (event_model::limits), and the codes the tracker\n\
-         // reports by their number (ErrorCode as u8, what the core answers): [code, message], the\n\
-         // message being the collector's (Violation::message) with \\x01 for the field (a context\n\
-         // key without `context.`) and \\x02 for that key with '_' for '-'.\n",
+         // The limits the wrapper applies itself (event_model::limits); CODES: the codes the\n\
+         // tracker reports by their number (ErrorCode as u8, what the core answers); MESSAGES: their\n\
+         // words, the collector's (Violation::message) with \\x01 for the field (a context key\n\
+         // without `context.`) and \\x02 for that key with '_' for '-' (src/messages.js adds the\n\
+         // wrapper's own; the embed fetches them only when an error needs words).\n",
     );
     js.push_str(&format!(
         "export const MAX_CONTEXT_KEYS = {MAX_CONTEXT_KEYS};\n"
@@ -96,14 +97,21 @@ fn generate() -> String {
             *code as u8
         ));
     }
-    js.push_str("export const CODES = {\n");
     let mut sorted = TRACKER_CODES.to_vec();
     sorted.sort_by_key(|(code, _)| *code as u8);
+    js.push_str("export const CODES = {\n");
+    for (code, _) in &sorted {
+        js.push_str(&format!(
+            "  {}: {},\n",
+            *code as u8,
+            js_string(code.as_str())
+        ));
+    }
+    js.push_str("};\nexport const MESSAGES = {\n");
     for (code, detail) in sorted {
         js.push_str(&format!(
-            "  {}: [{}, {}],\n",
-            code as u8,
-            js_string(code.as_str()),
+            "  {}: {},\n",
+            code.as_str(),
             js_string(&template(code, detail))
         ));
     }

@@ -1,6 +1,11 @@
 //! `Core`, the engine behind one JS `Tracker`, and its exports (`core_new`, `core_call`,
 //! `core_op`, `core_free`, `check`), driven by the npm wrapper through npm/src/core.js.
 //!
+//! Only numbers cross the boundary besides string arguments: the wrapper's host object is known
+//! here by its number in the wrapper's table (no externref table), and strings come back as one
+//! number (see [`out`]), so the exports need no multi-value returns. Both keep the .wasm smaller
+//! and let binaryen's wasm2js translate it for runtimes without WebAssembly (React Native).
+//!
 //! Errors are returned, not thrown: a failing call answers `"!<n>\x1f<field>"` (`n`: the
 //! `ErrorCode`'s number) and the wrapper turns that into an `Error` with `.code` and `.field`
 //! and event-model's message (npm/src/rules.js, generated from event-model).
@@ -19,39 +24,51 @@ use crate::validate;
 use crate::wire::Value;
 use event_model::{rules, ErrorCode, Violation};
 
-#[wasm_bindgen]
+// The host object's methods, called with its number. npm/src/core.js provides these imports in
+// the package (over its own table of host objects); this inline module serves the Rust test
+// suites' generated glue, whose hosts register in `globalThis.eventlineHosts` (tests/common).
+#[wasm_bindgen(inline_js = "const h = (n) => globalThis.eventlineHosts[n];
+export const get = (n, k) => h(n).get(k);
+export const set = (n, k, v) => h(n).set(k, v);
+export const remove = (n, k) => h(n).remove(k);
+export const keys = (n) => h(n).keys();
+export const fill = (n, b) => h(n).fill(b);
+export const reject = (n, id, name) => h(n).reject(id, name);")]
 extern "C" {
-    /// The wrapper's host object: storage (never throwing), randomness and rejection reports.
-    pub type Host;
-    #[wasm_bindgen(method, js_name = get)]
-    fn host_get(this: &Host, key: &str) -> Option<String>;
-    #[wasm_bindgen(method, js_name = set)]
-    fn host_set(this: &Host, key: &str, value: &str) -> bool;
-    #[wasm_bindgen(method, js_name = remove)]
-    fn host_remove(this: &Host, key: &str);
+    fn get(host: u32, key: &str) -> Option<String>;
+    fn set(host: u32, key: &str, value: &str) -> bool;
+    fn remove(host: u32, key: &str);
     /// Every key joined by `\n`, or undefined when the storage cannot list keys.
-    #[wasm_bindgen(method, js_name = keys)]
-    fn host_keys(this: &Host) -> Option<String>;
+    fn keys(host: u32) -> Option<String>;
     /// Fills `buf` with random bytes (crypto.getRandomValues, else Math.random).
-    #[wasm_bindgen(method)]
-    fn fill(this: &Host, buf: &mut [u8]);
+    fn fill(host: u32, buf: &mut [u8]);
     /// Reports an event the queue cap pushed out (`queue_overflow`).
-    #[wasm_bindgen(method)]
-    fn reject(this: &Host, event_id: &str, name: &str);
+    fn reject(host: u32, event_id: &str, name: &str);
+}
+
+/// The wrapper's host object (storage that never throws, randomness, rejection reports), by its
+/// number in the wrapper's table.
+#[derive(Debug, Clone, Copy)]
+pub struct Host(pub u32);
+
+impl Host {
+    fn reject(&self, event_id: &str, name: &str) {
+        reject(self.0, event_id, name)
+    }
 }
 
 impl Store for Host {
     fn get(&self, key: &str) -> Option<String> {
-        self.host_get(key)
+        get(self.0, key)
     }
     fn set(&self, key: &str, value: &str) -> bool {
-        self.host_set(key, value)
+        set(self.0, key, value)
     }
     fn remove(&self, key: &str) {
-        self.host_remove(key)
+        remove(self.0, key)
     }
     fn keys(&self) -> Option<String> {
-        self.host_keys()
+        keys(self.0)
     }
 }
 
@@ -60,7 +77,7 @@ struct Rnd<'a>(&'a Host);
 impl Entropy for Rnd<'_> {
     fn bytes(&mut self) -> [u8; 16] {
         let mut out = [0u8; 16];
-        self.0.fill(&mut out);
+        fill(self.0 .0, &mut out);
         out
     }
 }
@@ -76,7 +93,6 @@ fn fail(v: &Violation) -> String {
 }
 
 /// `""` when the options' partner id and source pass the collector's rules, else `!code\x1ffield`.
-#[wasm_bindgen]
 pub fn check(partner_id: &str, source: &str) -> String {
     if rules::parse_event_id(partner_id).is_err() {
         return fail(&Violation::new(ErrorCode::UnknownPartner, "partnerId"));
@@ -300,11 +316,27 @@ fn with_core<R>(id: u32, f: impl FnOnce(&mut Core) -> R) -> Option<R> {
     })
 }
 
-/// [`Core::new`]; answers the core's number.
+thread_local! {
+    /// The last string answered to JavaScript (see [`out`]).
+    static OUT: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// A string for JavaScript as one number, `length * 2^32 + address` of its UTF-8 bytes in
+/// memory, valid until the next export call: JavaScript reads it at once, and nothing needs
+/// freeing (the string lives in [`OUT`] until replaced).
+fn out(text: String) -> f64 {
+    OUT.with(|o| {
+        let mut o = o.borrow_mut();
+        *o = text;
+        o.len() as f64 * 4_294_967_296.0 + o.as_ptr() as usize as f64
+    })
+}
+
+/// [`Core::new`] with the host object's number; answers the core's number.
 #[wasm_bindgen]
 #[allow(clippy::too_many_arguments)]
 pub fn core_new(
-    host: Host,
+    host: u32,
     endpoint: String,
     partner_id: String,
     source: String,
@@ -317,7 +349,7 @@ pub fn core_new(
     now: f64,
 ) -> u32 {
     let core = Core::new(
-        host,
+        Host(host),
         endpoint,
         partner_id,
         source,
@@ -346,10 +378,16 @@ pub fn core_new(
     })
 }
 
-/// [`Core::call`] on core `id` (`""` for a freed one).
+/// [`Core::call`] on core `id` (`""` for a freed one), as [`out`] gives strings.
 #[wasm_bindgen]
-pub fn core_call(id: u32, what: u8, a: String, b: String, x: f64, y: f64, z: f64) -> String {
-    with_core(id, |c| c.call(what, a, b, x, y, z)).unwrap_or_default()
+pub fn core_call(id: u32, what: u8, a: String, b: String, x: f64, y: f64, z: f64) -> f64 {
+    out(with_core(id, |c| c.call(what, a, b, x, y, z)).unwrap_or_default())
+}
+
+/// [`check`], as [`out`] gives strings.
+#[wasm_bindgen(js_name = check)]
+pub fn check_options(partner_id: &str, source: &str) -> f64 {
+    out(check(partner_id, source))
 }
 
 /// [`Core::op`] on core `id` (-1 for a freed one).
@@ -367,6 +405,6 @@ pub fn core_free(id: u32) {
             .get_mut((id as usize).checked_sub(1)?)
             .and_then(Option::take)
     });
-    // Dropped outside the borrow: dropping the host reference runs no core code, but stay safe.
+    // Dropped outside the borrow: dropping runs no core code, but stay safe.
     drop(core);
 }

@@ -5,15 +5,17 @@
 
 use eventline_tracker::{Core, Host};
 use wasm_bindgen::prelude::wasm_bindgen;
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsValue;
 
 pub const PARTNER: &str = "5f0c7c1e-7d7a-4c1b-9a57-2f1d3c4b5a69";
 pub const T: f64 = 1_795_600_800_000.0;
 
 #[wasm_bindgen(inline_js = r#"
+// A host object, registered where the crate's test-side imports look it up
+// (src/bindings/core.rs): returns [its number, the object].
 export function make_host(storage) {
   const rejected = [];
-  return {
+  const host = {
     rejected,
     get(k) { const v = storage.getItem(k); return typeof v === 'string' ? v : undefined; },
     set(k, v) { storage.setItem(k, v); return true; },
@@ -27,6 +29,8 @@ export function make_host(storage) {
     fill(b) { globalThis.crypto.getRandomValues(b); },
     reject(eventId, name) { rejected.push([eventId, name].join(' ')); },
   };
+  const hosts = (globalThis.eventlineHosts ??= []);
+  return [hosts.push(host) - 1, host];
 }
 export function memory_storage() {
   const map = new Map();
@@ -56,9 +60,14 @@ pub fn err(code: event_model::ErrorCode, field: &str) -> String {
 
 /// A `Core` over `storage` and its host (to read the rejections back).
 pub fn core(storage: &JsValue, prefix: &str, batch_size: f64) -> (Core, JsValue) {
-    let host = make_host(storage);
+    let made = make_host(storage);
+    let number = js_sys::Reflect::get_u32(&made, 0)
+        .unwrap()
+        .as_f64()
+        .unwrap() as u32;
+    let host = js_sys::Reflect::get_u32(&made, 1).unwrap();
     let core = Core::new(
-        host.clone().unchecked_into::<Host>(),
+        Host(number),
         "http://collector.test/v1/events".into(),
         PARTNER.into(),
         "online_store".into(),
