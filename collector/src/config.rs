@@ -239,7 +239,7 @@ pub struct Config {
     pub client_ip: ClientIpMode,
 
     /// Folder of the built tracker (`npm/dist` after `make tracker`: `eventline.js`,
-    /// `snippet.js`, `wasm/eventline_tracker_bg.wasm`), served at
+    /// `messages.js`, `snippet.js`, `wasm/eventline_tracker_bg.wasm`), served at
     /// `/tracker/<version>/<file>` so a site can load the tracker from the collector (or from its
     /// own domain through a reverse proxy: first-party serving). Default none: the routes
     /// answer 404 `not_found`. Read once at start-up; a missing file stops the start.

@@ -76,6 +76,14 @@ describe("first-party serving", { timeout: 90_000 }, () => {
         await window.eventline.tracker.flush();
         return id;
       }));
+    // A refused call is reported with the collector's words, which eventline.js imports on
+    // first need from beside itself: through the proxy too.
+    const reported = page.waitForEvent("console", {
+      predicate: (m) => m.type() === "error" && m.text().includes("context_key_hyphen"),
+      timeout: 15_000,
+    });
+    await page.evaluate(() => window.eventline("track", "refused", { "user-name": "x" }));
+    await reported;
     const rows = await expectStoredOnce([eventId]);
     assert.equal(rows[0].source, "online_store");
     assert.deepEqual(foreign, [], "the page reached nothing but its own origin");
@@ -84,6 +92,7 @@ describe("first-party serving", { timeout: 90_000 }, () => {
     assert.match(paths, /GET \/x7k\/tracker\/[0-9a-f]{16}\/eventline\.js/);
     assert.match(paths, /GET \/x7k\/tracker\/[0-9a-f]{16}\/wasm\/eventline_tracker_bg\.wasm/);
     assert.match(paths, /POST \/x7k\/v1\/events/);
+    assert.match(paths, /GET \/x7k\/tracker\/[0-9a-f]{16}\/messages\.js/);
     await context.close();
   });
 });

@@ -5,8 +5,8 @@
 //! The files are read once at start-up from `EVENTLINE_TRACKER_DIR` (the built `npm/dist`) and
 //! kept in memory with a gzip copy. `<version>` is derived from their bytes, so a URL names
 //! exactly one build and is cached for a year as `immutable`; `latest` redirects (307, cached
-//! for five minutes) to the current version. `eventline.js` loads the `.wasm` relative to its own
-//! URL, which after the redirect is the versioned one.
+//! for five minutes) to the current version. `eventline.js` loads the `.wasm` and `messages.js`
+//! relative to its own URL, which after the redirect is the versioned one.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -21,6 +21,8 @@ use crate::error::ApiError;
 /// The files served, by path under the version, with their content types.
 const FILES: &[(&str, &str)] = &[
     ("eventline.js", "text/javascript; charset=utf-8"),
+    // Imported by eventline.js, relative to itself, the first time an error needs its words.
+    ("messages.js", "text/javascript; charset=utf-8"),
     ("snippet.js", "text/javascript; charset=utf-8"),
     ("wasm/eventline_tracker_bg.wasm", "application/wasm"),
 ];

@@ -18,6 +18,7 @@ fn tracker_dir() -> PathBuf {
         "export const build = 'test';\n".repeat(50),
     )
     .unwrap();
+    std::fs::write(dir.join("messages.js"), "export const MESSAGES = {};").unwrap();
     std::fs::write(
         dir.join("snippet.js"),
         "window.eventline=window.eventline||1;",
