@@ -1,43 +1,11 @@
-//! Test fixtures: the catalogue every partner starts with (the collector's predefined event
-//! types, same codes) plus a shop's own types.
+//! Test fixtures: the catalogue every partner starts with (`event_model::catalog`'s predefined
+//! event types, the list the collector seeds) plus a shop's own types.
 
-use event_model::catalog::{EventTypeDef, PropertyDef, PropertyType, TypeProperty};
+use event_model::catalog::{
+    EventTypeDef, PropertyDef, PropertyType, TypeProperty, PREDEFINED_PROPERTIES, PREDEFINED_TYPES,
+};
 use event_model::EventKind;
 use eventline_audience::Catalogue;
-
-/// The predefined customer event types the collector seeds (collector/src/registry/catalog.rs).
-pub const PREDEFINED: &[(&str, &[&str])] = &[
-    ("abandoned_cart", &["cart_content", "total_price"]),
-    ("customer_profile_updated", &["changed_fields"]),
-    (
-        "purchase_completed",
-        &[
-            "purchase_time",
-            "cart_content",
-            "total_price",
-            "store_id",
-            "points_collected",
-            "points_used",
-        ],
-    ),
-    ("discount_calculated", &[]),
-    ("bonuses_calculated", &[]),
-    ("payment", &[]),
-    ("balance_requested", &[]),
-    ("card_issued", &[]),
-    ("friend_purchase", &[]),
-    ("card_activated", &[]),
-    ("registration_completed", &[]),
-    ("questionnaire_filled", &[]),
-    ("contact_bound", &[]),
-    ("mobile_app_installed", &[]),
-    ("social_profile_linked", &[]),
-    ("social_activity", &[]),
-    ("friend_invited", &[]),
-    ("customer_status_changed", &[]),
-    ("application_form_changed", &[]),
-    ("bonus_payment", &[]),
-];
 
 fn uses(codes: &[&str]) -> Vec<TypeProperty> {
     codes
@@ -57,13 +25,13 @@ pub fn shop() -> Catalogue {
         name: code.into(),
         ty,
     };
-    let mut event_types: Vec<EventTypeDef> = PREDEFINED
+    let mut event_types: Vec<EventTypeDef> = PREDEFINED_TYPES
         .iter()
-        .map(|(code, props)| EventTypeDef {
-            code: code.to_string(),
-            name: code.to_string(),
-            kind: EventKind::Customer,
-            properties: uses(props),
+        .map(|t| EventTypeDef {
+            code: t.code.to_string(),
+            name: t.name.to_string(),
+            kind: t.kind,
+            properties: uses(t.properties),
         })
         .collect();
     for (code, kind, props) in [
@@ -87,17 +55,14 @@ pub fn shop() -> Catalogue {
         });
     }
     Catalogue {
-        properties: vec![
-            prop("purchase_time", PropertyType::Datetime),
-            prop("cart_content", PropertyType::String),
-            prop("total_price", PropertyType::Number),
-            prop("store_id", PropertyType::String),
-            prop("points_collected", PropertyType::Number),
-            prop("points_used", PropertyType::Number),
-            prop("changed_fields", PropertyType::String),
-            prop("product", PropertyType::String),
-            prop("size", PropertyType::String),
-        ],
+        properties: PREDEFINED_PROPERTIES
+            .iter()
+            .map(|(code, _, ty)| prop(code, *ty))
+            .chain([
+                prop("product", PropertyType::String),
+                prop("size", PropertyType::String),
+            ])
+            .collect(),
         event_types,
         accept_undeclared: false,
     }

@@ -147,6 +147,103 @@ pub fn check_event_type(
     Ok(())
 }
 
+/// Properties every partner starts with: `(code, display name, type)`.
+pub const PREDEFINED_PROPERTIES: &[(&str, &str, PropertyType)] = &[
+    (
+        "purchase_time",
+        "Time and date of purchase",
+        PropertyType::Datetime,
+    ),
+    ("cart_content", "Cart content", PropertyType::String),
+    ("total_price", "Total price", PropertyType::Number),
+    ("store_id", "Store ID", PropertyType::String),
+    (
+        "points_collected",
+        "Loyalty points collected",
+        PropertyType::Number,
+    ),
+    ("points_used", "Loyalty points used", PropertyType::Number),
+    (
+        "changed_fields",
+        "Changed profile fields",
+        PropertyType::String,
+    ),
+];
+
+/// A predefined event type: code, display name, kind, optional properties.
+pub struct PredefinedType {
+    /// The event name.
+    pub code: &'static str,
+    /// Display name.
+    pub name: &'static str,
+    /// Customer or system.
+    pub kind: EventKind,
+    /// Property codes (all optional: partners already sending these names must not start
+    /// failing a required-property check because a collector upgrade declared the type).
+    pub properties: &'static [&'static str],
+}
+
+const fn customer(
+    code: &'static str,
+    name: &'static str,
+    properties: &'static [&'static str],
+) -> PredefinedType {
+    PredefinedType {
+        code,
+        name,
+        kind: EventKind::Customer,
+        properties,
+    }
+}
+
+/// Event types every partner starts with: CareCloud's predefined types, then Loymax's built-in
+/// catalogue ("Completion of purchase" is CareCloud's "New purchase": one type).
+pub const PREDEFINED_TYPES: &[PredefinedType] = &[
+    customer(
+        "abandoned_cart",
+        "Abandoned shopping cart",
+        &["cart_content", "total_price"],
+    ),
+    customer(
+        "customer_profile_updated",
+        "Update of customer profile",
+        &["changed_fields"],
+    ),
+    customer(
+        "purchase_completed",
+        "New purchase",
+        &[
+            "purchase_time",
+            "cart_content",
+            "total_price",
+            "store_id",
+            "points_collected",
+            "points_used",
+        ],
+    ),
+    customer("discount_calculated", "Calculation of the discount", &[]),
+    customer("bonuses_calculated", "Calculation of bonuses", &[]),
+    customer("payment", "Payment", &[]),
+    customer("balance_requested", "Balance request", &[]),
+    customer("card_issued", "Card issuance", &[]),
+    customer("friend_purchase", "Purchase by a friend", &[]),
+    customer("card_activated", "Card activation", &[]),
+    customer("registration_completed", "Registration completion", &[]),
+    customer("questionnaire_filled", "Filling out the questionnaire", &[]),
+    customer("contact_bound", "Phone/Email binding", &[]),
+    customer("mobile_app_installed", "Mobile app installation", &[]),
+    customer(
+        "social_profile_linked",
+        "Social network profile linking",
+        &[],
+    ),
+    customer("social_activity", "Activity in social networks", &[]),
+    customer("friend_invited", "Friend invitation", &[]),
+    customer("customer_status_changed", "Changing customer status", &[]),
+    customer("application_form_changed", "Application form change", &[]),
+    customer("bonus_payment", "Payment by bonuses", &[]),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
