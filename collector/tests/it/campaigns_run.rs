@@ -329,3 +329,38 @@ async fn a_restart_of_the_collector_mid_wait_sends_the_email_once() {
     );
     t.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_campaign_filters_are_checked_in_clickhouse_for_the_one_customer_with_the_field_code_of_the_event(
+) {
+    let smtp = SmtpSink::start().await;
+    let url = smtp.url();
+    let t = TestCollector::start_with(clickhouse_url(), |c| c.smtp_url = url).await;
+    let p = t.create_partner("Shop").await;
+    for c in ["c-1", "c-2"] {
+        put_profile(&t, &p, c, json!({"email": format!("{c}@example.com")})).await;
+    }
+    // Only customers who viewed the product they put in the cart.
+    let mut campaign = abandoned_cart(1);
+    campaign["filters"] = json!({"event": {"name": "product_viewed",
+        "where": [{"key": "product", "op": "eq", "value": "$product"}]}});
+    create_campaign(&t, &p, campaign).await;
+    send(&t, &p, "product_viewed", "c-1", &product("Trail Boots")).await;
+    send(&t, &p, "product_viewed", "c-2", &product("Rain Coat")).await;
+
+    // c-2 first: were it let in, its message would be queued before c-1's.
+    send(&t, &p, "added_to_cart", "c-2", &product("Trail Boots")).await;
+    send(&t, &p, "added_to_cart", "c-1", &product("Trail Boots")).await;
+
+    let mails = smtp.wait_for(1, 60).await;
+    assert!(
+        mails[0].contains("X-Envelope-To: c-1@example.com"),
+        "{}",
+        mails[0]
+    );
+    let log = message_log(&t).await;
+    assert_eq!(log.len(), 1, "c-2 did not pass the filters: {log:?}");
+    assert_eq!(log[0].0, "c-1");
+    assert_eq!(smtp.mails().len(), 1);
+    t.finish().await;
+}
