@@ -28,7 +28,9 @@ const QUARANTINE_FLUSH_DEADLINE: Duration = Duration::from_secs(5);
 /// The wait before the first retry of a rejected-rows insert (it doubles up to 5 s).
 const QUARANTINE_FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
-/// How long a shutdown waits for the campaign engine to advance the runs of the last commits.
+/// How long a shutdown waits for the campaign engine to advance the runs of the last commits,
+/// and then for the send in progress (each; an SMTP send may take `EVENTLINE_SMTP_TIMEOUT_MS`,
+/// and one cut short is sent again at the next start under the same Message-ID).
 const CAMPAIGNS_DRAIN_DEADLINE: Duration = Duration::from_secs(3);
 
 /// A running collector.
@@ -60,7 +62,7 @@ impl Running {
             erasure_task,
             retention_task,
             mut campaign_engine,
-            campaign_delivery,
+            mut campaign_delivery,
             ..
         } = self;
         server_task.await??;
@@ -80,8 +82,15 @@ impl Running {
         {
             campaign_engine.abort();
         }
+        // The engine's end closed the delivery's queue: delivery finishes the send in progress
+        // (so a graceful stop does not cut one between the SMTP answer and `sent`), then ends.
         // Queued messages wait in the log for the next start.
-        campaign_delivery.abort();
+        if tokio::time::timeout(CAMPAIGNS_DRAIN_DEADLINE, &mut campaign_delivery)
+            .await
+            .is_err()
+        {
+            campaign_delivery.abort();
+        }
         quarantine_task.finish(QUARANTINE_FLUSH_DEADLINE).await;
         Ok(())
     }
