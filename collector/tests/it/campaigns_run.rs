@@ -23,6 +23,11 @@ struct SmtpSink {
 
 impl SmtpSink {
     async fn start() -> SmtpSink {
+        Self::start_on(0).await
+    }
+
+    /// Listens on `port` (0: any free port).
+    async fn start_on(port: u16) -> SmtpSink {
         let aiosmtpd = std::env::var("EVENTLINE_TEST_AIOSMTPD_PATH").unwrap_or_else(|_| {
             repo_root()
                 .join(".cache/aiosmtpd-1.4.6")
@@ -39,6 +44,8 @@ impl SmtpSink {
             .arg(repo_root().join("tests/smtp/sink.py"))
             .arg("--dir")
             .arg(&dir)
+            .arg("--port")
+            .arg(port.to_string())
             .env("PYTHONPATH", &aiosmtpd)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -361,6 +368,51 @@ async fn the_campaign_filters_are_checked_in_clickhouse_for_the_one_customer_wit
     let log = message_log(&t).await;
     assert_eq!(log.len(), 1, "c-2 did not pass the filters: {log:?}");
     assert_eq!(log[0].0, "c-1");
+    assert_eq!(smtp.mails().len(), 1);
+    t.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_smtp_server_that_is_down_delays_the_email_with_the_failure_logged_and_it_is_sent_once_back(
+) {
+    // A port nobody listens on until the sink starts there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("smtp://127.0.0.1:{port}");
+    let t = TestCollector::start_with(clickhouse_url(), |c| c.smtp_url = url).await;
+    let p = t.create_partner("Shop").await;
+    put_profile(&t, &p, "c-1", json!({"email": "ann@example.com"})).await;
+    create_campaign(&t, &p, abandoned_cart(1)).await;
+    send(&t, &p, "added_to_cart", "c-1", &product("Trail Boots")).await;
+
+    let reason: String = eventually("the failed attempt in the message log", 60, || async {
+        t.db.query(
+            "SELECT error FROM campaign_messages FINAL WHERE status = 'failed' AND attempts >= 1",
+        )
+        .fetch_optional::<String>()
+        .await
+        .unwrap()
+    })
+    .await;
+    assert!(reason.starts_with("SMTP"), "{reason}");
+
+    let smtp = SmtpSink::start_on(port).await;
+    let mails = smtp.wait_for(1, 60).await;
+    assert!(mails[0].contains("Trail Boots"), "{}", mails[0]);
+    let log = eventually("the message logged as sent", 30, || async {
+        let log = message_log(&t).await;
+        (log.len() == 1 && log[0].1 == "sent").then_some(log)
+    })
+    .await;
+    assert!(log[0].2 >= 2, "sent on a retry: {log:?}");
+    assert!(
+        mails[0].contains(&format!("Message-ID: <{}@eventline>", log[0].3)),
+        "the retry carries the same id: {}",
+        mails[0]
+    );
     assert_eq!(smtp.mails().len(), 1);
     t.finish().await;
 }
