@@ -24,6 +24,9 @@ step "Rust tests"
     trap 'scripts/clickhouse.sh stop --port "$port" --data-dir "$data"' EXIT
     export EVENTLINE_TEST_CLICKHOUSE_URL="http://127.0.0.1:$port"
   fi
+  # The campaign tests start a real SMTP server (aiosmtpd, tests/smtp/sink.py).
+  EVENTLINE_TEST_AIOSMTPD_PATH="${EVENTLINE_TEST_AIOSMTPD_PATH:-$(scripts/smtp-sink.sh)}"
+  export EVENTLINE_TEST_AIOSMTPD_PATH
   cargo test --workspace "$@"
   [[ "${EVENTLINE_TEST_ONLY:-}" == rust ]] && exit 0
 

@@ -9,6 +9,8 @@ use actix_web::{middleware, web, App, HttpServer};
 use tokio::task::JoinHandle;
 
 use crate::admin_token::AdminTokens;
+use crate::campaigns::email::Mailer;
+use crate::campaigns::runner as campaign_runner;
 use crate::config::Config;
 use crate::erasure::Erasure;
 use crate::http::rate_limit::{RateLimits, FORGET_IDLE_EVERY};
@@ -26,6 +28,11 @@ const QUARANTINE_FLUSH_DEADLINE: Duration = Duration::from_secs(5);
 /// The wait before the first retry of a rejected-rows insert (it doubles up to 5 s).
 const QUARANTINE_FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
+/// How long a shutdown waits for the campaign engine to advance the runs of the last commits,
+/// and then for the send in progress (each; an SMTP send may take `EVENTLINE_SMTP_TIMEOUT_MS`,
+/// and one cut short is sent again at the next start under the same Message-ID).
+const CAMPAIGNS_DRAIN_DEADLINE: Duration = Duration::from_secs(3);
+
 /// A running collector.
 pub struct Running {
     /// The address it listens on (useful when configured with port 0).
@@ -38,6 +45,8 @@ pub struct Running {
     limit_janitor: JoinHandle<()>,
     erasure_task: JoinHandle<()>,
     retention_task: JoinHandle<()>,
+    campaign_engine: JoinHandle<()>,
+    campaign_delivery: JoinHandle<()>,
 }
 
 impl Running {
@@ -52,6 +61,8 @@ impl Running {
             limit_janitor,
             erasure_task,
             retention_task,
+            mut campaign_engine,
+            mut campaign_delivery,
             ..
         } = self;
         server_task.await??;
@@ -63,6 +74,23 @@ impl Running {
         // The server dropped its sink and quarantine handles on the way out, so the sink ends
         // after its last commit and the quarantine task once it has written what it holds.
         sink_task.await?;
+        // The sink's lanes dropped their hand-off: the engine advances what it was handed,
+        // then ends. Whatever it had not finished is safe to cut (see campaigns::runner).
+        if tokio::time::timeout(CAMPAIGNS_DRAIN_DEADLINE, &mut campaign_engine)
+            .await
+            .is_err()
+        {
+            campaign_engine.abort();
+        }
+        // The engine's end closed the delivery's queue: delivery finishes the send in progress
+        // (so a graceful stop does not cut one between the SMTP answer and `sent`), then ends.
+        // Queued messages wait in the log for the next start.
+        if tokio::time::timeout(CAMPAIGNS_DRAIN_DEADLINE, &mut campaign_delivery)
+            .await
+            .is_err()
+        {
+            campaign_delivery.abort();
+        }
         quarantine_task.finish(QUARANTINE_FLUSH_DEADLINE).await;
         Ok(())
     }
@@ -75,6 +103,8 @@ impl Running {
         self.server_task.abort();
         self.refresher.abort();
         self.sink_task.abort();
+        self.campaign_engine.abort();
+        self.campaign_delivery.abort();
     }
 
     /// Stops gracefully: in-flight requests finish, then the sink commits and ends.
@@ -92,6 +122,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     config
         .validate_ingest_bounds()
         .map_err(anyhow::Error::msg)?;
+    let mailer = Mailer::from_config(&config).map_err(anyhow::Error::msg)?;
     // Read before ClickHouse is contacted: a wrong folder stops the start at once.
     let tracker_files = web::Data::new(match &config.tracker_dir {
         Some(dir) => {
@@ -114,7 +145,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     rejected_ttl::apply(&store, config.rejected_ttl_days).await?;
     let registry = Arc::new(Registry::load(store.clone()).await?);
     let metrics = Metrics::new();
-    let (sink, sink_task) = sink::spawn(
+    let campaigns = campaign_runner::spawn(store.clone(), registry.clone(), mailer);
+    let (sink, sink_task) = sink::spawn_with_listener(
         ClickHouseWriter::new(store.clone(), metrics.clone()),
         BatchLimits {
             max_rows: config.batch_max_rows,
@@ -125,6 +157,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             lanes: config.sink_lanes,
         },
         metrics.clone(),
+        Some(campaigns.committed),
     );
     let (quarantine, quarantine_task) = sink::quarantine::spawn(
         ClickHouseWriter::new(store.clone(), metrics.clone()),
@@ -210,5 +243,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         limit_janitor,
         erasure_task,
         retention_task,
+        campaign_engine: campaigns.engine,
+        campaign_delivery: campaigns.delivery,
     })
 }

@@ -325,6 +325,31 @@ pub struct Config {
     #[arg(long, env = "EVENTLINE_ERASURE_TIMEOUT_SECS", default_value_t = 3600)]
     pub erasure_timeout_secs: u64,
 
+    /// Where campaign email goes: an SMTP server URL (`smtp://host:port`; user and password may
+    /// be given as `smtp://user:pass@host:port`). Default `smtp://127.0.0.1:1025`: a local mail
+    /// catcher, so nothing leaves a developer machine. Plain SMTP only (no TLS) in this version.
+    #[arg(
+        long,
+        env = "EVENTLINE_SMTP_URL",
+        default_value = "smtp://127.0.0.1:1025"
+    )]
+    pub smtp_url: String,
+
+    /// The `From` of campaign email. Default `Eventline <campaigns@eventline.invalid>`: a
+    /// reserved domain, so a forgotten setting cannot impersonate anyone.
+    #[arg(
+        long,
+        env = "EVENTLINE_SMTP_FROM",
+        default_value = "Eventline <campaigns@eventline.invalid>"
+    )]
+    pub smtp_from: String,
+
+    /// How long one SMTP delivery may take, in milliseconds (connect, dialogue, data).
+    /// Default 10000: a healthy local or relay server answers in well under a second; a hung
+    /// one must not hold the message queue for long.
+    #[arg(long, env = "EVENTLINE_SMTP_TIMEOUT_MS", default_value_t = 10_000)]
+    pub smtp_timeout_ms: u64,
+
     /// Log format: `text` for people, `json` for log collectors; anything else is refused at
     /// start-up rather than silently logging in a format nobody asked for.
     #[arg(long, env = "EVENTLINE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

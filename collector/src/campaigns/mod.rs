@@ -11,7 +11,14 @@
 //!   the text parses as a [`Campaign`] on its own.
 //! - Activation validates the saved definition again, against the catalogue as it is now.
 //!
-//! HTTP lives in `http/campaigns.rs`, which maps [`CampaignError`] to answers.
+//! HTTP lives in `http/campaigns.rs`, which maps [`CampaignError`] to answers. Running them:
+//! [`runner`] (the engine task fed by the sink, and delivery), [`runs`] (durable run state and
+//! wake-ups), [`messages`] (the message log), [`email`] (SMTP).
+
+pub mod email;
+pub mod messages;
+pub mod runner;
+pub mod runs;
 
 use clickhouse::Row;
 use eventline_campaigns::definition::Status;

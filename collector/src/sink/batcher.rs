@@ -195,6 +195,20 @@ pub fn spawn<W: BatchWriter>(
     limits: BatchLimits,
     metrics: Metrics,
 ) -> (Sink, JoinHandle<()>) {
+    spawn_with_listener(writer, limits, metrics, None)
+}
+
+/// Receives, after each commit, the events it stored: no event the commit found already
+/// stored, and one copy of an event the batch held twice.
+pub type CommitListener = mpsc::UnboundedSender<Vec<EventRow>>;
+
+/// [`spawn`], handing each commit's newly stored events to `listener` (the campaign engine).
+pub fn spawn_with_listener<W: BatchWriter>(
+    writer: W,
+    limits: BatchLimits,
+    metrics: Metrics,
+    listener: Option<CommitListener>,
+) -> (Sink, JoinHandle<()>) {
     let writer = Arc::new(writer);
     let mut senders = Vec::new();
     let mut tasks = Vec::new();
@@ -209,6 +223,7 @@ pub fn spawn<W: BatchWriter>(
             limits,
             metrics.clone(),
             rx,
+            listener.clone(),
         )));
     }
     let all = tokio::spawn(async move {
@@ -230,6 +245,7 @@ async fn run<W: BatchWriter>(
     limits: BatchLimits,
     metrics: Metrics,
     mut rx: mpsc::Receiver<Job>,
+    listener: Option<CommitListener>,
 ) {
     // An insert of this lane whose outcome is unknown. Until it is settled, a look-up could
     // miss rows it is still committing, and the events would be stored twice.
@@ -256,7 +272,15 @@ async fn run<W: BatchWriter>(
             bytes += job.bytes();
             jobs.push(job);
         }
-        commit(&*writer, &metrics, &mut in_doubt, jobs, rows).await;
+        commit(
+            &*writer,
+            &metrics,
+            &mut in_doubt,
+            jobs,
+            rows,
+            listener.as_ref(),
+        )
+        .await;
     }
 }
 
@@ -266,6 +290,7 @@ async fn commit<W: BatchWriter>(
     in_doubt: &mut Option<String>,
     jobs: Vec<Job>,
     rows: usize,
+    listener: Option<&CommitListener>,
 ) {
     let mut batch = Batch::default();
     let mut replies = Vec::with_capacity(jobs.len());
@@ -290,6 +315,8 @@ async fn commit<W: BatchWriter>(
         *in_doubt = None;
     }
     let insert_id = format!("eventline-insert-{}", uuid::Uuid::new_v4());
+    // Kept only when someone listens: the writer consumes the batch.
+    let events = listener.map(|_| batch.events.clone());
     let started = Instant::now();
     let result = writer.commit(batch, &insert_id).await;
     // The rows are gone with the batch: their bytes are free before anyone hears the answer.
@@ -300,6 +327,13 @@ async fn commit<W: BatchWriter>(
     metrics.batch_rows.observe(rows as f64);
     match result {
         Ok(skipped) => {
+            if let (Some(listener), Some(events)) = (listener, events) {
+                let stored = newly_stored(events, &skipped);
+                if !stored.is_empty() {
+                    // A listener that has ended (shutdown) has nothing more to learn.
+                    let _ = listener.send(stored);
+                }
+            }
             let skipped = Arc::new(skipped);
             for reply in replies {
                 // A request that gave up waiting has nothing to learn; its rows are stored.
@@ -321,10 +355,51 @@ async fn commit<W: BatchWriter>(
     }
 }
 
+/// The events of a commit that it stored: not those found already stored, and each event once.
+fn newly_stored(events: Vec<EventRow>, skipped: &HashSet<EventKey>) -> Vec<EventRow> {
+    let mut seen = HashSet::new();
+    events
+        .into_iter()
+        .filter(|e| {
+            let key = (e.partner_id, e.event_id);
+            !skipped.contains(&key) && seen.insert(key)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::Mutex;
+
+    #[tokio::test]
+    async fn the_listener_hears_each_stored_event_once_and_no_event_stored_before() {
+        /// Reports the first row's key as stored before.
+        struct FirstWasStored;
+        impl BatchWriter for FirstWasStored {
+            async fn commit(
+                &self,
+                batch: Batch,
+                _: &str,
+            ) -> Result<HashSet<EventKey>, CommitError> {
+                let first = &batch.events[0];
+                Ok([(first.partner_id, first.event_id)].into())
+            }
+            async fn settle(&self, _: &str) -> Result<(), StorageError> {
+                Ok(())
+            }
+        }
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (sink, _task) =
+            spawn_with_listener(FirstWasStored, limits(1000, 0), Metrics::new(), Some(tx));
+        let (old, new) = (row(), row());
+        sink.submit(vec![old.clone(), new.clone(), new.clone()])
+            .await
+            .unwrap();
+        let heard = rx.recv().await.expect("the commit is handed over");
+        let ids: Vec<Uuid> = heard.iter().map(|e| e.event_id).collect();
+        assert_eq!(ids, vec![new.event_id]);
+    }
 
     use crate::store::rows::ms_to_datetime;
     use uuid::Uuid;

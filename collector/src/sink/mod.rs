@@ -14,7 +14,9 @@ mod batcher;
 mod clickhouse_writer;
 pub mod quarantine;
 
-pub use batcher::{spawn, BatchLimits, CommitError, Sink, SubmitError};
+pub use batcher::{
+    spawn, spawn_with_listener, BatchLimits, CommitError, CommitListener, Sink, SubmitError,
+};
 pub use clickhouse_writer::ClickHouseWriter;
 pub use quarantine::{dropped as quarantine_dropped, Quarantine, QuarantineLimits, QuarantineTask};
 

@@ -66,6 +66,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0008_campaigns.sql",
         sql: include_str!("../../clickhouse/migrations/0008_campaigns.sql"),
     },
+    Migration {
+        version: 9,
+        name: "0009_campaign_runs.sql",
+        sql: include_str!("../../clickhouse/migrations/0009_campaign_runs.sql"),
+    },
 ];
 
 /// Why migrating failed.

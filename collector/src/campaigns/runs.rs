@@ -1,0 +1,144 @@
+//! Run state: one `campaign_runs` row version per change of a customer's state in a campaign
+//! version (migration 0009). This process is the only writer of every state it runs (see
+//! [`super::runner`]), so reading the latest version and writing the next needs no
+//! compare-and-set.
+
+use clickhouse::Row;
+use eventline_campaigns::engine::State;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::StorageError;
+use crate::store::rows::ms_to_datetime;
+use crate::store::Store;
+
+/// Whose state: (partner, campaign, version, customer).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RunKey {
+    /// The partner.
+    pub partner_id: Uuid,
+    /// The campaign.
+    pub campaign_id: Uuid,
+    /// The definition version the run belongs to.
+    pub version: u32,
+    /// The customer.
+    pub customer_id: String,
+}
+
+/// One version of a row of `campaign_runs`.
+#[derive(Debug, Clone, Row, Serialize, Deserialize)]
+pub struct RunRow {
+    /// The partner.
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub partner_id: Uuid,
+    /// The campaign.
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub campaign_id: Uuid,
+    /// The definition version.
+    pub version: u32,
+    /// The customer.
+    pub customer_id: String,
+    /// The engine state as JSON.
+    pub state: String,
+    /// When the run's wait ends, if it waits.
+    #[serde(with = "clickhouse::serde::time::datetime64::millis::option")]
+    pub wake_at: Option<OffsetDateTime>,
+    /// The write.
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    pub updated_at: OffsetDateTime,
+    /// Write version.
+    pub revision: u64,
+}
+
+impl RunRow {
+    /// Whose state this is.
+    pub fn key(&self) -> RunKey {
+        RunKey {
+            partner_id: self.partner_id,
+            campaign_id: self.campaign_id,
+            version: self.version,
+            customer_id: self.customer_id.clone(),
+        }
+    }
+}
+
+/// A state as read: the engine's state and the revision to write above.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    /// The state (the default state when there is no row).
+    pub state: State,
+    /// The row's revision (0 when there is no row).
+    pub revision: u64,
+}
+
+/// The latest state of `key`; an unreadable state (never written by this code) starts over.
+pub async fn load(store: &Store, key: &RunKey) -> Result<Loaded, StorageError> {
+    let row: Option<RunRow> = store
+        .timed(
+            store
+                .client()
+                .query(
+                    "SELECT ?fields FROM campaign_runs FINAL \
+                     WHERE partner_id = {partner:UUID} AND campaign_id = {campaign:UUID} \
+                       AND version = {version:UInt32} AND customer_id = {customer:String}",
+                )
+                .param("partner", key.partner_id.to_string())
+                .param("campaign", key.campaign_id.to_string())
+                .param("version", key.version)
+                .param("customer", key.customer_id.as_str())
+                .fetch_optional(),
+        )
+        .await?;
+    Ok(match row {
+        Some(row) => Loaded {
+            state: serde_json::from_str(&row.state).unwrap_or_else(|error| {
+                tracing::warn!(%error, ?key, "unreadable campaign run state; starting over");
+                State::default()
+            }),
+            revision: row.revision,
+        },
+        None => Loaded::default(),
+    })
+}
+
+/// Writes `state` as the next version of `key`'s row.
+pub async fn save(
+    store: &Store,
+    key: &RunKey,
+    state: &State,
+    previous_revision: u64,
+) -> Result<(), StorageError> {
+    let now = OffsetDateTime::now_utc();
+    let micros = (now.unix_timestamp_nanos() / 1000) as u64;
+    let row = RunRow {
+        partner_id: key.partner_id,
+        campaign_id: key.campaign_id,
+        version: key.version,
+        customer_id: key.customer_id.clone(),
+        state: serde_json::to_string(state).unwrap_or_default(),
+        wake_at: state.next_wake_ms().map(ms_to_datetime),
+        updated_at: now,
+        revision: micros.max(previous_revision + 1),
+    };
+    store.insert_rows("campaign_runs", &[row]).await
+}
+
+/// Every run that waits, with its due time (Unix ms): what the timer holds after a start.
+pub async fn waiting(store: &Store) -> Result<Vec<(RunKey, i64)>, StorageError> {
+    let rows: Vec<RunRow> = store
+        .timed(
+            store
+                .client()
+                .query("SELECT ?fields FROM campaign_runs FINAL WHERE wake_at IS NOT NULL")
+                .fetch_all(),
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let due = r.wake_at?;
+            Some((r.key(), (due.unix_timestamp_nanos() / 1_000_000) as i64))
+        })
+        .collect())
+}
