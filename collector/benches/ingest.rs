@@ -107,8 +107,30 @@ fn raw_row(partner: &str, source_id: &str, e: &Event) -> String {
     .to_string()
 }
 
+/// CPU seconds (user + system) this process has used so far, from `/proc/self/stat` (Linux;
+/// `None` elsewhere). The collector runs in this process, beside the benchmark's HTTP clients.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) start at the state, field 3;
+    // utime and stime are fields 14 and 15, in clock ticks (100 per second on Linux).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// Peak resident memory of this process (`VmHWM` in `/proc/self/status`), in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
 struct Outcome {
     events: usize,
+    /// CPU seconds of this process while the path ran (`None` where not measurable).
+    cpu_seconds: Option<f64>,
     wall: Duration,
     latencies_ms: Vec<f64>,
     failures: usize,
@@ -118,6 +140,11 @@ impl Outcome {
     fn pct(&self, p: f64) -> f64 {
         let i = ((self.latencies_ms.len() as f64 - 1.0) * p).round() as usize;
         self.latencies_ms.get(i).copied().unwrap_or(f64::NAN)
+    }
+    /// Milliseconds of this process's CPU per 1,000 events.
+    fn cpu_ms_per_1000(&self) -> f64 {
+        self.cpu_seconds
+            .map_or(f64::NAN, |s| s * 1e6 / self.events as f64)
     }
     fn rate(&self) -> f64 {
         self.events as f64 / self.wall.as_secs_f64()
@@ -134,6 +161,7 @@ async fn drive(
 ) -> Outcome {
     let bodies = Arc::new(bodies);
     let next = Arc::new(AtomicUsize::new(0));
+    let cpu_before = process_cpu_seconds();
     let started = Instant::now();
     let workers: Vec<_> = (0..CONCURRENCY)
         .map(|_| {
@@ -185,9 +213,11 @@ async fn drive(
         failures += f;
     }
     let wall = started.elapsed();
+    let cpu_seconds = cpu_before.zip(process_cpu_seconds()).map(|(a, b)| b - a);
     latencies_ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
     Outcome {
         events: bodies.len() * events_per_body,
+        cpu_seconds,
         wall,
         latencies_ms,
         failures,
@@ -243,8 +273,17 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("raw       = POST INSERT INTO raw_events FORMAT JSONEachRow, same events, straight to ClickHouse\n");
     println!(
-        "{:>5} {:<10} {:>8} {:>8} {:>10} {:>8} {:>8} {:>8} {:>6}",
-        "batch", "path", "requests", "events", "events/s", "p50 ms", "p95 ms", "p99 ms", "fail"
+        "{:>5} {:<10} {:>8} {:>8} {:>10} {:>8} {:>8} {:>8} {:>6} {:>9}",
+        "batch",
+        "path",
+        "requests",
+        "events",
+        "events/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "fail",
+        "cpu ms/1k"
     );
     let mut counter = 0;
     for &(size, requests) in PLAN {
@@ -283,7 +322,7 @@ async fn main() -> anyhow::Result<()> {
         let raw = drive(&http, &raw_url, vec![], raw_bodies, size).await;
         for (name, o) in [("collector", &collector), ("raw insert", &raw)] {
             println!(
-                "{:>5} {:<10} {:>8} {:>8} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>6}",
+                "{:>5} {:<10} {:>8} {:>8} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>6} {:>9.1}",
                 size,
                 name,
                 o.latencies_ms.len(),
@@ -292,7 +331,8 @@ async fn main() -> anyhow::Result<()> {
                 o.pct(0.5),
                 o.pct(0.95),
                 o.pct(0.99),
-                o.failures
+                o.failures,
+                o.cpu_ms_per_1000()
             );
         }
         println!(
@@ -308,6 +348,16 @@ async fn main() -> anyhow::Result<()> {
         .query("SELECT count() FROM raw_events")
         .fetch_one()
         .await?;
+    println!(
+        "cpu ms/1k = CPU of this process (collector + the benchmark's HTTP clients) per 1,000 events; \
+         the raw rows are the clients' share alone"
+    );
+    match peak_rss_mib() {
+        Some(mib) => println!(
+            "peak memory of this process (VmHWM, collector + clients + bodies): {mib:.0} MiB"
+        ),
+        None => println!("peak memory: not measurable here"),
+    }
     println!("rows stored: events = {stored}, raw_events = {raw_stored} (each should equal the events sent)");
     running.stop().await?;
     ch.query("DROP DATABASE IF EXISTS {db:Identifier}")
