@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use clickhouse::Row;
+use event_model::json::Batch;
 use event_model::timestamp::format_rfc3339_ms;
 use event_model::{ContextValue, EventKind};
 use serde::Deserialize;
@@ -438,6 +439,42 @@ async fn a_retried_batch_is_stored_once_and_reported_as_duplicate() {
     // Analysts query without FINAL and still see each event once.
     assert_eq!(t.count("SELECT count() FROM events").await, 3);
     assert_eq!(t.count("SELECT uniqExact(event_id) FROM events").await, 3);
+    t.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retried_commit_larger_than_one_lookup_chunk_is_found_stored_in_every_chunk() {
+    // 3,000 rows make one commit (the row limit starts it; the linger would wait 60 s), and its
+    // duplicate look-up asks ClickHouse in chunks of 2,000 ids.
+    let t = TestCollector::start_with(clickhouse_url(), |c| {
+        c.batch_linger_ms = 60_000;
+        c.batch_max_rows = 3_000;
+    })
+    .await;
+    let p = t.create_partner("Acme").await;
+    let batches: Vec<Batch> = (0..6)
+        .map(|b| {
+            let events = (0..500)
+                .map(|i| event("purchase", &format!("c-{b}-{i}")))
+                .collect();
+            batch(&p, events)
+        })
+        .collect();
+    for round in ["first", "retry"] {
+        let answers = futures_util::future::join_all(batches.iter().map(|b| t.send(b, None))).await;
+        for (status, _, body) in answers {
+            assert_eq!(status, 200, "{round}: {body}");
+            let duplicates = body["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["duplicate"] == true)
+                .count();
+            let expected = if round == "first" { 0 } else { 500 };
+            assert_eq!(duplicates, expected, "{round}: {body}");
+        }
+    }
+    assert_eq!(t.count("SELECT count() FROM events").await, 3_000);
     t.finish().await;
 }
 
