@@ -19,17 +19,19 @@ FROM (
     SELECT DISTINCT customer_id
     FROM (
         SELECT customer_id
-        FROM events
+        FROM event_context_strings
         WHERE partner_id = {partner:UUID} AND customer_id != ''
-          AND context_strings[{p0:String}] = {p1:String}
+          AND key = {p0:String}
+          AND value = {p1:String}
         UNION ALL
         SELECT argMax(customer_id, linked_at)
         FROM identity_links
         WHERE partner_id = {partner:UUID} AND anonymous_id IN (
             SELECT anonymous_id
-            FROM events
+            FROM event_context_strings
             WHERE partner_id = {partner:UUID} AND customer_id = '' AND anonymous_id != ''
-              AND context_strings[{p0:String}] = {p1:String}
+              AND key = {p0:String}
+              AND value = {p1:String}
         )
         GROUP BY anonymous_id
     )

@@ -23,11 +23,12 @@ FROM (
     SELECT DISTINCT customer_id
     FROM (
         SELECT customer_id
-        FROM events
+        FROM event_context_strings
         WHERE partner_id = {partner:UUID} AND customer_id != ''
           AND name = {p0:String}
           AND has({p1:Array(String)}, source)
-          AND context_strings[{p2:String}] = {p3:String}
+          AND key = {p2:String}
+          AND value = {p3:String}
           AND event_time >= {p4:DateTime64(3, 'UTC')}
           AND event_time < {p5:DateTime64(3, 'UTC')}
         UNION ALL
@@ -35,11 +36,12 @@ FROM (
         FROM identity_links
         WHERE partner_id = {partner:UUID} AND anonymous_id IN (
             SELECT anonymous_id
-            FROM events
+            FROM event_context_strings
             WHERE partner_id = {partner:UUID} AND customer_id = '' AND anonymous_id != ''
               AND name = {p0:String}
               AND has({p1:Array(String)}, source)
-              AND context_strings[{p2:String}] = {p3:String}
+              AND key = {p2:String}
+              AND value = {p3:String}
               AND event_time >= {p4:DateTime64(3, 'UTC')}
               AND event_time < {p5:DateTime64(3, 'UTC')}
         )

@@ -156,7 +156,7 @@ pub fn member_count_by_source(segment: &Segment, clock: &Clock) -> Option<Query>
     );
     Some(c.finish(format!(
         "SELECT source, uniqExact(customer) AS members\nFROM (\n{rows}\n)\nWHERE customer IN (\n{p1}SELECT customer_id\n{p1}FROM customers\n{p1}WHERE {filter}\n)\nGROUP BY source\nORDER BY source",
-        rows = customer_events(&[matching], &["source"], 1),
+        rows = customer_events(&EventRead::events(vec![matching]), &["source"], 1),
         p1 = pad(1),
     )))
 }
@@ -172,6 +172,25 @@ fn positive_event_conditions<'s>(node: &'s Node, out: &mut Vec<(&'s EventFilter,
         Node::Events(filter, test) => out.push((filter, test)),
         Node::Not(_) | Node::Profile(_) => {}
     }
+}
+
+/// The key whose index rows (`event_context_strings`) hold exactly the events passing the
+/// filter's `where`: every predicate is `eq` / `in` on that one string key, and none holds for
+/// an event without the key (the index has no row for a missing key). `None` otherwise (no
+/// predicate, several keys, other types or operators): the events table is read.
+fn indexed_key(filter: &EventFilter) -> Option<&str> {
+    let first = filter.predicates.first()?;
+    let indexable = |p: &ContextPredicate| {
+        p.key == first.key
+            && p.ty == Some(PropertyType::String)
+            && matches!(p.test.op, PredicateOp::Eq | PredicateOp::In)
+            && !crate::evaluate::holds_for_missing_key(PropertyType::String, &p.test)
+    };
+    filter
+        .predicates
+        .iter()
+        .all(indexable)
+        .then_some(first.key.as_str())
 }
 
 /// The common table expressions every query starts with: the known customers and the latest
@@ -213,41 +232,72 @@ fn event_where(conditions: &[String], own: bool, level: usize) -> String {
 /// carry, and the customers their anonymous ids are linked to (the latest link wins, read with
 /// `argMax`, so unmerged link rows are fine). Each part reads only the matching events; the
 /// links are read by anonymous id, their sort key.
-fn event_customers(conditions: &[String], level: usize) -> String {
+fn event_customers(read: &EventRead, level: usize) -> String {
     let p = pad(level);
     let q = pad(level + 1);
+    let table = read.table;
     format!(
-        "SELECT customer_id\n{p}FROM events\n{p}{own}\n{p}UNION ALL\n{p}SELECT argMax(customer_id, linked_at)\n{p}FROM identity_links\n{p}WHERE partner_id = {{partner:UUID}} AND anonymous_id IN (\n{q}SELECT anonymous_id\n{q}FROM events\n{q}{anonymous}\n{p})\n{p}GROUP BY anonymous_id",
-        own = event_where(conditions, true, level),
-        anonymous = event_where(conditions, false, level + 1),
+        "SELECT customer_id\n{p}FROM {table}\n{p}{own}\n{p}UNION ALL\n{p}SELECT argMax(customer_id, linked_at)\n{p}FROM identity_links\n{p}WHERE partner_id = {{partner:UUID}} AND anonymous_id IN (\n{q}SELECT anonymous_id\n{q}FROM {table}\n{q}{anonymous}\n{p})\n{p}GROUP BY anonymous_id",
+        own = event_where(&read.conditions, true, level),
+        anonymous = event_where(&read.conditions, false, level + 1),
     )
 }
 
 /// One row per event passing `conditions`: `customer` (the customer id it carries, else the
 /// customer its anonymous id is linked to, as in [`event_customers`]; unlinked visitors'
 /// events are left out) and `columns`.
-fn customer_events(conditions: &[String], columns: &[&str], level: usize) -> String {
+fn customer_events(read: &EventRead, columns: &[&str], level: usize) -> String {
+    let conditions = &read.conditions;
+    let table = read.table;
     let p = pad(level);
     let q = pad(level + 1);
     let r = pad(level + 2);
     let own_columns: String = columns.iter().map(|c| format!(", {c}")).collect();
     let linked_columns: String = columns.iter().map(|c| format!(", e.{c}")).collect();
     format!(
-        "{p}SELECT customer_id AS customer{own_columns}\n{p}FROM events\n{p}{own}\n{p}UNION ALL\n{p}SELECT l.customer AS customer{linked_columns}\n{p}FROM (\n{q}SELECT anonymous_id{own_columns}\n{q}FROM events\n{q}{anonymous}\n{p}) AS e\n{p}INNER JOIN (\n{q}SELECT anonymous_id, argMax(customer_id, linked_at) AS customer\n{q}FROM identity_links\n{q}WHERE partner_id = {{partner:UUID}} AND anonymous_id IN (\n{r}SELECT anonymous_id\n{r}FROM events\n{r}{anonymous_again}\n{q})\n{q}GROUP BY anonymous_id\n{p}) AS l ON l.anonymous_id = e.anonymous_id",
+        "{p}SELECT customer_id AS customer{own_columns}\n{p}FROM {table}\n{p}{own}\n{p}UNION ALL\n{p}SELECT l.customer AS customer{linked_columns}\n{p}FROM (\n{q}SELECT anonymous_id{own_columns}\n{q}FROM {table}\n{q}{anonymous}\n{p}) AS e\n{p}INNER JOIN (\n{q}SELECT anonymous_id, argMax(customer_id, linked_at) AS customer\n{q}FROM identity_links\n{q}WHERE partner_id = {{partner:UUID}} AND anonymous_id IN (\n{r}SELECT anonymous_id\n{r}FROM {table}\n{r}{anonymous_again}\n{q})\n{q}GROUP BY anonymous_id\n{p}) AS l ON l.anonymous_id = e.anonymous_id",
         own = event_where(conditions, true, level),
         anonymous = event_where(conditions, false, level + 1),
         anonymous_again = event_where(conditions, false, level + 2),
     )
 }
 
+/// The events an event condition reads: the rows of `table` passing `conditions`.
+#[derive(Debug, Clone, PartialEq)]
+struct EventRead {
+    /// `events`, or `event_context_strings` (migration 0010: one row per string context entry
+    /// of a customer event, sorted by key and value; no event id, so it serves membership and
+    /// the last event's time, not counts).
+    table: &'static str,
+    conditions: Vec<String>,
+}
+
+impl EventRead {
+    fn events(conditions: Vec<String>) -> EventRead {
+        EventRead {
+            table: "events",
+            conditions,
+        }
+    }
+
+    /// The columns a grouping by customer reads: the event id (for counts) where there is one.
+    fn grouped_columns(&self) -> &'static [&'static str] {
+        if self.table == "events" {
+            &["event_id", "event_time"]
+        } else {
+            &["event_time"]
+        }
+    }
+}
+
 /// An event condition, compiled (see `Compiler::event_sql`).
 enum EventSql {
     /// Holds for every customer, or for none (`count gte 0`).
     Constant(bool),
-    /// `customer_id <membership> (customers of the events passing `conditions`, grouped and
-    /// filtered by `having` when given)`.
+    /// `customer_id <membership> (customers of the events of `read`, grouped and filtered by
+    /// `having` when given)`.
     Set {
-        conditions: Vec<String>,
+        read: EventRead,
         membership: &'static str,
         having: Option<String>,
     },
@@ -256,18 +306,13 @@ enum EventSql {
 /// A child of `all` / `any`, rendered, or event conditions that share one grouping.
 enum Part {
     Text(String),
-    Grouped(Vec<String>, Vec<String>),
+    Grouped(EventRead, Vec<String>),
 }
 
 /// `customer_id <membership> (…)` for the customers of the events passing `conditions`,
 /// grouped by customer and filtered by `having` when given.
-fn event_set(
-    conditions: &[String],
-    membership: &str,
-    having: Option<&str>,
-    level: usize,
-) -> String {
-    let rows = event_rows(conditions, having, level + 1);
+fn event_set(read: &EventRead, membership: &str, having: Option<&str>, level: usize) -> String {
+    let rows = event_rows(read, having, level + 1);
     format!(
         "customer_id {membership} (\n{}{rows}\n{})",
         pad(level + 1),
@@ -275,15 +320,15 @@ fn event_set(
     )
 }
 
-/// The customer ids (column `customer_id`, repeats possible) of the events passing
-/// `conditions`, grouped by customer and filtered by `having` when given.
-fn event_rows(conditions: &[String], having: Option<&str>, level: usize) -> String {
+/// The customer ids (column `customer_id`, repeats possible) of the events of `read`,
+/// grouped by customer and filtered by `having` when given.
+fn event_rows(read: &EventRead, having: Option<&str>, level: usize) -> String {
     let p = pad(level);
     match having {
-        None => event_customers(conditions, level),
+        None => event_customers(read, level),
         Some(having) => format!(
             "SELECT customer AS customer_id\n{p}FROM (\n{}\n{p})\n{p}GROUP BY customer\n{p}HAVING {having}",
-            customer_events(conditions, &["event_id", "event_time"], level + 1)
+            customer_events(read, read.grouped_columns(), level + 1)
         ),
     }
 }
@@ -342,7 +387,7 @@ impl<'a> Compiler<'a> {
     /// The events of `node` if it holds exactly for the customers with matching events
     /// (`conditions`, grouped and filtered by `having` when given): an `event` condition that
     /// needs one, or `not` of one that needs none (`count eq 0`).
-    fn required_events(&mut self, node: &Node) -> Option<(Vec<String>, Option<String>)> {
+    fn required_events(&mut self, node: &Node) -> Option<(EventRead, Option<String>)> {
         let (filter, test, negated) = match node {
             Node::Events(filter, test) => (filter, test, false),
             Node::Not(inner) => match &**inner {
@@ -353,10 +398,10 @@ impl<'a> Compiler<'a> {
         };
         match self.event_sql(filter, test, negated) {
             EventSql::Set {
-                conditions,
+                read,
                 membership: "IN",
                 having,
-            } => Some((conditions, having)),
+            } => Some((read, having)),
             _ => None,
         }
     }
@@ -364,7 +409,7 @@ impl<'a> Compiler<'a> {
     fn scope_node(&mut self, root: &Node) -> (String, Option<Node>) {
         let (conditions, having, rest) = match root {
             Node::All(children) => {
-                let required: Vec<Option<(Vec<String>, Option<String>)>> = children
+                let required: Vec<Option<(EventRead, Option<String>)>> = children
                     .iter()
                     .map(|child| self.required_events(child))
                     .collect();
@@ -443,7 +488,7 @@ impl<'a> Compiler<'a> {
                 for child in children {
                     if let (true, Node::Events(filter, test)) = (all, child) {
                         if let EventSql::Set {
-                            conditions,
+                            read: conditions,
                             membership: "IN",
                             having: Some(having),
                         } = self.event_sql(filter, test, false)
@@ -507,17 +552,28 @@ impl<'a> Compiler<'a> {
         match self.event_sql(filter, test, negated) {
             EventSql::Constant(holds) => holds.to_string(),
             EventSql::Set {
-                conditions,
+                read,
                 membership,
                 having,
-            } => event_set(&conditions, membership, having.as_deref(), level),
+            } => event_set(&read, membership, having.as_deref(), level),
         }
     }
 
     /// What an event condition becomes: the events it reads, and whether members are among
     /// the customers of those events or not, grouped by customer and filtered by `having`.
     fn event_sql(&mut self, filter: &EventFilter, test: &EventTest, negated: bool) -> EventSql {
-        let mut conditions = self.filter(filter);
+        // Membership and the last event's time do not depend on how many copies of an event
+        // are stored, so they can be read from the context index; counts need event ids.
+        let counts = matches!(test, EventTest::Count { op, value, .. }
+            if !matches!((op, value), (CountOp::Gte, 0 | 1) | (CountOp::Eq, 0)));
+        let mut read = match (counts, indexed_key(filter)) {
+            (false, Some(key)) => EventRead {
+                table: "event_context_strings",
+                conditions: self.indexed_filter(filter, key),
+            },
+            _ => EventRead::events(self.filter(filter)),
+        };
+        let conditions = &mut read.conditions;
         let (membership, having) = match test {
             EventTest::Count { op, value, period } => {
                 if let Some(period) = period {
@@ -551,10 +607,28 @@ impl<'a> Compiler<'a> {
             (m, _) => m,
         };
         EventSql::Set {
-            conditions,
+            read,
             membership,
             having,
         }
+    }
+
+    /// [`Compiler::filter`] over `event_context_strings`: the rows of `key` whose value passes
+    /// every predicate (all on `key`, see [`indexed_key`]).
+    fn indexed_filter(&mut self, filter: &EventFilter, key: &str) -> Vec<String> {
+        let plain = EventFilter {
+            predicates: Vec::new(),
+            ..filter.clone()
+        };
+        let mut out = self.filter(&plain);
+        out.push(format!(
+            "key = {}",
+            self.param("String", ParamValue::Str(key.to_string()))
+        ));
+        for p in &filter.predicates {
+            out.push(self.compare("value", &p.test));
+        }
+        out
     }
 
     fn count_having(&mut self, cmp: &str, n: u64) -> String {
@@ -1116,6 +1190,62 @@ mod tests {
             "lt",
             r#""2026-11-01T00:00:00Z""#
         ));
+    }
+
+    #[test]
+    fn string_equality_on_one_key_reads_the_context_index_unless_events_are_counted() {
+        let reads_index = |condition: &str| {
+            let json = format!(r#"{{"event": {{"name": "purchase_completed", {condition}}}}}"#);
+            let sql = members(&segment(&json), &clock()).sql;
+            assert!(
+                sql.contains("FROM events") != sql.contains("FROM event_context_strings"),
+                "{sql}"
+            );
+            sql.contains("FROM event_context_strings")
+        };
+        let jacket = r#""where": [{"key": "category", "op": "eq", "value": "Jacket"}]"#;
+        assert!(reads_index(jacket));
+        assert!(!reads_index(
+            r#""where": [{"key": "category", "op": "in", "value": ["Jacket", "Hat"]}, {"key": "category", "op": "ne", "value": ""}]"#
+        ));
+        assert!(reads_index(
+            r#""where": [{"key": "category", "op": "in", "value": ["Jacket", "Hat"]}, {"key": "category", "op": "eq", "value": "Hat"}]"#
+        ));
+        // Membership and the last event's time do not change with retried copies; counts do.
+        assert!(reads_index(&format!(
+            r#"{jacket}, "count": {{"op": "eq", "value": 0}}"#
+        )));
+        assert!(!reads_index(&format!(
+            r#"{jacket}, "count": {{"op": "gte", "value": 2}}"#
+        )));
+        assert!(!reads_index(&format!(
+            r#"{jacket}, "count": {{"op": "lte", "value": 1}}"#
+        )));
+        // A missing key would pass, several keys, other operators and types: events.
+        assert!(!reads_index(
+            r#""where": [{"key": "category", "op": "eq", "value": ""}]"#
+        ));
+        assert!(!reads_index(
+            r#""where": [{"key": "category", "op": "eq", "value": "Jacket"}, {"key": "product_id", "op": "eq", "value": "p-1"}]"#
+        ));
+        assert!(!reads_index(
+            r#""where": [{"key": "category", "op": "contains", "value": "Jack"}]"#
+        ));
+        assert!(!reads_index(
+            r#""where": [{"key": "points", "op": "eq", "value": 100}]"#
+        ));
+        assert!(!reads_index(r#""count": {"op": "gte", "value": 1}"#));
+        let last = members(
+            &segment(&format!(
+                r#"{{"last_event": {{"name": "purchase_completed", {jacket}, "period": {{"last_days": 7}}}}}}"#
+            )),
+            &clock(),
+        )
+        .sql;
+        assert!(
+            last.contains("FROM event_context_strings") && !last.contains("event_id"),
+            "{last}"
+        );
     }
 
     #[test]

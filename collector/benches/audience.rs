@@ -506,7 +506,11 @@ async fn main() -> anyhow::Result<()> {
             .param("db", args.database.as_str())
             .execute()
             .await?;
-        migrate(&config).await?;
+    }
+    // A reused database gets the migrations that landed since it was loaded (new tables are
+    // backfilled from its events by their migration).
+    migrate(&config).await?;
+    if !args.reuse {
         println!(
             "generating {} events of {customers} customers over {DAYS} days (seed {})",
             args.events, args.seed

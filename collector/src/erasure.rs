@@ -16,7 +16,7 @@
 //!   rows of the customer or of any of the anonymous ids below;
 //! - `events` whose `customer_id` is the customer's, and events whose `anonymous_id` appears on
 //!   any of the customer's events or is linked to the customer in `identity_links` (the visits
-//!   before they logged in);
+//!   before they logged in), and the same rows of `event_context_strings`, their context index;
 //! - `rejected_events` (of the partner, or of no known partner) whose payload holds the customer
 //!   id or one of those anonymous ids as the JSON string value of `customer_id` /
 //!   `anonymous_id`, at the top level or in `events[*]`; in a payload that is not valid JSON
@@ -318,6 +318,7 @@ impl Erasure {
             "event_properties",
             "segments",
             "campaigns",
+            "event_context_strings",
         ] {
             self.delete(table, "partner_id = {partner:UUID}", &p)
                 .await?;
@@ -397,6 +398,16 @@ impl Erasure {
                 &params,
             )
             .await?;
+        // The context index rows of the events below, before them (a resumed job finds the
+        // same rows again, as the events are still there).
+        self.delete(
+            "event_context_strings",
+            "partner_id = {partner:UUID} \
+             AND (has({anonymous:Array(String)}, anonymous_id) \
+                  OR lower(hex(SHA256(customer_id))) = {hash:String})",
+            &params,
+        )
+        .await?;
         let events = self
             .delete(
                 "events",

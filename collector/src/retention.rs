@@ -1,5 +1,6 @@
 //! Per-partner event retention: a periodic sweep deletes each partner's events older than its
-//! `retention_days` (by `event_time`), with ClickHouse lightweight deletes.
+//! `retention_days` (by `event_time`), and their rows of the context index
+//! `event_context_strings`, with ClickHouse lightweight deletes.
 //!
 //! Every collector instance sweeps; the deletes are idempotent. Rows vanish from queries when
 //! the delete returns and leave disk when ClickHouse merges their parts.
@@ -33,6 +34,19 @@ pub async fn sweep_partner(
         .await?;
     // An empty sweep issues no delete: each one is a mutation ClickHouse must schedule.
     if old > 0 {
+        // The context index first: while its rows outlive their events a segment would still
+        // find them; the other way round a sweep cut short leaves only unindexed old events,
+        // which the next sweep removes.
+        store
+            .timed(
+                client
+                    .query(&format!("DELETE FROM event_context_strings WHERE {OLD}"))
+                    .param("partner", partner_id.to_string())
+                    .param("days", days)
+                    .with_setting("lightweight_deletes_sync", "2")
+                    .execute(),
+            )
+            .await?;
         store
             .timed(
                 client

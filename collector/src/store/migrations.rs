@@ -71,6 +71,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0009_campaign_runs.sql",
         sql: include_str!("../../clickhouse/migrations/0009_campaign_runs.sql"),
     },
+    Migration {
+        version: 10,
+        name: "0010_event_context_index.sql",
+        sql: include_str!("../../clickhouse/migrations/0010_event_context_index.sql"),
+    },
 ];
 
 /// Why migrating failed.

@@ -105,6 +105,20 @@ async fn erasing_a_customer_removes_their_events_linked_anonymous_events_and_rej
     );
     assert_eq!(t.count(&format!("{known}'c-1'")).await, 0);
     assert!(t.count(&format!("{known}'c-10'")).await > 0);
+    // Nor are their events in the context index segments read (migration 0010), of which
+    // every event above has a row (`category`); the look-alike's stay.
+    let indexed = format!(
+        "SELECT count() FROM event_context_strings WHERE partner_id = '{}'",
+        p.id
+    );
+    assert_eq!(t.count(&indexed).await, 4);
+    assert_eq!(
+        t.count(&format!(
+            "{indexed} AND (customer_id = 'c-1' OR anonymous_id = 'a-1')"
+        ))
+        .await,
+        0
+    );
     assert_eq!(t.count("SELECT count() FROM rejected_events").await, 2);
     assert_eq!(
         t.count("SELECT count() FROM rejected_events WHERE position(payload, 'c-10') > 0")

@@ -55,6 +55,13 @@ async fn a_one_day_retention_removes_that_partners_older_events_only_and_survive
     .await;
     assert_eq!(t.count(&count(&p.id, "c-new")).await, 1);
     assert_eq!(t.count(&count(&other.id, "c-old")).await, 1);
+    // The context index segments read (migration 0010) loses the same events and only those.
+    let indexed = |partner: &str, customer: &str| {
+        count(partner, customer).replace("FROM events", "FROM event_context_strings")
+    };
+    assert_eq!(t.count(&indexed(&p.id, "c-old")).await, 0);
+    assert_eq!(t.count(&indexed(&p.id, "c-new")).await, 1);
+    assert_eq!(t.count(&indexed(&other.id, "c-old")).await, 1);
 
     let database = t.database.clone();
     let mut t2 =

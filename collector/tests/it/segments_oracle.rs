@@ -497,7 +497,17 @@ fn event_filter(rng: &mut Rng, name_optional: bool) -> serde_json::Map<String, V
     if rng.chance(30) {
         c.insert("sources".into(), json!([rng.pick(SOURCES)]));
     }
-    if where_count > 0 {
+    if where_count > 0 && rng.chance(30) {
+        // All `eq` / `in` on one string key: what the context index serves (migration 0010).
+        let key = *rng.pick(&["category", "name"]);
+        let preds: Vec<Value> = (0..where_count)
+            .map(|_| match rng.below(2) {
+                0 => json!({"key": key, "op": "eq", "value": rng.pick(TEXTS)}),
+                _ => json!({"key": key, "op": "in", "value": [rng.pick(TEXTS), rng.pick(TEXTS)]}),
+            })
+            .collect();
+        c.insert("where".into(), Value::Array(preds));
+    } else if where_count > 0 {
         let preds: Vec<Value> = (0..where_count).map(|_| predicate(rng)).collect();
         c.insert("where".into(), Value::Array(preds));
     }
@@ -589,7 +599,7 @@ async fn compiled_segments_select_exactly_the_reference_evaluators_customers() {
         .unwrap_or_else(|| now_ms() as u64);
     let now = parse_rfc3339_ms(NOW).unwrap();
     let catalogue = catalogue();
-    let (mut compared, mut non_empty) = (0, 0);
+    let (mut compared, mut non_empty, mut indexed) = (0, 0, 0);
     for round in 0..ROUNDS {
         let mut rng = Rng(seed.wrapping_add(round).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
         let partner = Uuid::new_v4();
@@ -618,6 +628,9 @@ async fn compiled_segments_select_exactly_the_reference_evaluators_customers() {
             );
             compared += 1;
             non_empty += usize::from(!expected.is_empty());
+            indexed += usize::from(
+                !expected.is_empty() && query.sql.contains("FROM event_context_strings"),
+            );
             if compared % 10 == 0 {
                 let count = bind(&t.db, &compile::member_count(&segment, &clock), partner)
                     .fetch_one::<u64>()
@@ -645,7 +658,10 @@ async fn compiled_segments_select_exactly_the_reference_evaluators_customers() {
             }
         }
     }
-    eprintln!("seed {seed}: {compared} definitions compared, {non_empty} with members");
+    eprintln!(
+        "seed {seed}: {compared} definitions compared, {non_empty} with members, \
+         {indexed} of those read the context index"
+    );
     // The generator must exercise something: most definitions valid, many with members.
     assert!(
         compared >= (ROUNDS as usize * DEFINITIONS_PER_ROUND) / 2,
@@ -654,6 +670,11 @@ async fn compiled_segments_select_exactly_the_reference_evaluators_customers() {
     assert!(
         non_empty * 4 >= compared,
         "only {non_empty} of {compared} non-empty"
+    );
+    // Both reads of event conditions are compared: `events` and the context index.
+    assert!(
+        indexed * 40 >= compared,
+        "only {indexed} of {compared} read the context index"
     );
     t.finish().await;
 }
