@@ -1,5 +1,5 @@
-//! Running campaigns inside `serve`: customer-event triggers, durable waits, and the email
-//! channel.
+//! Running campaigns inside `serve`: customer-event triggers, durable waits, and the email and
+//! webhook channels ([`super::gateways`]).
 //!
 //! - **Hand-off.** The sink hands every commit's newly stored events (never a duplicate it
 //!   skipped) to the engine task in-process, right after the commit: no polling delay.
@@ -19,8 +19,9 @@
 //!
 //! Not handled yet: events stored but not yet advanced when the process stops abruptly are not
 //! replayed (a graceful stop advances them first); system-event triggers, schedules, caps and
-//! counters, `assign_event`, channels other than email; runs of an older version of a campaign
-//! (only the current version sees events); a paused campaign's due runs resume at the next start.
+//! counters, `assign_event`, SMS, push and Viber (no gateway); runs of an older version of a
+//! campaign (only the current version sees events); a paused campaign's due runs resume at the
+//! next start.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};

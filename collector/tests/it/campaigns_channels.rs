@@ -589,3 +589,34 @@ async fn a_partners_from_address_is_the_from_of_its_campaign_email() {
     );
     t.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn erasing_a_partner_erases_its_channel_settings_and_secret() {
+    let t = TestCollector::start().await;
+    let p = t.create_partner("Shop").await;
+    let other = t.create_partner("Other").await;
+    for partner in [&p, &other] {
+        let (status, _) = put_channel(
+            &t,
+            partner,
+            "webhook",
+            json!({"url": "http://hooks.example.com/x", "secret": SECRET}),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    let count =
+        |id: &str| format!("SELECT count() FROM partner_channels WHERE partner_id = '{id}'");
+    assert_eq!(t.count(&count(&p.id)).await, 1);
+    let job = t
+        .queue_erasure(&format!("/v1/admin/partners/{}", p.id))
+        .await;
+    t.wait_for_job(&job, 60).await;
+    assert_eq!(t.count(&count(&p.id)).await, 0, "every row version erased");
+    assert_eq!(
+        t.count(&count(&other.id)).await,
+        1,
+        "another partner's kept"
+    );
+    t.finish().await;
+}
