@@ -588,9 +588,10 @@ async fn deliver(
 }
 
 /// One send; returns the row to try again (failed, or sent but not logged as sent).
-async fn attempt(store: &Store, gateways: &Gateways, row: MessageRow) -> Option<MessageRow> {
+async fn attempt(store: &Store, gateways: &Gateways, mut row: MessageRow) -> Option<MessageRow> {
+    // A webhook's URL becomes the row's recipient here.
+    let result = gateways.send(&mut row).await;
     let mut next = row.next();
-    let result = gateways.send(&mut next).await;
     next.attempts += 1;
     match result {
         Ok(()) => {
