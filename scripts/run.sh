@@ -3,8 +3,14 @@
 # the collector (which migrates the schema), creates a demo partner with its sources, demo
 # customers' events and a few segments (scripts/demo-segments.py), builds the tracker (WebAssembly core + npm package) and serves the examples (demo shop, mobile app), prints
 # how to send an event and see it, then keeps running until Ctrl-C and stops what it started.
+# It also starts a local SMTP catcher (aiosmtpd, tests/smtp/sink.py, installed by
+# scripts/smtp-sink.sh as `make test` does) that writes each mail to .data/mail/, points the
+# collector at it, and gives the demo partner an active abandoned-cart campaign
+# (scripts/demo-campaign.py).
 # EXAMPLES_PORT (8081) moves the example pages; EVENTLINE_SKIP_TRACKER=1 skips the tracker build;
-# EVENTLINE_DEMO_FILE (.data/demo-partner.json) is where the demo partner is remembered.
+# EVENTLINE_DEMO_FILE (.data/demo-partner.json) is where the demo partner is remembered;
+# EVENTLINE_MAIL_PORT (1025) is the catcher's port; an EVENTLINE_SMTP_URL of your own replaces
+# the catcher.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,6 +27,31 @@ started_clickhouse=0
 if [[ "$CLICKHOUSE_URL" == "http://127.0.0.1:18123" ]] && ! curl -fsS --max-time 2 "$CLICKHOUSE_URL/ping" >/dev/null 2>&1; then
   scripts/clickhouse.sh start
   started_clickhouse=1
+fi
+
+# The mail catcher: campaign email lands in .data/mail/ as NNNNNN.eml files. Its stdin is a pipe
+# this script holds, so it ends with the script however the script ends.
+MAIL_DIR="$ROOT/.data/mail"
+mail_pid=""
+mail_line="not started (EVENTLINE_SMTP_URL is set: mail goes to ${EVENTLINE_SMTP_URL:-})"
+if [[ -z "${EVENTLINE_SMTP_URL:-}" ]]; then
+  MAIL_PORT="${EVENTLINE_MAIL_PORT:-1025}"
+  export EVENTLINE_SMTP_URL="smtp://127.0.0.1:$MAIL_PORT"
+  mail_line="NOT running: see .data/mail-catcher.log; campaign email waits (retried) for an SMTP server on port $MAIL_PORT"
+  if aiosmtpd_path="$(scripts/smtp-sink.sh)"; then
+    mkdir -p "$MAIL_DIR"
+    coproc MAIL_CATCHER { PYTHONPATH="$aiosmtpd_path" exec python3 tests/smtp/sink.py --dir "$MAIL_DIR" --port "$MAIL_PORT" 2>"$ROOT/.data/mail-catcher.log"; }
+    mail_pid="${MAIL_CATCHER_PID:-}"
+    mail_out="${MAIL_CATCHER[0]:-}" # unset by bash once the catcher has ended
+    if [[ -n "$mail_out" ]] && read -r -t 30 line <&"$mail_out" && [[ "$line" == "listening $MAIL_PORT" ]]; then
+      mail_line="$EVENTLINE_SMTP_URL, every mail a file in .data/mail/"
+    else
+      echo "WARNING: the mail catcher did not start on port $MAIL_PORT (in use? EVENTLINE_MAIL_PORT moves it):" >&2
+      tail -n 3 "$ROOT/.data/mail-catcher.log" >&2 || true
+    fi
+  else
+    echo "WARNING: aiosmtpd could not be installed (scripts/smtp-sink.sh); no mail catcher" >&2
+  fi
 fi
 
 cargo build --release --bin eventline-collector
@@ -58,6 +89,7 @@ examples_pid=""
 cleanup() {
   [[ -n "$examples_pid" ]] && { kill "$examples_pid" 2>/dev/null && wait "$examples_pid" 2>/dev/null || true; }
   kill "$collector_pid" 2>/dev/null && wait "$collector_pid" 2>/dev/null || true
+  [[ -n "$mail_pid" ]] && { kill "$mail_pid" 2>/dev/null && wait "$mail_pid" 2>/dev/null || true; }
   if ((started_clickhouse)); then scripts/clickhouse.sh stop; fi
 }
 trap cleanup EXIT
@@ -98,6 +130,12 @@ curl -fsS -X PUT -H "Authorization: Bearer $api_key" -H 'Content-Type: applicati
 segments_banner="$(python3 scripts/demo-segments.py --collector "$COLLECTOR" \
   --partner-file "$DEMO_FILE" --admin-token "$EVENTLINE_ADMIN_TOKEN")" ||
   segments_banner="  (the demo segments could not be set up; see the warning above)"
+# The demo shop's accounts with an email, the partner's email From, and the active campaign
+# "Abandoned cart (demo)" (created when missing).
+campaign_banner="$(python3 scripts/demo-campaign.py --collector "$COLLECTOR" \
+  --partner-file "$DEMO_FILE" --admin-token "$EVENTLINE_ADMIN_TOKEN" --mail-dir .data/mail)" ||
+  campaign_banner="$campaign_banner
+  (the demo campaign could not be fully set up; see the warning above)"
 
 # The example pages: the demo shop (and the tracker under /eventline/), config from $DEMO_FILE.
 python3 scripts/serve-examples.py --port "$EXAMPLES_PORT" --collector "$COLLECTOR" \
@@ -119,6 +157,7 @@ Eventline is running.
   collector    $COLLECTOR   (log: .data/collector.log)
   tracker      $first_party
   ClickHouse   $CLICKHOUSE_URL   database: eventline
+  mail         $mail_line
   admin token  $EVENTLINE_ADMIN_TOKEN
   demo partner $partner_id   (API key for /v1/server/events: $api_key)
 
@@ -138,6 +177,9 @@ The demo customer's card and history (profile upserted at start; see README "Cus
 
 Segments of the demo partner (its seed events were sent at its first start; README "Segments"):
 $segments_banner
+
+Campaign of the demo partner (README "Campaigns"; campaign email lands in .data/mail/):
+$campaign_banner
 
 Rejected events (a hyphen in a context key, an unknown source, ...):
   curl -sS '$CLICKHOUSE_URL/?database=eventline' --data-binary "SELECT received_at, reason_code, reason_message FROM rejected_events ORDER BY received_at DESC LIMIT 5 FORMAT PrettyCompactMonoBlock"

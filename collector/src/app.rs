@@ -10,7 +10,9 @@ use tokio::task::JoinHandle;
 
 use crate::admin_token::AdminTokens;
 use crate::campaigns::email::Mailer;
+use crate::campaigns::gateways::Gateways;
 use crate::campaigns::runner as campaign_runner;
+use crate::campaigns::webhook::WebhookSender;
 use crate::config::Config;
 use crate::erasure::Erasure;
 use crate::http::rate_limit::{RateLimits, FORGET_IDLE_EVERY};
@@ -123,6 +125,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .validate_ingest_bounds()
         .map_err(anyhow::Error::msg)?;
     let mailer = Mailer::from_config(&config).map_err(anyhow::Error::msg)?;
+    let webhook = WebhookSender::new(Duration::from_millis(config.webhook_timeout_ms.max(1)))
+        .map_err(anyhow::Error::msg)?;
     // Read before ClickHouse is contacted: a wrong folder stops the start at once.
     let tracker_files = web::Data::new(match &config.tracker_dir {
         Some(dir) => {
@@ -145,7 +149,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     rejected_ttl::apply(&store, config.rejected_ttl_days).await?;
     let registry = Arc::new(Registry::load(store.clone()).await?);
     let metrics = Metrics::new();
-    let campaigns = campaign_runner::spawn(store.clone(), registry.clone(), mailer);
+    let campaigns = campaign_runner::spawn(
+        store.clone(),
+        registry.clone(),
+        Gateways::new(store.clone(), mailer, webhook),
+    );
     let (sink, sink_task) = sink::spawn_with_listener(
         ClickHouseWriter::new(store.clone(), metrics.clone()),
         BatchLimits {

@@ -350,6 +350,12 @@ pub struct Config {
     #[arg(long, env = "EVENTLINE_SMTP_TIMEOUT_MS", default_value_t = 10_000)]
     pub smtp_timeout_ms: u64,
 
+    /// How long one webhook delivery may take, in milliseconds (connect, request, answer).
+    /// Default 10000, as for SMTP: a receiver that answers later is counted as failed and the
+    /// message is retried with backoff under the same `Idempotency-Key`.
+    #[arg(long, env = "EVENTLINE_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
+    pub webhook_timeout_ms: u64,
+
     /// Log format: `text` for people, `json` for log collectors; anything else is refused at
     /// start-up rather than silently logging in a format nobody asked for.
     #[arg(long, env = "EVENTLINE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

@@ -12,8 +12,9 @@
 //! or at once with `OPTIMIZE TABLE … FINAL`).
 //!
 //! What one customer's erasure removes, within the partner:
-//! - the customer's `customer_profiles` and `known_customers` rows, and the `identity_links`
-//!   rows of the customer or of any of the anonymous ids below;
+//! - the customer's `customer_profiles`, `known_customers`, `campaign_runs` and
+//!   `campaign_messages` rows (campaign state, and the message log with addresses and bodies),
+//!   and the `identity_links` rows of the customer or of any of the anonymous ids below;
 //! - `events` whose `customer_id` is the customer's, and events whose `anonymous_id` appears on
 //!   any of the customer's events or is linked to the customer in `identity_links` (the visits
 //!   before they logged in), and the same rows of `event_context_strings`, their context index;
@@ -319,6 +320,9 @@ impl Erasure {
             "segments",
             "campaigns",
             "event_context_strings",
+            "partner_channels",
+            "campaign_runs",
+            "campaign_messages",
         ] {
             self.delete(table, "partner_id = {partner:UUID}", &p)
                 .await?;
@@ -377,6 +381,15 @@ impl Erasure {
             &params,
         )
         .await?;
+        // Campaign state and the message log (addresses and rendered bodies) of the customer.
+        for table in ["campaign_runs", "campaign_messages"] {
+            self.delete(
+                table,
+                "partner_id = {partner:UUID} AND lower(hex(SHA256(customer_id))) = {hash:String}",
+                &params,
+            )
+            .await?;
+        }
         self.delete(
             "identity_links",
             "partner_id = {partner:UUID} \

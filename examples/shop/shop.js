@@ -135,7 +135,7 @@ function productPage() {
             else lines.push({ id: p.id, qty: n });
             saveCart(lines);
             track("added_to_cart", {
-              product_id: p.id, category: p.category, price: p.price, quantity: n,
+              product_id: p.id, product_name: p.name, category: p.category, price: p.price, quantity: n,
               cart_items: lines.reduce((sum, l) => sum + l.qty, 0),
             });
             header();

@@ -95,12 +95,31 @@ impl Mailer {
         subject: &str,
         html: &str,
     ) -> Result<(), String> {
+        self.send_as(None, message_id, to, subject, html).await
+    }
+
+    /// [`Mailer::send`] from `from` (a partner's `From`, checked when it was set) instead of
+    /// `EVENTLINE_SMTP_FROM`.
+    pub async fn send_as(
+        &self,
+        from: Option<&str>,
+        message_id: Uuid,
+        to: &str,
+        subject: &str,
+        html: &str,
+    ) -> Result<(), String> {
+        let from: Mailbox = match from {
+            Some(from) => from
+                .parse()
+                .map_err(|e| format!("invalid From `{from}`: {e}"))?,
+            None => self.from.clone(),
+        };
         let to: Mailbox = to
             .parse()
             .map_err(|e| format!("invalid recipient `{to}`: {e}"))?;
         let email = Message::builder()
             .message_id(Some(message_id_header(message_id)))
-            .from(self.from.clone())
+            .from(from)
             .to(to)
             .subject(subject)
             .header(ContentType::TEXT_HTML)

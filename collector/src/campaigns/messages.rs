@@ -159,6 +159,56 @@ pub async fn pending(store: &Store) -> Result<Vec<MessageRow>, StorageError> {
         .await
 }
 
+/// Default page size of the message log API.
+pub const DEFAULT_PAGE_LIMIT: u32 = 50;
+/// Largest page of the message log API.
+pub const MAX_PAGE_LIMIT: u32 = 500;
+
+/// Whose messages a log page lists.
+#[derive(Debug, Clone, Copy)]
+pub enum LogOf<'a> {
+    /// One campaign's (every version).
+    Campaign(Uuid),
+    /// One customer's (every campaign).
+    Customer(&'a str),
+}
+
+/// A page of the message log, newest first by `(created_at, message_id)` descending, so pages
+/// never overlap or skip; `before` is the keyset cursor (the last row of the previous page).
+pub async fn page(
+    store: &Store,
+    partner_id: Uuid,
+    of: LogOf<'_>,
+    before: Option<(i64, Uuid)>,
+    limit: u32,
+) -> Result<Vec<MessageRow>, StorageError> {
+    // Both filters are on columns no row version changes, so filtering next to FINAL is safe.
+    let filter = match of {
+        LogOf::Campaign(_) => "campaign_id = {campaign:UUID}",
+        LogOf::Customer(_) => "customer_id = {customer:String}",
+    };
+    let sql = format!(
+        "SELECT ?fields FROM campaign_messages FINAL \
+         WHERE partner_id = {{partner:UUID}} AND {filter} \
+           AND (toUnixTimestamp64Milli(created_at), message_id) \
+               < ({{before_ms:Int64}}, {{before_id:UUID}}) \
+         ORDER BY created_at DESC, message_id DESC LIMIT {{limit:UInt32}}"
+    );
+    let (before_ms, before_id) = before.unwrap_or((i64::MAX, Uuid::max()));
+    let mut query = store
+        .client()
+        .query(&sql)
+        .param("partner", partner_id.to_string())
+        .param("before_ms", before_ms)
+        .param("before_id", before_id.to_string())
+        .param("limit", limit);
+    query = match of {
+        LogOf::Campaign(id) => query.param("campaign", id.to_string()),
+        LogOf::Customer(id) => query.param("customer", id),
+    };
+    store.timed(query.fetch_all()).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

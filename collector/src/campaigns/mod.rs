@@ -9,16 +9,22 @@
 //! - A status change rewrites the current version's row (same version: pausing and resuming
 //!   keeps every run and message id). The stored definition's `status` is always the row's, so
 //!   the text parses as a [`Campaign`] on its own.
-//! - Activation validates the saved definition again, against the catalogue as it is now.
+//! - Activation validates the saved definition again, against the catalogue as it is now,
+//!   and refuses a campaign that sends by a channel without a gateway ([`channels`]); so do
+//!   creating an active campaign and editing one.
 //!
 //! HTTP lives in `http/campaigns.rs`, which maps [`CampaignError`] to answers. Running them:
 //! [`runner`] (the engine task fed by the sink, and delivery), [`runs`] (durable run state and
-//! wake-ups), [`messages`] (the message log), [`email`] (SMTP).
+//! wake-ups), [`messages`] (the message log), [`gateways`] (sending by channel: [`email`] over
+//! SMTP, [`webhook`]), [`channels`] (the partner's channel settings).
 
+pub mod channels;
 pub mod email;
+pub mod gateways;
 pub mod messages;
 pub mod runner;
 pub mod runs;
+pub mod webhook;
 
 use clickhouse::Row;
 use eventline_campaigns::definition::Status;
@@ -85,6 +91,10 @@ pub enum CampaignError {
     /// Pausing a draft: it has never run.
     #[error("a draft has never run, so it cannot be paused; activate it first")]
     NotActive,
+    /// An active campaign (activated, created or edited while active) sends by a channel that
+    /// has no gateway for the partner ([`channels::ChannelError::NotConfigured`]).
+    #[error(transparent)]
+    Channel(#[from] channels::ChannelError),
     /// The partner does not exist.
     #[error(transparent)]
     Registry(#[from] RegistryError),
@@ -314,6 +324,9 @@ pub async fn create(
 ) -> Result<CampaignRow, CampaignError> {
     let (valid, definition) = check(entry, definition, Status::Draft)?;
     let partner_id = entry.partner.partner_id;
+    if valid.campaign.status == Status::Active {
+        channels::require_gateways(store, partner_id, &valid.campaign).await?;
+    }
     let _one_at_a_time = CAMPAIGN_WRITES.lock().await;
     if list(store, partner_id).await?.len() >= MAX_CAMPAIGNS_PER_PARTNER {
         return Err(CampaignError::TooMany);
@@ -368,6 +381,9 @@ pub async fn update(
         });
     }
     let (valid, definition) = check(entry, definition, status)?;
+    if status == Status::Active {
+        channels::require_gateways(store, entry.partner.partner_id, &valid.campaign).await?;
+    }
     if row.version >= MAX_VERSIONS_PER_CAMPAIGN {
         return Err(CampaignError::TooManyVersions);
     }
@@ -433,7 +449,8 @@ pub async fn activate(
     let _one_at_a_time = CAMPAIGN_WRITES.lock().await;
     let row = get(store, entry.partner.partner_id, campaign_id).await?;
     if row_status(&row) != Status::Active {
-        check_saved(entry, &row)?;
+        let valid = check_saved(entry, &row)?;
+        channels::require_gateways(store, entry.partner.partner_id, &valid.campaign).await?;
     }
     set_status(store, row, Status::Active).await
 }

@@ -1,5 +1,5 @@
-//! Running campaigns inside `serve`: customer-event triggers, durable waits, and the email
-//! channel.
+//! Running campaigns inside `serve`: customer-event triggers, durable waits, and the email and
+//! webhook channels ([`super::gateways`]).
 //!
 //! - **Hand-off.** The sink hands every commit's newly stored events (never a duplicate it
 //!   skipped) to the engine task in-process, right after the commit: no polling delay.
@@ -19,8 +19,9 @@
 //!
 //! Not handled yet: events stored but not yet advanced when the process stops abruptly are not
 //! replayed (a graceful stop advances them first); system-event triggers, schedules, caps and
-//! counters, `assign_event`, channels other than email; runs of an older version of a campaign
-//! (only the current version sees events); a paused campaign's due runs resume at the next start.
+//! counters, `assign_event`, SMS, push and Viber (no gateway); runs of an older version of a
+//! campaign (only the current version sees events); a paused campaign's due runs resume at the
+//! next start.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
@@ -40,7 +41,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use super::email::Mailer;
+use super::gateways::Gateways;
 use super::messages::{self, MessageRow};
 use super::runs::{self, RunKey};
 use crate::customers::queries as customer_queries;
@@ -70,7 +71,7 @@ pub struct Campaigns {
 }
 
 /// Starts the engine and delivery tasks.
-pub fn spawn(store: Store, registry: Arc<Registry>, mailer: Mailer) -> Campaigns {
+pub fn spawn(store: Store, registry: Arc<Registry>, gateways: Gateways) -> Campaigns {
     let (committed, events) = mpsc::unbounded_channel();
     let (to_deliver, deliveries) = mpsc::unbounded_channel();
     let engine = Engine {
@@ -82,7 +83,7 @@ pub fn spawn(store: Store, registry: Arc<Registry>, mailer: Mailer) -> Campaigns
     Campaigns {
         committed,
         engine: tokio::spawn(engine.run(events)),
-        delivery: tokio::spawn(deliver(store, mailer, deliveries)),
+        delivery: tokio::spawn(deliver(store, gateways, deliveries)),
     }
 }
 
@@ -487,17 +488,23 @@ fn message_row(
         row.error = why;
         row
     };
-    if message.channel != Channel::Email {
-        return skip(
-            row,
-            format!(
-                "the {} channel is not connected in this version",
-                message.channel.as_str()
-            ),
-        );
-    }
-    if let Some(why) = email_ineligible(profile) {
-        return skip(row, why.into());
+    match message.channel {
+        Channel::Email => {
+            if let Some(why) = email_ineligible(profile) {
+                return skip(row, why.into());
+            }
+        }
+        // The partner's endpoint gets every message; its URL is the recipient, set at send.
+        Channel::Webhook => {}
+        other => {
+            return skip(
+                row,
+                format!(
+                    "the {} channel is not connected in this version",
+                    other.as_str()
+                ),
+            )
+        }
     }
     let vars = Vars {
         client: client(customer, profile, message),
@@ -507,7 +514,9 @@ fn message_row(
     };
     match template::render_message(&message.template, message.channel, &vars) {
         Ok(rendered) => {
-            row.recipient = profile.map(|p| p.email.clone()).unwrap_or_default();
+            if message.channel == Channel::Email {
+                row.recipient = profile.map(|p| p.email.clone()).unwrap_or_default();
+            }
             row.subject = rendered.subject.unwrap_or_default();
             row.body = rendered.body.unwrap_or_default();
             row
@@ -542,7 +551,11 @@ impl Outbox {
 
 /// The delivery task: sends queued messages in order of their next attempt, retrying failures
 /// with backoff; at start, picks up every message the log holds as queued or failed.
-async fn deliver(store: Store, mailer: Mailer, mut incoming: mpsc::UnboundedReceiver<MessageRow>) {
+async fn deliver(
+    store: Store,
+    gateways: Gateways,
+    mut incoming: mpsc::UnboundedReceiver<MessageRow>,
+) {
     let mut outbox = Outbox::default();
     loop {
         match messages::pending(&store).await {
@@ -566,7 +579,7 @@ async fn deliver(store: Store, mailer: Mailer, mut incoming: mpsc::UnboundedRece
             },
             () = sleep_until_ms(outbox.next_ms()) => {
                 let Some(row) = outbox.take_next() else { continue };
-                if let Some(retry) = attempt(&store, &mailer, row).await {
+                if let Some(retry) = attempt(&store, &gateways, row).await {
                     outbox.add(retry);
                 }
             }
@@ -575,10 +588,9 @@ async fn deliver(store: Store, mailer: Mailer, mut incoming: mpsc::UnboundedRece
 }
 
 /// One send; returns the row to try again (failed, or sent but not logged as sent).
-async fn attempt(store: &Store, mailer: &Mailer, row: MessageRow) -> Option<MessageRow> {
-    let result = mailer
-        .send(row.message_id, &row.recipient, &row.subject, &row.body)
-        .await;
+async fn attempt(store: &Store, gateways: &Gateways, mut row: MessageRow) -> Option<MessageRow> {
+    // A webhook's URL becomes the row's recipient here.
+    let result = gateways.send(&mut row).await;
     let mut next = row.next();
     next.attempts += 1;
     match result {

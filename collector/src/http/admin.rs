@@ -693,6 +693,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     let scope = super::customers::admin_routes(scope);
     let scope = super::segments::routes(scope);
     let scope = super::campaigns::routes(scope);
+    let scope = super::channels::routes(scope);
     cfg.service(
         scope
             .route("/partners", web::post().to(create_partner))

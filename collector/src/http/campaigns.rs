@@ -71,6 +71,7 @@ impl From<CampaignError> for ApiError {
                 code: "campaign_not_active",
                 message,
             },
+            CampaignError::Channel(e) => e.into(),
             CampaignError::Registry(e) => e.into(),
             CampaignError::Storage(e) => ApiError::Storage(e),
         }
@@ -324,7 +325,11 @@ pub fn routes(scope: actix_web::Scope) -> actix_web::Scope {
             .route("/{cid}/versions", web::get().to(versions))
             .route("/{cid}/versions/{n}", web::get().to(version))
             .route("/{cid}/activate", web::post().to(activate))
-            .route("/{cid}/pause", web::post().to(pause)),
+            .route("/{cid}/pause", web::post().to(pause))
+            .route(
+                "/{cid}/messages",
+                web::get().to(super::channels::campaign_messages),
+            ),
     )
 }
 

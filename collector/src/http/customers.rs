@@ -37,7 +37,7 @@ impl From<ProfileError> for ApiError {
     }
 }
 
-fn customer_id(text: &str) -> Result<String, ApiError> {
+pub(super) fn customer_id(text: &str) -> Result<String, ApiError> {
     event_model::rules::check_id(text)
         .map_err(|code| ApiError::Ingest(Violation::new(code, "customer_id")))?;
     Ok(text.to_string())

@@ -4,6 +4,7 @@ pub mod admin;
 mod body;
 pub mod campaigns;
 pub mod catalog;
+pub mod channels;
 pub mod client_ip;
 pub mod customers;
 pub mod ingest;

@@ -76,6 +76,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0010_event_context_index.sql",
         sql: include_str!("../../clickhouse/migrations/0010_event_context_index.sql"),
     },
+    Migration {
+        version: 11,
+        name: "0011_partner_channels.sql",
+        sql: include_str!("../../clickhouse/migrations/0011_partner_channels.sql"),
+    },
 ];
 
 /// Why migrating failed.
