@@ -117,10 +117,12 @@ pub fn rendered_error(channel: Channel, rendered: &Rendered) -> Option<String> {
         Channel::Sms if rendered.body.as_deref().is_none_or(|b| b.trim().is_empty()) => {
             return Some("empty: the rendered SMS is empty".into())
         }
-        Channel::Push if chars(&rendered.subject) > PUSH_TITLE_MAX_CHARS => return Some(format!(
+        Channel::Push if chars(&rendered.subject) > PUSH_TITLE_MAX_CHARS => {
+            return Some(format!(
             "too_long: the rendered push title has {} characters; at most {PUSH_TITLE_MAX_CHARS}",
             chars(&rendered.subject)
-        )),
+        ))
+        }
         _ => {}
     }
     if let Some(image) = rendered.image_url.as_deref() {

@@ -150,9 +150,11 @@ pub fn check_url(url: &str) -> Result<(), String> {
     };
     match parsed.scheme() {
         "https" | "http" => {}
-        other => return bad(&format!(
+        other => {
+            return bad(&format!(
             "has the scheme `{other}`; only https:// (and http:// for local receivers) is accepted"
-        )),
+        ))
+        }
     }
     if parsed.host_str().is_none_or(str::is_empty) {
         return bad("has no host");
