@@ -55,6 +55,8 @@ if [[ -z "${EVENTLINE_SMTP_URL:-}" ]]; then
 fi
 
 cargo build --release --bin eventline-collector
+# Where cargo put it: CARGO_TARGET_DIR when set (relative to the repository, where this runs).
+COLLECTOR_BIN="${CARGO_TARGET_DIR:-target}/release/eventline-collector"
 
 # The tracker for the example pages. The first build installs wasm-bindgen-cli (~140 s, cached
 # under tools/). A failed tracker build does not stop the collector: the pages then say so.
@@ -83,7 +85,7 @@ if ((tracker_ok)); then
   export EVENTLINE_TRACKER_DIR="$ROOT/npm/dist"
   export EVENTLINE_PUBLIC_PATH_PREFIX="${EVENTLINE_PUBLIC_PATH_PREFIX:-/t}"
 fi
-target/release/eventline-collector serve >"$ROOT/.data/collector.log" 2>&1 &
+"$COLLECTOR_BIN" serve >"$ROOT/.data/collector.log" 2>&1 &
 collector_pid=$!
 examples_pid=""
 cleanup() {

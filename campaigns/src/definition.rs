@@ -184,7 +184,7 @@ impl Channel {
                 image: Part::Forbidden,
                 button: Part::Forbidden,
                 html: false,
-                max_body_chars: 1_000,
+                max_body_chars: crate::content::SMS_MAX_CHARS,
             },
             Channel::Push => ContentRules {
                 subject: Part::Optional,

@@ -6,6 +6,7 @@
 //! definitions and states, answers the engine's segment checks with ClickHouse and sends.
 //! The language is described in `docs/campaigns.md`.
 
+pub mod content;
 pub mod counters;
 pub mod definition;
 pub mod engine;

@@ -16,9 +16,10 @@ use eventline_audience::segment::{EventFilter, Node};
 use eventline_audience::Catalogue;
 use serde_json::{json, Value};
 
+use crate::content;
 use crate::definition::{
-    AssignEvent, Campaign, Cap, Duration, EventTrigger, Part, Schedule, Send, Step, Trigger,
-    TurnOn, Wait,
+    AssignEvent, Campaign, Cap, Channel, Duration, EventTrigger, Part, Schedule, Send, Step,
+    Trigger, TurnOn, Wait,
 };
 use crate::error::{list_names, ErrorCode, FieldError};
 use crate::field_ref::{field_ref, map_operands, references};
@@ -483,17 +484,24 @@ impl Validator<'_> {
                 (Part::Forbidden, true) => self.err(
                     ErrorCode::ContentRule,
                     format!("{tpath}.{field}"),
-                    format!("a {channel} message has no `{field}`"),
+                    format!(
+                        "a {channel} message has no `{field}`: {}",
+                        content::shapes_sentence(s.channel)
+                    ),
                 ),
                 _ => {}
             }
         }
         let image_alone = rules.image != Part::Forbidden && t.image_url.is_some();
         match &t.body {
-            None if !image_alone => self.err(
+            // Viber's combinations are judged as a whole below.
+            None if !image_alone && s.channel != Channel::Viber => self.err(
                 ErrorCode::ContentRule,
                 format!("{tpath}.body"),
-                format!("a {channel} message needs a `body`"),
+                format!(
+                    "a {channel} message needs a `body`: {}",
+                    content::shapes_sentence(s.channel)
+                ),
             ),
             Some(body) if body.chars().count() > rules.max_body_chars => self.err(
                 ErrorCode::ContentRule,
@@ -505,6 +513,7 @@ impl Validator<'_> {
             ),
             _ => {}
         }
+        self.channel_shape(s, &tpath);
         let mut texts: Vec<(String, &str)> = Vec::new();
         if let Some(x) = &t.subject {
             texts.push((format!("{tpath}.subject"), x));
@@ -537,6 +546,76 @@ impl Validator<'_> {
         }
         if let Some(cap) = &s.cap {
             self.cap(cap, &format!("{path}.cap"));
+        }
+    }
+
+    /// The channel's shape beyond its parts ([`content`]): SMS without HTML, Viber's
+    /// combinations, a push title's length, image and button links that are web URLs.
+    fn channel_shape(&mut self, s: &Send, tpath: &str) {
+        let t = &s.template;
+        // A template with `{{ … }}` or `{% … %}` is judged once rendered, at send time.
+        let literal = |text: &str| !text.contains("{{") && !text.contains("{%");
+        match s.channel {
+            Channel::Sms => {
+                if let Some(tag) = t.body.as_deref().and_then(content::html_tag) {
+                    self.err(
+                        ErrorCode::ContentRule,
+                        format!("{tpath}.body"),
+                        format!(
+                            "`{tag}` is HTML: {}",
+                            content::shapes_sentence(Channel::Sms)
+                        ),
+                    );
+                }
+            }
+            Channel::Push => {
+                if let Some(title) = t.subject.as_deref() {
+                    if title.chars().count() > content::PUSH_TITLE_MAX_CHARS {
+                        self.err(
+                            ErrorCode::ContentRule,
+                            format!("{tpath}.subject"),
+                            format!(
+                                "a push title is at most {} characters",
+                                content::PUSH_TITLE_MAX_CHARS
+                            ),
+                        );
+                    }
+                }
+            }
+            Channel::Viber => {
+                if let Some(why) = content::viber_shape_error(t) {
+                    self.err(ErrorCode::ContentRule, tpath.to_string(), why);
+                }
+                if let Some(b) = &t.button {
+                    if b.text.chars().count() > content::VIBER_BUTTON_MAX_CHARS {
+                        self.err(
+                            ErrorCode::ContentRule,
+                            format!("{tpath}.button.text"),
+                            format!(
+                                "a Viber button caption is at most {} characters",
+                                content::VIBER_BUTTON_MAX_CHARS
+                            ),
+                        );
+                    }
+                    if literal(&b.url) && !content::is_web_url(&b.url) {
+                        self.err(
+                            ErrorCode::ContentRule,
+                            format!("{tpath}.button.url"),
+                            "a button leads to an absolute http:// or https:// URL",
+                        );
+                    }
+                }
+            }
+            Channel::Email | Channel::Webhook => {}
+        }
+        if let Some(image) = t.image_url.as_deref() {
+            if literal(image) && !content::is_web_url(image) {
+                self.err(
+                    ErrorCode::ContentRule,
+                    format!("{tpath}.image_url"),
+                    "an image is an absolute http:// or https:// URL",
+                );
+            }
         }
     }
 
@@ -869,6 +948,80 @@ mod tests {
         let want: Vec<(ErrorCode, String)> =
             want.iter().map(|(c, p)| (*c, p.to_string())).collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn sms_push_and_viber_content_outside_the_channels_shapes_is_refused_listing_them() {
+        let steps = r#"[
+          {"send": {"channel": "sms", "template": {"body": "Hi <b>{{ client.first_name }}</b>, 1 < 2"}}},
+          {"send": {"channel": "push", "template": {"subject": "s", "button": {"text": "Go", "url": "https://x.example"}}}},
+          {"send": {"channel": "viber", "template": {"body": "Hi", "image_url": "https://cdn.example.com/a.png"}}},
+          {"send": {"channel": "viber", "template": {"image_url": "cdn.example.com/a.png", "button": {"text": "Open the shop right now, please", "url": "shop"}}}},
+          {"send": {"channel": "push", "template": {"image_url": "https://cdn.example.com/{{ client.eventContext.product }}.png"}}},
+          {"send": {"channel": "viber", "template": {"body": "Hi", "image_url": "https://cdn.example.com/a.png", "button": {"text": "Open", "url": "https://shop.example.com"}}}}
+        ]"#;
+        let json = with_steps(r#"{"event": {"name": "added_to_cart"}}"#, steps);
+        let got = errors(&json);
+        let paths: Vec<(ErrorCode, &str)> = got.iter().map(|(c, p, _)| (*c, p.as_str())).collect();
+        assert_eq!(
+            paths,
+            [
+                (ErrorCode::ContentRule, "steps[0].send.template.body"),
+                (ErrorCode::ContentRule, "steps[1].send.template.button"),
+                (ErrorCode::ContentRule, "steps[1].send.template.body"),
+                (ErrorCode::ContentRule, "steps[2].send.template"),
+                (ErrorCode::ContentRule, "steps[3].send.template"),
+                (ErrorCode::ContentRule, "steps[3].send.template.button.text"),
+                (ErrorCode::ContentRule, "steps[3].send.template.button.url"),
+                (ErrorCode::ContentRule, "steps[3].send.template.image_url"),
+            ]
+        );
+        assert!(
+            got[0]
+                .2
+                .starts_with("`<b>` is HTML: an SMS is `body` only: plain text"),
+            "{}",
+            got[0].2
+        );
+        assert!(
+            got[0].2.contains("1600 characters after rendering"),
+            "{}",
+            got[0].2
+        );
+        for push in [&got[1].2, &got[2].2] {
+            assert!(push.contains("a push is one of `body` (text), `image_url` (image), `body` + `image_url` (both)"), "{push}");
+        }
+        for viber in [&got[3].2, &got[4].2] {
+            for shape in crate::content::VIBER_SHAPES {
+                assert!(viber.contains(shape), "{viber}");
+            }
+        }
+        assert!(
+            got[4]
+                .2
+                .starts_with("`image_url` + `button` is not a Viber message"),
+            "{}",
+            got[4].2
+        );
+        // An SMS is 1,600 characters at most.
+        let long = format!(
+            r#"[{{"send": {{"channel": "sms", "template": {{"body": "{}"}}}}}}]"#,
+            "x".repeat(1601)
+        );
+        let got = errors(&with_steps(
+            r#"{"event": {"name": "added_to_cart"}}"#,
+            &long,
+        ));
+        assert_eq!(got[0].2, "a sms body is at most 1600 characters");
+        let ok = format!(
+            r#"[{{"send": {{"channel": "sms", "template": {{"body": "{}"}}}}}}]"#,
+            "x".repeat(1600)
+        );
+        validate_json(
+            &with_steps(r#"{"event": {"name": "added_to_cart"}}"#, &ok),
+            &shop(),
+        )
+        .unwrap();
     }
 
     #[test]

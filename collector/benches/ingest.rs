@@ -243,6 +243,8 @@ async fn main() -> anyhow::Result<()> {
     let token = eventline_collector::config::LOCAL_ADMIN_TOKEN;
     let running = app::start(config).await?;
     let base = format!("http://{}", running.addr);
+    // reqwest has no crypto provider of its own (see campaigns::http_client).
+    eventline_collector::campaigns::http_client::install_crypto_provider();
     let http = reqwest::Client::new();
 
     let partner: Value = http

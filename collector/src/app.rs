@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use crate::admin_token::AdminTokens;
 use crate::campaigns::email::Mailer;
 use crate::campaigns::gateways::Gateways;
+use crate::campaigns::http_gateway::GatewaySender;
 use crate::campaigns::runner as campaign_runner;
 use crate::campaigns::webhook::WebhookSender;
 use crate::config::Config;
@@ -125,8 +126,15 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .validate_ingest_bounds()
         .map_err(anyhow::Error::msg)?;
     let mailer = Mailer::from_config(&config).map_err(anyhow::Error::msg)?;
-    let webhook = WebhookSender::new(Duration::from_millis(config.webhook_timeout_ms.max(1)))
-        .map_err(anyhow::Error::msg)?;
+    // Webhooks and the SMS, push and Viber gateways share one client: one pool, one trust
+    // store (a bad EVENTLINE_GATEWAY_CA_FILE stops the start here).
+    let http = crate::campaigns::http_client::client(
+        Duration::from_millis(config.webhook_timeout_ms.max(1)),
+        config.gateway_ca_file.as_deref(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let webhook = WebhookSender::new(http.clone());
+    let gateway_sender = GatewaySender::new(http);
     // Read before ClickHouse is contacted: a wrong folder stops the start at once.
     let tracker_files = web::Data::new(match &config.tracker_dir {
         Some(dir) => {
@@ -152,7 +160,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let campaigns = campaign_runner::spawn(
         store.clone(),
         registry.clone(),
-        Gateways::new(store.clone(), mailer, webhook),
+        Gateways::new(store.clone(), mailer, webhook, gateway_sender),
     );
     let (sink, sink_task) = sink::spawn_with_listener(
         ClickHouseWriter::new(store.clone(), metrics.clone()),

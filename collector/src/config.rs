@@ -350,11 +350,19 @@ pub struct Config {
     #[arg(long, env = "EVENTLINE_SMTP_TIMEOUT_MS", default_value_t = 10_000)]
     pub smtp_timeout_ms: u64,
 
-    /// How long one webhook delivery may take, in milliseconds (connect, request, answer).
-    /// Default 10000, as for SMTP: a receiver that answers later is counted as failed and the
-    /// message is retried with backoff under the same `Idempotency-Key`.
+    /// How long one webhook or gateway (SMS, push, Viber) delivery may take, in milliseconds
+    /// (connect, TLS, request, answer). Default 10000, as for SMTP: a receiver that answers
+    /// later is counted as failed and the message is retried with backoff under the same
+    /// `Idempotency-Key`.
     #[arg(long, env = "EVENTLINE_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
     pub webhook_timeout_ms: u64,
+
+    /// A PEM file of extra root CAs trusted for `https://` webhook and gateway URLs, on top of
+    /// Mozilla's roots compiled in (`webpki-roots`): for gateways behind a corporate or private
+    /// CA. Default none. Read at start-up: an unreadable file or one without a certificate
+    /// stops the start.
+    #[arg(long, env = "EVENTLINE_GATEWAY_CA_FILE")]
+    pub gateway_ca_file: Option<std::path::PathBuf>,
 
     /// Log format: `text` for people, `json` for log collectors; anything else is refused at
     /// start-up rather than silently logging in a format nobody asked for.

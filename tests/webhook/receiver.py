@@ -3,17 +3,20 @@
 gateway), recording every request it gets as a file. Standard library only.
 
     python3 tests/webhook/receiver.py --dir DIR [--host 127.0.0.1] [--port 0] [--fail-first N]
+                                      [--tls-cert CERT.pem --tls-key KEY.pem]
 
 Prints `listening <port>` once it accepts connections. Each POST becomes DIR/NNNNNN.json:
 {"path", "headers": {name: value}, "body": "<the raw body, UTF-8>", "status": <the answer>},
 written under a temporary name and renamed, so a file that exists is complete. The first N
-requests (--fail-first) are answered 503 (and recorded), the rest 200. Exits when its stdin
+requests (--fail-first) are answered 503 (and recorded), the rest 200. With --tls-cert and
+--tls-key it speaks HTTPS with that certificate chain and key (PEM). Exits when its stdin
 closes, so a test that dies takes it along.
 """
 
 import argparse
 import json
 import os
+import ssl
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +28,8 @@ def main():
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--fail-first", type=int, default=0)
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
     args = parser.parse_args()
     os.makedirs(args.dir, exist_ok=True)
     lock = threading.Lock()
@@ -59,6 +64,10 @@ def main():
             pass
 
     server = ThreadingHTTPServer((args.host, args.port), Handler)
+    if args.tls_cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     print(f"listening {server.server_address[1]}", flush=True)
     threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
     server.serve_forever()

@@ -7,8 +7,11 @@
 //! - **email**: `{"from"}`, the partner's `From` address. The SMTP server is the collector's
 //!   (`EVENTLINE_SMTP_URL`), the one gateway of the email channel, so email needs no setting:
 //!   without one the collector-wide `EVENTLINE_SMTP_FROM` is the `From`.
-//! - **sms**, **push**, **viber**: no gateway adapter exists in this version, so a campaign
-//!   that sends by one of them cannot be activated.
+//! - **sms**, **push**, **viber**: `{"url", "token"}`, a JSON HTTP gateway (see
+//!   [`super::http_gateway`]); the token is sent as `Authorization: Bearer` and is write-only
+//!   like the webhook secret.
+//!
+//! URLs are `https://` or, for receivers on the same host or network, `http://`.
 
 use clickhouse::Row;
 use eventline_campaigns::definition::{Campaign, Channel, Step};
@@ -21,7 +24,7 @@ use uuid::Uuid;
 use crate::error::StorageError;
 use crate::store::Store;
 
-/// Longest webhook URL, in bytes.
+/// Longest webhook or gateway URL, in bytes.
 pub const MAX_URL_BYTES: usize = 2048;
 /// Shortest webhook secret, in bytes: 128 bits of a random hex or base64 string.
 pub const MIN_SECRET_BYTES: usize = 16;
@@ -29,20 +32,39 @@ pub const MIN_SECRET_BYTES: usize = 16;
 pub const MAX_SECRET_BYTES: usize = 256;
 /// Longest `From` address, in bytes.
 pub const MAX_FROM_BYTES: usize = 320;
+/// Shortest gateway token, in bytes.
+pub const MIN_TOKEN_BYTES: usize = 16;
+/// Longest gateway token, in bytes: room for a signed JWT.
+pub const MAX_TOKEN_BYTES: usize = 4096;
 
 /// The channels that have settings.
-pub const CONFIGURABLE: &[Channel] = &[Channel::Webhook, Channel::Email];
+pub const CONFIGURABLE: &[Channel] = &[
+    Channel::Email,
+    Channel::Sms,
+    Channel::Push,
+    Channel::Viber,
+    Channel::Webhook,
+];
+
+/// The channels sent through an HTTP gateway ([`super::http_gateway`]).
+pub const HTTP_GATEWAYS: &[Channel] = &[Channel::Sms, Channel::Push, Channel::Viber];
 
 /// Why a settings write or an activation was refused; mapped to HTTP in `http/channels.rs`
 /// (and, for [`ChannelError::NotConfigured`], through `CampaignError` in `http/campaigns.rs`).
 #[derive(Debug, thiserror::Error)]
 pub enum ChannelError {
     /// The path names no channel with settings.
-    #[error("no channel `{0}` has settings; the channels with settings are `webhook`, `email`")]
+    #[error("no channel `{0}` has settings; the channels are `email`, `sms`, `push`, `viber`, `webhook`")]
     UnknownChannel(String),
-    /// The webhook URL is not an absolute `http://` URL of a host.
+    /// The webhook URL is not an absolute `http(s)://` URL of a host.
     #[error("`url` {0}")]
     InvalidUrl(String),
+    /// A gateway URL (SMS, push, Viber) is not an absolute `http(s)://` URL of a host.
+    #[error("`url` {0}")]
+    InvalidGatewayUrl(String),
+    /// The gateway token is missing on the first write, or too short, long or not printable.
+    #[error("`token` {0}")]
+    InvalidToken(String),
     /// The webhook secret is missing on the first write, or too short, long or not printable.
     #[error("`secret` {0}")]
     InvalidSecret(String),
@@ -83,10 +105,19 @@ pub struct ChannelRow {
     pub is_deleted: u8,
 }
 
+/// An SMS, push or Viber gateway: where messages go and the bearer token they carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpGateway {
+    /// An absolute `http(s)://` URL.
+    pub url: String,
+    /// The bearer token.
+    pub token: String,
+}
+
 /// A webhook gateway: where messages go and the key that signs them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookGateway {
-    /// An absolute `http://` URL.
+    /// An absolute `http(s)://` URL.
     pub url: String,
     /// The signing secret.
     pub secret: String,
@@ -101,10 +132,11 @@ pub fn configurable(name: &str) -> Result<Channel, ChannelError> {
         .ok_or_else(|| ChannelError::UnknownChannel(name.to_string()))
 }
 
-/// Checks a webhook URL: an absolute `http://` URL with a host, no user or password (they would
-/// be shown back by GET), no fragment, at most [`MAX_URL_BYTES`].
-pub fn check_url(url: &str) -> Result<(), ChannelError> {
-    let bad = |why: &str| Err(ChannelError::InvalidUrl(why.to_string()));
+/// Checks a webhook or gateway URL: an absolute `https://` (or, for local receivers,
+/// `http://`) URL with a host, no user or password (they would be shown back by GET), no
+/// fragment, at most [`MAX_URL_BYTES`]. `Err` says why.
+pub fn check_url(url: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(why.to_string());
     if url.len() > MAX_URL_BYTES {
         return bad(&format!("is longer than {MAX_URL_BYTES} bytes"));
     }
@@ -112,27 +144,42 @@ pub fn check_url(url: &str) -> Result<(), ChannelError> {
         Ok(parsed) => parsed,
         Err(e) => {
             return bad(&format!(
-                "is not an absolute URL ({e}); send e.g. http://hooks.example.com/eventline"
+                "is not an absolute URL ({e}); send e.g. https://hooks.example.com/eventline"
             ))
         }
     };
     match parsed.scheme() {
-        "http" => {}
-        // No TLS client is built in this version (as for SMTP): an https URL would fail on
-        // every attempt, so it is refused now rather than failing later.
-        "https" => {
-            return bad("uses https, which this version cannot send to (no TLS client yet); use http:// through a local TLS-terminating proxy")
+        "https" | "http" => {}
+        other => {
+            return bad(&format!(
+            "has the scheme `{other}`; only https:// (and http:// for local receivers) is accepted"
+        ))
         }
-        other => return bad(&format!("has the scheme `{other}`; only http:// is accepted")),
     }
     if parsed.host_str().is_none_or(str::is_empty) {
         return bad("has no host");
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
-        return bad("must not carry a user or password: the secret signs each request instead");
+        return bad("must not carry a user or password: the secret or token authenticates each request instead");
     }
     if parsed.fragment().is_some() {
         return bad("must not have a #fragment");
+    }
+    Ok(())
+}
+
+/// Checks a gateway token: [`MIN_TOKEN_BYTES`] to [`MAX_TOKEN_BYTES`] printable ASCII
+/// characters without spaces (it travels as an HTTP header value).
+pub fn check_token(token: &str) -> Result<(), ChannelError> {
+    if token.len() < MIN_TOKEN_BYTES || token.len() > MAX_TOKEN_BYTES {
+        return Err(ChannelError::InvalidToken(format!(
+            "must be {MIN_TOKEN_BYTES} to {MAX_TOKEN_BYTES} characters"
+        )));
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ChannelError::InvalidToken(
+            "must be printable ASCII without spaces".into(),
+        ));
     }
     Ok(())
 }
@@ -178,6 +225,16 @@ pub struct WebhookPut {
     pub url: String,
     /// The signing secret; required on the first write, kept when absent later.
     pub secret: Option<String>,
+}
+
+/// `PUT .../channels/{sms|push|viber}` `{"url", "token"?}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayPut {
+    /// The gateway endpoint.
+    pub url: String,
+    /// The bearer token; required on the first write, kept when absent later.
+    pub token: Option<String>,
 }
 
 /// `PUT .../channels/email`.
@@ -250,7 +307,7 @@ pub async fn put_webhook(
     partner_id: Uuid,
     body: WebhookPut,
 ) -> Result<ChannelRow, ChannelError> {
-    check_url(&body.url)?;
+    check_url(&body.url).map_err(ChannelError::InvalidUrl)?;
     if let Some(secret) = &body.secret {
         check_secret(secret)?;
     }
@@ -272,6 +329,41 @@ pub async fn put_webhook(
         previous.as_ref(),
         json!({ "url": body.url }),
         secret,
+        0,
+    )
+    .await?)
+}
+
+/// Sets an SMS, push or Viber gateway; a missing token keeps the one set before (none before:
+/// refused).
+pub async fn put_gateway(
+    store: &Store,
+    partner_id: Uuid,
+    channel: Channel,
+    body: GatewayPut,
+) -> Result<ChannelRow, ChannelError> {
+    check_url(&body.url).map_err(ChannelError::InvalidGatewayUrl)?;
+    if let Some(token) = &body.token {
+        check_token(token)?;
+    }
+    let _one_at_a_time = CHANNEL_WRITES.lock().await;
+    let previous = get(store, partner_id, channel).await?;
+    let token = match (body.token, &previous) {
+        (Some(token), _) => token,
+        (None, Some(p)) if !p.secret.is_empty() => p.secret.clone(),
+        (None, _) => {
+            return Err(ChannelError::InvalidToken(
+                "is required when the gateway is first set (it authenticates every request)".into(),
+            ))
+        }
+    };
+    Ok(write(
+        store,
+        partner_id,
+        channel,
+        previous.as_ref(),
+        json!({ "url": body.url }),
+        token,
         0,
     )
     .await?)
@@ -343,6 +435,21 @@ pub async fn webhook(
         .filter(|g| !g.url.is_empty() && !g.secret.is_empty()))
 }
 
+/// The partner's gateway of an SMS, push or Viber channel, if set.
+pub async fn http_gateway(
+    store: &Store,
+    partner_id: Uuid,
+    channel: Channel,
+) -> Result<Option<HttpGateway>, StorageError> {
+    Ok(get(store, partner_id, channel)
+        .await?
+        .map(|row| HttpGateway {
+            url: setting(&row, "url"),
+            token: row.secret,
+        })
+        .filter(|g| !g.url.is_empty() && !g.token.is_empty()))
+}
+
 /// The partner's email `From`, if set.
 pub async fn email_from(store: &Store, partner_id: Uuid) -> Result<Option<String>, StorageError> {
     Ok(get(store, partner_id, Channel::Email)
@@ -373,9 +480,9 @@ pub fn used_channels(campaign: &Campaign) -> BTreeSet<Channel> {
     channels
 }
 
-/// Refuses a campaign that sends by a channel with no gateway for this partner: a webhook
-/// without settings, or SMS, push or Viber (no adapter in this version). Email always has one
-/// (the collector's SMTP server).
+/// Refuses a campaign that sends by a channel with no gateway for this partner: a webhook,
+/// SMS, push or Viber channel without settings. Email always has one (the collector's SMTP
+/// server).
 pub async fn require_gateways(
     store: &Store,
     partner_id: Uuid,
@@ -393,13 +500,13 @@ pub async fn require_gateways(
                 }
             }
             Channel::Sms | Channel::Push | Channel::Viber => {
-                return Err(ChannelError::NotConfigured {
-                    channel: channel.as_str(),
-                    message: format!(
-                        "the campaign sends by `{}`, which has no gateway adapter in this version (email and webhook have): it cannot be activated",
-                        channel.as_str()
-                    ),
-                });
+                if http_gateway(store, partner_id, channel).await?.is_none() {
+                    let name = channel.as_str();
+                    return Err(ChannelError::NotConfigured {
+                        channel: name,
+                        message: format!("the campaign sends by `{name}`, which has no gateway: set it with PUT /v1/admin/partners/{partner_id}/channels/{name} {{\"url\", \"token\"}}, then activate"),
+                    });
+                }
             }
         }
     }
@@ -411,13 +518,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn webhook_urls_must_be_absolute_http_without_credentials() {
+    fn webhook_and_gateway_urls_must_be_absolute_https_or_http_without_credentials() {
         check_url("http://127.0.0.1:9000/hooks").unwrap();
         check_url("http://hooks.example.com/eventline?team=7").unwrap();
+        check_url("https://hooks.example.com/eventline").unwrap();
+        check_url("https://sms-bridge.internal:8443/send").unwrap();
         for (bad, why) in [
             ("hooks.example.com/x", "absolute"),
             ("ftp://hooks.example.com/", "scheme `ftp`"),
-            ("https://hooks.example.com/", "https"),
             ("http://user:pw@hooks.example.com/", "user or password"),
             ("http://hooks.example.com/#x", "fragment"),
             ("http://", ""),
@@ -435,6 +543,16 @@ mod tests {
         assert!(check_secret("short").is_err());
         assert!(check_secret(&"x".repeat(MAX_SECRET_BYTES + 1)).is_err());
         assert!(check_secret("0123456789 abcdef").is_err());
+    }
+
+    #[test]
+    fn gateway_tokens_are_16_to_4096_printable_characters() {
+        check_token("0123456789abcdef").unwrap();
+        check_token(&"x".repeat(MAX_TOKEN_BYTES)).unwrap();
+        assert!(check_token("short").is_err());
+        assert!(check_token(&"x".repeat(MAX_TOKEN_BYTES + 1)).is_err());
+        assert!(check_token("0123456789 abcdef").is_err());
+        assert!(check_token("0123456789abcdef\n").is_err());
     }
 
     #[test]

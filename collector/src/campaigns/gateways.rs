@@ -1,5 +1,6 @@
 //! Where a logged message goes, by its channel: email through the collector's SMTP server (with
-//! the partner's `From` when set), webhook to the partner's URL. The partner's settings are read
+//! the partner's `From` when set), webhook to the partner's URL, SMS, push and Viber to the
+//! partner's HTTP gateway of the channel ([`super::http_gateway`]). The partner's settings are read
 //! from `partner_channels` at send time (so a retry uses the settings as they are then), kept
 //! for [`SETTINGS_TTL`] to spare ClickHouse one read per message.
 
@@ -10,8 +11,9 @@ use std::time::{Duration, Instant};
 use eventline_campaigns::definition::Channel;
 use uuid::Uuid;
 
-use super::channels::{self, WebhookGateway};
+use super::channels::{self, HttpGateway, WebhookGateway};
 use super::email::Mailer;
+use super::http_gateway::GatewaySender;
 use super::messages::MessageRow;
 use super::webhook::WebhookSender;
 use crate::store::Store;
@@ -25,6 +27,7 @@ pub const SETTINGS_TTL: Duration = Duration::from_secs(5);
 enum Settings {
     Webhook(Option<WebhookGateway>),
     EmailFrom(Option<String>),
+    Http(Option<HttpGateway>),
 }
 
 /// The channels' senders.
@@ -32,16 +35,23 @@ pub struct Gateways {
     store: Store,
     mailer: Mailer,
     webhook: WebhookSender,
+    http: GatewaySender,
     cache: Mutex<HashMap<(Uuid, Channel), (Instant, Settings)>>,
 }
 
 impl Gateways {
     /// Senders over the collector's SMTP server and an HTTP client.
-    pub fn new(store: Store, mailer: Mailer, webhook: WebhookSender) -> Gateways {
+    pub fn new(
+        store: Store,
+        mailer: Mailer,
+        webhook: WebhookSender,
+        http: GatewaySender,
+    ) -> Gateways {
         Gateways {
             store,
             mailer,
             webhook,
+            http,
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -57,7 +67,12 @@ impl Gateways {
             Channel::Webhook => channels::webhook(&self.store, partner_id)
                 .await
                 .map(Settings::Webhook),
-            _ => channels::email_from(&self.store, partner_id)
+            Channel::Sms | Channel::Push | Channel::Viber => {
+                channels::http_gateway(&self.store, partner_id, channel)
+                    .await
+                    .map(Settings::Http)
+            }
+            Channel::Email => channels::email_from(&self.store, partner_id)
                 .await
                 .map(Settings::EmailFrom),
         };
@@ -76,7 +91,7 @@ impl Gateways {
             "email" => {
                 let from = match self.settings(row.partner_id, Channel::Email).await? {
                     Settings::EmailFrom(from) => from,
-                    Settings::Webhook(_) => None,
+                    _ => None,
                 };
                 self.mailer
                     .send_as(
@@ -100,9 +115,20 @@ impl Gateways {
                 row.recipient.clone_from(&gateway.url);
                 self.webhook.send(&gateway, row).await
             }
-            other => Err(format!(
-                "the {other} channel has no gateway in this version"
-            )),
+            name => {
+                let Some(channel) = Channel::ALL.iter().copied().find(|c| c.as_str() == name)
+                else {
+                    return Err(format!("unknown channel `{name}`"));
+                };
+                let Settings::Http(Some(gateway)) = self.settings(row.partner_id, channel).await?
+                else {
+                    return Err(format!(
+                        "{name}: the partner has no {name} gateway; set it with PUT /v1/admin/partners/{}/channels/{name}",
+                        row.partner_id
+                    ));
+                };
+                self.http.send(&gateway, row).await
+            }
         }
     }
 }

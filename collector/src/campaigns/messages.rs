@@ -59,6 +59,12 @@ pub struct MessageRow {
     pub subject: String,
     /// Rendered body.
     pub body: String,
+    /// Rendered image URL (push, Viber); empty when none.
+    pub image_url: String,
+    /// Rendered Viber button caption; empty when none.
+    pub button_text: String,
+    /// Rendered Viber button link; empty when none.
+    pub button_url: String,
     /// [`QUEUED`], [`SENT`], [`FAILED`] or [`SKIPPED`].
     pub status: String,
     /// Attempts so far.

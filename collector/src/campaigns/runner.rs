@@ -1,5 +1,5 @@
-//! Running campaigns inside `serve`: customer-event triggers, durable waits, and the email and
-//! webhook channels ([`super::gateways`]).
+//! Running campaigns inside `serve`: customer-event triggers, durable waits, and the channels
+//! ([`super::gateways`]; who can receive what: [`super::eligibility`]).
 //!
 //! - **Hand-off.** The sink hands every commit's newly stored events (never a duplicate it
 //!   skipped) to the engine task in-process, right after the commit: no polling delay.
@@ -19,7 +19,7 @@
 //!
 //! Not handled yet: events stored but not yet advanced when the process stops abruptly are not
 //! replayed (a graceful stop advances them first); system-event triggers, schedules, caps and
-//! counters, `assign_event`, SMS, push and Viber (no gateway); runs of an older version of a
+//! counters, `assign_event`; runs of an older version of a
 //! campaign (only the current version sees events); a paused campaign's due runs resume at the
 //! next start.
 
@@ -31,7 +31,8 @@ use std::time::Duration;
 use event_model::{ContextValue, EventKind};
 use eventline_audience::compile;
 use eventline_audience::evaluate::StoredEvent;
-use eventline_campaigns::definition::{Channel, Status};
+use eventline_campaigns::content;
+use eventline_campaigns::definition::Status;
 use eventline_campaigns::engine::{self, Action, Key, Message};
 use eventline_campaigns::template::{self, CampaignVars, Client, Vars};
 use eventline_campaigns::{validate_json, Valid};
@@ -41,6 +42,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use super::eligibility;
 use super::gateways::Gateways;
 use super::messages::{self, MessageRow};
 use super::runs::{self, RunKey};
@@ -444,18 +446,6 @@ fn client(customer: &str, profile: Option<&CustomerProfileRow>, message: &Messag
     client
 }
 
-/// Why the customer cannot receive an email, if they cannot: no address, or consent `email`
-/// withdrawn (`false`; an absent consent does not stop it).
-pub fn email_ineligible(profile: Option<&CustomerProfileRow>) -> Option<&'static str> {
-    let Some(p) = profile.filter(|p| !p.email.is_empty()) else {
-        return Some("the customer's profile has no email");
-    };
-    if p.consents.iter().any(|(c, given)| c == "email" && !given) {
-        return Some("the customer's consent `email` is false");
-    }
-    None
-}
-
 /// The log row of a message: queued, or skipped with the reason.
 fn message_row(
     campaign: &CampaignRow,
@@ -475,6 +465,9 @@ fn message_row(
         recipient: String::new(),
         subject: String::new(),
         body: String::new(),
+        image_url: String::new(),
+        button_text: String::new(),
+        button_url: String::new(),
         status: messages::QUEUED.into(),
         attempts: 0,
         error: String::new(),
@@ -488,24 +481,11 @@ fn message_row(
         row.error = why;
         row
     };
-    match message.channel {
-        Channel::Email => {
-            if let Some(why) = email_ineligible(profile) {
-                return skip(row, why.into());
-            }
-        }
-        // The partner's endpoint gets every message; its URL is the recipient, set at send.
-        Channel::Webhook => {}
-        other => {
-            return skip(
-                row,
-                format!(
-                    "the {} channel is not connected in this version",
-                    other.as_str()
-                ),
-            )
-        }
-    }
+    // A webhook's recipient is the partner's URL, set at send.
+    let recipient = match eligibility::recipient(message.channel, profile) {
+        Ok(recipient) => recipient,
+        Err(why) => return skip(row, why.reason()),
+    };
     let vars = Vars {
         client: client(customer, profile, message),
         campaign: CampaignVars {
@@ -514,11 +494,17 @@ fn message_row(
     };
     match template::render_message(&message.template, message.channel, &vars) {
         Ok(rendered) => {
-            if message.channel == Channel::Email {
-                row.recipient = profile.map(|p| p.email.clone()).unwrap_or_default();
+            if let Some(why) = content::rendered_error(message.channel, &rendered) {
+                return skip(row, why);
             }
+            row.recipient = recipient;
             row.subject = rendered.subject.unwrap_or_default();
             row.body = rendered.body.unwrap_or_default();
+            row.image_url = rendered.image_url.unwrap_or_default();
+            if let Some((text, url)) = rendered.button {
+                row.button_text = text;
+                row.button_url = url;
+            }
             row
         }
         Err(error) => skip(row, format!("template: {error}")),
@@ -615,45 +601,5 @@ async fn attempt(store: &Store, gateways: &Gateways, mut row: MessageRow) -> Opt
             }
             Some(next)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn profile(email: &str, consents: &[(&str, bool)]) -> CustomerProfileRow {
-        CustomerProfileRow {
-            partner_id: Uuid::nil(),
-            customer_id: "c".into(),
-            first_name: String::new(),
-            last_name: String::new(),
-            email: email.into(),
-            phone: String::new(),
-            birthday: None,
-            consents: consents.iter().map(|(c, g)| (c.to_string(), *g)).collect(),
-            attributes_strings: vec![],
-            attributes_numbers: vec![],
-            attributes_booleans: vec![],
-            attributes_datetimes: vec![],
-            updated_at: OffsetDateTime::UNIX_EPOCH,
-            version: 1,
-            is_deleted: 0,
-        }
-    }
-
-    #[test]
-    fn email_needs_an_address_and_no_withdrawn_email_consent() {
-        assert!(email_ineligible(None).is_some());
-        assert!(email_ineligible(Some(&profile("", &[]))).is_some());
-        assert_eq!(email_ineligible(Some(&profile("a@example.com", &[]))), None);
-        assert_eq!(
-            email_ineligible(Some(&profile(
-                "a@example.com",
-                &[("email", true), ("sms", false)]
-            ))),
-            None
-        );
-        assert!(email_ineligible(Some(&profile("a@example.com", &[("email", false)]))).is_some());
     }
 }

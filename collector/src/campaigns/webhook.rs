@@ -11,9 +11,8 @@
 //!
 //! The body ([`payload`]) is the same bytes on every attempt. A 2xx answer is delivery; any
 //! other answer, a redirect (not followed: the signed body goes only where it was configured
-//! to), a timeout or a connection error is a failure, retried with backoff.
-
-use std::time::Duration;
+//! to), a timeout or a connection error is a failure, retried with backoff. `https://` URLs
+//! are verified against the roots of [`super::http_client`].
 
 use hmac::{Hmac, Mac};
 use serde_json::json;
@@ -21,6 +20,7 @@ use sha2::Sha256;
 use time::OffsetDateTime;
 
 use super::channels::WebhookGateway;
+use super::http_client::chain;
 use super::messages::MessageRow;
 
 /// The header with the message id.
@@ -70,15 +70,10 @@ pub struct WebhookSender {
 }
 
 impl WebhookSender {
-    /// A sender whose every request ends within `timeout` (connect, send, answer).
-    pub fn new(timeout: Duration) -> Result<WebhookSender, String> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("eventline/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("the webhook HTTP client could not be built: {e}"))?;
-        Ok(WebhookSender { client })
+    /// A sender over `client` ([`super::http_client::client`]: its timeout, TLS roots, no
+    /// redirects).
+    pub fn new(client: reqwest::Client) -> WebhookSender {
+        WebhookSender { client }
     }
 
     /// Posts one message; `Err` carries the reason (for the message log).
@@ -110,18 +105,6 @@ impl WebhookSender {
     }
 }
 
-/// An error and its causes, `a: b: c` (reqwest's own message hides "connection refused").
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +133,9 @@ mod tests {
             recipient: String::new(),
             subject: String::new(),
             body: "Trail Boots".into(),
+            image_url: String::new(),
+            button_text: String::new(),
+            button_url: String::new(),
             status: "queued".into(),
             attempts: 0,
             error: String::new(),

@@ -12,7 +12,9 @@ use uuid::Uuid;
 use super::admin::{parse_id, rfc3339, Admin};
 use super::AppState;
 use crate::audit;
-use crate::campaigns::channels::{self, ChannelError, ChannelRow, EmailPut, WebhookPut};
+use crate::campaigns::channels::{
+    self, ChannelError, ChannelRow, EmailPut, GatewayPut, WebhookPut,
+};
 use crate::campaigns::messages::{self, LogOf, MessageRow, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
 use crate::error::ApiError;
 
@@ -25,6 +27,16 @@ impl From<ChannelError> for ApiError {
             ChannelError::InvalidUrl(_) => ApiError::Invalid {
                 code: "invalid_webhook_url",
                 field: "url".into(),
+                message,
+            },
+            ChannelError::InvalidGatewayUrl(_) => ApiError::Invalid {
+                code: "invalid_gateway_url",
+                field: "url".into(),
+                message,
+            },
+            ChannelError::InvalidToken(_) => ApiError::Invalid {
+                code: "invalid_gateway_token",
+                field: "token".into(),
                 message,
             },
             ChannelError::InvalidSecret(_) => ApiError::Invalid {
@@ -64,10 +76,13 @@ fn view(channel: Channel, row: Option<&ChannelRow>) -> Value {
             "from": row.map(|r| channels::setting(r, "from")),
             "updated_at": updated_at,
         }),
+        // SMS, push, Viber: an HTTP gateway; never the token, only whether one is set.
         other => json!({
             "channel": other.as_str(),
-            "configured": false,
-            "note": "no gateway adapter in this version",
+            "configured": row.is_some(),
+            "url": row.map(|r| channels::setting(r, "url")),
+            "token_set": row.is_some_and(|r| !r.secret.is_empty()),
+            "updated_at": updated_at,
         }),
     }
 }
@@ -90,11 +105,7 @@ async fn list(
     let entry = state.registry.partner(&parse_id(&path, "partner")?)?;
     let mut views = Vec::new();
     for &channel in Channel::ALL {
-        let row = if channels::CONFIGURABLE.contains(&channel) {
-            channels::get(&state.store, entry.partner.partner_id, channel).await?
-        } else {
-            None
-        };
+        let row = channels::get(&state.store, entry.partner.partner_id, channel).await?;
         views.push(view(channel, row.as_ref()));
     }
     Ok(HttpResponse::Ok().json(json!({ "channels": views })))
@@ -119,7 +130,8 @@ fn body<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     })
 }
 
-/// `PUT .../channels/webhook` `{"url", "secret"?}`, `PUT .../channels/email` `{"from"}`.
+/// `PUT .../channels/webhook` `{"url", "secret"?}`, `PUT .../channels/email` `{"from"}`,
+/// `PUT .../channels/{sms|push|viber}` `{"url", "token"?}`.
 async fn put(
     admin: Admin,
     state: web::Data<AppState>,
@@ -134,9 +146,13 @@ async fn put(
             let put: WebhookPut = body(payload.into_inner())?;
             channels::put_webhook(&state.store, partner_id, put).await?
         }
-        _ => {
+        Channel::Email => {
             let put: EmailPut = body(payload.into_inner())?;
             channels::put_email(&state.store, partner_id, put).await?
+        }
+        Channel::Sms | Channel::Push | Channel::Viber => {
+            let put: GatewayPut = body(payload.into_inner())?;
+            channels::put_gateway(&state.store, partner_id, channel, put).await?
         }
     };
     audit::record(
@@ -208,7 +224,7 @@ fn parse_cursor(text: &str) -> Result<(i64, Uuid), ApiError> {
 }
 
 /// A logged message as the API shows it (without the body: an email body may be 100,000
-/// characters).
+/// characters; nor the image or button of a push or Viber message).
 fn message_view(row: &MessageRow) -> Value {
     let pending = row.status == messages::QUEUED || row.status == messages::FAILED;
     json!({
@@ -331,6 +347,21 @@ mod tests {
         assert_eq!(view(Channel::Webhook, None)["configured"], false);
         assert_eq!(view(Channel::Email, None)["configured"], true);
         assert_eq!(view(Channel::Sms, None)["configured"], false);
+        let sms = ChannelRow {
+            channel: "sms".into(),
+            settings: json!({"url": "https://sms.example.com/send"}).to_string(),
+            secret: "tok3n-tok3n-tok3n".into(),
+            ..row
+        };
+        for v in [
+            view(Channel::Sms, Some(&sms)),
+            audit_details(Channel::Sms, Some(&sms)),
+        ] {
+            assert_eq!(v["token_set"], true);
+            assert_eq!(v["configured"], true);
+            assert_eq!(v["url"], "https://sms.example.com/send");
+            assert!(!v.to_string().contains("tok3n"), "{v}");
+        }
     }
 
     #[test]

@@ -81,6 +81,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0011_partner_channels.sql",
         sql: include_str!("../../clickhouse/migrations/0011_partner_channels.sql"),
     },
+    Migration {
+        version: 13,
+        name: "0013_message_content_parts.sql",
+        sql: include_str!("../../clickhouse/migrations/0013_message_content_parts.sql"),
+    },
 ];
 
 /// Why migrating failed.

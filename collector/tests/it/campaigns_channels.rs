@@ -16,18 +16,23 @@ use tokio::process::{Child, Command};
 use crate::campaigns_run::{create_campaign, product, put_profile, send, SmtpSink};
 use crate::common::*;
 
-const SECRET: &str = "whsec_0123456789abcdef0123456789";
+pub const SECRET: &str = "whsec_0123456789abcdef0123456789";
 
 /// A real HTTP server standing for the partner's endpoint; ends with the test (stdin closes).
-struct Receiver {
+pub struct Receiver {
     dir: PathBuf,
-    port: u16,
+    pub port: u16,
     _child: Child,
 }
 
 impl Receiver {
     /// Listens on `port` (0: any free port); the first `fail_first` requests get a 503.
-    async fn start_on(port: u16, fail_first: u32) -> Receiver {
+    pub async fn start_on(port: u16, fail_first: u32) -> Receiver {
+        Receiver::start_with(port, fail_first, &[]).await
+    }
+
+    /// [`Receiver::start_on`] with more arguments of `receiver.py` (`--tls-cert`, ...).
+    pub async fn start_with(port: u16, fail_first: u32, extra: &[&std::ffi::OsStr]) -> Receiver {
         let dir = std::env::temp_dir().join(format!("eventline-webhook-{}", uuid::Uuid::new_v4()));
         let mut child = Command::new("python3")
             .arg(repo_root().join("tests/webhook/receiver.py"))
@@ -37,6 +42,7 @@ impl Receiver {
             .arg(port.to_string())
             .arg("--fail-first")
             .arg(fail_first.to_string())
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
@@ -59,12 +65,12 @@ impl Receiver {
         }
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}/hooks/eventline", self.port)
     }
 
     /// Every request received so far, in order.
-    fn requests(&self) -> Vec<Value> {
+    pub fn requests(&self) -> Vec<Value> {
         let mut names: Vec<PathBuf> = std::fs::read_dir(&self.dir)
             .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
             .unwrap_or_default();
@@ -76,7 +82,7 @@ impl Receiver {
             .collect()
     }
 
-    async fn wait_for(&self, n: usize, secs: u64) -> Vec<Value> {
+    pub async fn wait_for(&self, n: usize, secs: u64) -> Vec<Value> {
         eventually(&format!("{n} request(s) at the receiver"), secs, || async {
             let requests = self.requests();
             (requests.len() >= n).then_some(requests)
@@ -92,7 +98,7 @@ impl Drop for Receiver {
 }
 
 /// A header of a recorded request, whatever its case.
-fn header<'a>(request: &'a Value, name: &str) -> &'a str {
+pub fn header<'a>(request: &'a Value, name: &str) -> &'a str {
     request["headers"]
         .as_object()
         .unwrap()
@@ -124,7 +130,7 @@ fn assert_signed(request: &Value, secret: &str) {
 }
 
 /// Added to cart: a webhook with the product at once.
-fn cart_webhook() -> Value {
+pub fn cart_webhook() -> Value {
     json!({
         "name": "Cart webhook",
         "status": "active",
@@ -135,7 +141,12 @@ fn cart_webhook() -> Value {
     })
 }
 
-async fn put_channel(t: &TestCollector, p: &Partner, channel: &str, body: Value) -> (u16, Value) {
+pub async fn put_channel(
+    t: &TestCollector,
+    p: &Partner,
+    channel: &str,
+    body: Value,
+) -> (u16, Value) {
     t.admin(
         Method::PUT,
         &format!("/v1/admin/partners/{}/channels/{channel}", p.id),
@@ -144,7 +155,7 @@ async fn put_channel(t: &TestCollector, p: &Partner, channel: &str, body: Value)
     .await
 }
 
-async fn get_json(t: &TestCollector, path: &str) -> Value {
+pub async fn get_json(t: &TestCollector, path: &str) -> Value {
     let (status, body) = t.admin(Method::GET, path, None).await;
     assert_eq!(status, 200, "{path}: {body}");
     body
@@ -309,7 +320,7 @@ async fn a_campaign_that_sends_by_a_channel_without_a_gateway_cannot_be_activate
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "active");
 
-    // SMS has no gateway adapter: refused whatever is set.
+    // SMS without its gateway: refused (campaigns_gateways.rs sets one).
     let sms = json!({
         "name": "Cart SMS", "status": "active",
         "trigger": {"event": {"name": "added_to_cart"}},
@@ -334,11 +345,6 @@ async fn channel_settings_are_validated_and_the_secret_is_never_returned() {
     let t = TestCollector::start().await;
     let p = t.create_partner("Shop").await;
     for (body, code, field) in [
-        (
-            json!({"url": "https://hooks.example.com/x", "secret": SECRET}),
-            "invalid_webhook_url",
-            "url",
-        ),
         (
             json!({"url": "ftp://hooks.example.com/x", "secret": SECRET}),
             "invalid_webhook_url",
@@ -493,7 +499,7 @@ async fn the_message_log_lists_a_customers_messages_newest_first_in_keyset_pages
     assert_eq!(skipped[0]["channel"], "email");
     assert_eq!(
         skipped[0]["last_error"],
-        "the customer's profile has no email"
+        "no_email: the customer's profile has no email"
     );
     for m in &all {
         assert_eq!(m["campaign_id"], campaign_id.as_str());

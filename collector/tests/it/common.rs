@@ -111,6 +111,9 @@ impl TestCollector {
         let database = config.clickhouse_database.clone();
         let running = app::start(config).await.expect("collector starts");
         let base = format!("http://{}", running.addr);
+        // reqwest has no crypto provider of its own (see http_client); the collector's start
+        // installed it, said again here for the tests' own clients.
+        eventline_collector::campaigns::http_client::install_crypto_provider();
         TestCollector {
             running: Some(running),
             base,

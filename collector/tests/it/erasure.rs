@@ -202,3 +202,57 @@ async fn a_job_left_queued_by_a_stopped_collector_runs_at_the_next_start() {
     t2.running.take().unwrap().stop().await.unwrap();
     t.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn erasing_a_customer_who_got_a_campaign_message_removes_their_campaign_runs_and_messages_only(
+) {
+    use crate::campaigns_run::{create_campaign, product, send};
+    use serde_json::json;
+
+    let t = TestCollector::start().await;
+    let p = t.create_partner("Acme").await;
+    // An email step the customers (no profile) cannot get: a skipped message each, then a
+    // wait that keeps each run's state in `campaign_runs`.
+    create_campaign(
+        &t,
+        &p,
+        json!({
+            "name": "Cart", "status": "active",
+            "trigger": {"event": {"name": "added_to_cart"}},
+            "steps": [
+                {"send": {"channel": "email", "template": {"subject": "s", "body": "{{ client.eventContext.product }}"}}},
+                {"wait": {"days": 1}}
+            ]
+        }),
+    )
+    .await;
+    for customer in ["c-1", "c-10"] {
+        send(&t, &p, "added_to_cart", customer, &product("Trail Boots")).await;
+    }
+    let rows = |table: &str, customer: &str| {
+        format!(
+            "SELECT count() FROM {table} WHERE partner_id = '{}' AND customer_id = '{customer}'",
+            p.id
+        )
+    };
+    for customer in ["c-1", "c-10"] {
+        for table in ["campaign_runs", "campaign_messages"] {
+            let sql = rows(table, customer);
+            eventually(&format!("{table} rows of {customer}"), 60, || async {
+                (t.count(&sql).await > 0).then_some(())
+            })
+            .await;
+        }
+    }
+
+    let job_id = t
+        .queue_erasure(&format!("/v1/admin/partners/{}/customers/c-1", p.id))
+        .await;
+    let job = t.wait_for_job(&job_id, 60).await;
+    assert_eq!(job["status"], "done", "{job}");
+    for table in ["campaign_runs", "campaign_messages"] {
+        assert_eq!(t.count(&rows(table, "c-1")).await, 0, "{table} of c-1");
+        assert!(t.count(&rows(table, "c-10")).await > 0, "{table} of c-10");
+    }
+    t.finish().await;
+}
