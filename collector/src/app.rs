@@ -9,6 +9,7 @@ use actix_web::{middleware, web, App, HttpServer};
 use tokio::task::JoinHandle;
 
 use crate::admin_token::AdminTokens;
+use crate::campaigns::clock::Clock;
 use crate::campaigns::email::Mailer;
 use crate::campaigns::gateways::Gateways;
 use crate::campaigns::http_gateway::GatewaySender;
@@ -121,6 +122,12 @@ impl Running {
 /// Refuses (before contacting ClickHouse) to serve with admin tokens that
 /// [`AdminTokens::from_config`] rejects.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    start_with_clock(config, Clock::system()).await
+}
+
+/// [`start`], with the campaign engine on `clock` (tests shift it to put the engine at a given
+/// partner-local time without waiting).
+pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Running> {
     let admin_tokens = AdminTokens::from_config(&config)?;
     config
         .validate_ingest_bounds()
@@ -161,6 +168,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         store.clone(),
         registry.clone(),
         Gateways::new(store.clone(), mailer, webhook, gateway_sender),
+        clock,
+        Duration::from_millis(config.campaign_schedule_poll_ms.max(1)),
     );
     let (sink, sink_task) = sink::spawn_with_listener(
         ClickHouseWriter::new(store.clone(), metrics.clone()),
@@ -173,8 +182,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             lanes: config.sink_lanes,
         },
         metrics.clone(),
-        Some(campaigns.committed),
+        Some(campaigns.committed.clone()),
     );
+    campaigns.attach_sink(&sink);
     let (quarantine, quarantine_task) = sink::quarantine::spawn(
         ClickHouseWriter::new(store.clone(), metrics.clone()),
         QuarantineLimits {

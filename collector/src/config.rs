@@ -364,6 +364,17 @@ pub struct Config {
     #[arg(long, env = "EVENTLINE_GATEWAY_CA_FILE")]
     pub gateway_ca_file: Option<std::path::PathBuf>,
 
+    /// How often the campaign engine looks for scheduled campaigns (new, edited or activated
+    /// ones; each known one is also looked at when its next day is due), in milliseconds.
+    /// Default 30,000: a schedule activated for "today at 09:00" a moment before 09:00 may go
+    /// out up to 30 s late; every later day goes out at its time. At least 1.
+    #[arg(
+        long,
+        env = "EVENTLINE_CAMPAIGN_SCHEDULE_POLL_MS",
+        default_value_t = 30_000
+    )]
+    pub campaign_schedule_poll_ms: u64,
+
     /// Log format: `text` for people, `json` for log collectors; anything else is refused at
     /// start-up rather than silently logging in a format nobody asked for.
     #[arg(long, env = "EVENTLINE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

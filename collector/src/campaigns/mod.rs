@@ -20,7 +20,10 @@
 //! SMS, push and Viber, both over [`http_client`]), [`channels`] (the partner's channel
 //! settings).
 
+pub mod assign;
+pub mod caps;
 pub mod channels;
+pub mod clock;
 pub mod eligibility;
 pub mod email;
 pub mod gateways;
@@ -29,6 +32,7 @@ pub mod http_gateway;
 pub mod messages;
 pub mod runner;
 pub mod runs;
+pub mod schedules;
 pub mod webhook;
 
 use clickhouse::Row;

@@ -17,11 +17,18 @@
 //!   as queued or failed) are sent in order of their next attempt; a failure is logged with its
 //!   reason and retried with backoff ([`messages::backoff`]).
 //!
+//! - **Schedules** ([`super::schedules`]): the engine task also scans the scheduled campaigns
+//!   (every `EVENTLINE_CAMPAIGN_SCHEDULE_POLL_MS` and at each one's next due instant) and starts
+//!   the day's runs. **Caps and counters** are counted from the message log before a message is
+//!   queued ([`super::caps`]). **`assign_event`** stores its event through the sink
+//!   ([`super::assign`]); an event a campaign assigned starts no run, it only reaches runs in
+//!   progress (a wait for it, a turn-off), so campaigns cannot trigger each other forever.
+//! - **Time** is the [`Clock`] given at start (the system clock; tests shift it).
+//!
 //! Not handled yet: events stored but not yet advanced when the process stops abruptly are not
-//! replayed (a graceful stop advances them first); system-event triggers, schedules, caps and
-//! counters, `assign_event`; runs of an older version of a
-//! campaign (only the current version sees events); a paused campaign's due runs resume at the
-//! next start.
+//! replayed (a graceful stop advances them first); system-event triggers; runs of an older
+//! version of a campaign (only the current version sees events); a paused campaign's due runs
+//! resume at the next start.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
@@ -42,6 +49,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use super::assign::{self, AssignError, SinkSlot};
+use super::caps;
+use super::clock::Clock;
 use super::eligibility;
 use super::gateways::Gateways;
 use super::messages::{self, MessageRow};
@@ -50,6 +60,7 @@ use crate::customers::queries as customer_queries;
 use crate::error::StorageError;
 use crate::registry::{PartnerEntry, Registry};
 use crate::segments;
+use crate::sink::Sink;
 use crate::store::rows::{CampaignRow, CustomerProfileRow, EventRow};
 use crate::store::Store;
 
@@ -70,62 +81,83 @@ pub struct Campaigns {
     pub engine: JoinHandle<()>,
     /// The delivery task.
     pub delivery: JoinHandle<()>,
+    /// Where the engine finds the sink, for `assign_event` ([`Campaigns::attach_sink`]).
+    sink: SinkSlot,
 }
 
-/// Starts the engine and delivery tasks.
-pub fn spawn(store: Store, registry: Arc<Registry>, gateways: Gateways) -> Campaigns {
+impl Campaigns {
+    /// Lets `assign_event` steps store their events through `sink` (started after the engine,
+    /// since the sink hands its commits to it). Until then, such a step fails and is retried.
+    pub fn attach_sink(&self, sink: &Sink) {
+        let _ = self.sink.set(sink.downgrade());
+    }
+}
+
+/// Starts the engine and delivery tasks, on `clock`, scanning scheduled campaigns every
+/// `schedule_poll`.
+pub fn spawn(
+    store: Store,
+    registry: Arc<Registry>,
+    gateways: Gateways,
+    clock: Clock,
+    schedule_poll: Duration,
+) -> Campaigns {
     let (committed, events) = mpsc::unbounded_channel();
     let (to_deliver, deliveries) = mpsc::unbounded_channel();
+    let sink = SinkSlot::default();
     let engine = Engine {
         store: store.clone(),
         registry,
         timer: BinaryHeap::new(),
         to_deliver,
+        clock: clock.clone(),
+        sink: sink.clone(),
+        schedule_poll_ms: schedule_poll.as_millis().max(1) as i64,
+        next_scan_ms: i64::MIN,
     };
     Campaigns {
         committed,
         engine: tokio::spawn(engine.run(events)),
-        delivery: tokio::spawn(deliver(store, gateways, deliveries)),
+        delivery: tokio::spawn(deliver(store, gateways, deliveries, clock)),
+        sink,
     }
-}
-
-fn now_ms() -> i64 {
-    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 fn ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-async fn sleep_until_ms(due: Option<i64>) {
-    match due {
-        Some(due) => {
-            let left = (due - now_ms()).max(0) as u64;
-            tokio::time::sleep(Duration::from_millis(left)).await;
-        }
-        None => std::future::pending().await,
-    }
-}
-
 /// A campaign version ready to run.
-struct Live {
-    row: CampaignRow,
-    valid: Valid,
+pub(super) struct Live {
+    pub(super) row: CampaignRow,
+    pub(super) valid: Valid,
 }
 
 /// What moves a run.
-enum Input<'a> {
+pub(super) enum Input<'a> {
     Event(&'a StoredEvent),
+    /// An event a campaign assigned: it reaches a run in progress only.
+    Assigned(&'a StoredEvent),
     Due,
+    /// A scheduled day whose date falls on the customer's date attribute, due at `at_ms`.
+    Schedule {
+        day: jiff::civil::Date,
+        at_ms: i64,
+    },
 }
 
-struct Engine {
-    store: Store,
-    registry: Arc<Registry>,
+pub(super) struct Engine {
+    pub(super) store: Store,
+    pub(super) registry: Arc<Registry>,
     /// Wake-ups, earliest first. A state rewritten with another wake-up leaves its old entry
     /// here; firing it finds nothing due and changes nothing.
     timer: BinaryHeap<Reverse<(i64, RunKey)>>,
     to_deliver: mpsc::UnboundedSender<MessageRow>,
+    clock: Clock,
+    sink: SinkSlot,
+    schedule_poll_ms: i64,
+    /// When the scheduled campaigns are looked at next.
+    next_scan_ms: i64,
 }
 
 impl Engine {
@@ -146,18 +178,27 @@ impl Engine {
         }
         loop {
             let next = self.timer.peek().map(|Reverse((due, _))| *due);
+            let next = next.map_or(self.next_scan_ms, |due| due.min(self.next_scan_ms));
             tokio::select! {
                 batch = events.recv() => match batch {
                     Some(rows) => self.on_events(rows).await,
                     None => break,
                 },
-                () = sleep_until_ms(next) => self.on_due().await,
+                () = self.clock.sleep_until(Some(next)) => {
+                    self.on_due().await;
+                    if self.clock.now_ms() >= self.next_scan_ms {
+                        let now = self.clock.now_ms();
+                        let next_due = self.on_schedules(now).await;
+                        self.next_scan_ms = next_due.min(now + self.schedule_poll_ms);
+                    }
+                }
             }
         }
     }
 
     async fn on_events(&mut self, mut rows: Vec<EventRow>) {
         rows.retain(|r| r.kind == "customer" && !r.customer_id.is_empty());
+        let assigned_path = crate::ingest::IngestPath::Campaign.as_str();
         // A customer's events in time order (within what one commit holds).
         rows.sort_by_key(|r| (r.partner_id, ms(r.event_time)));
         let mut live: HashMap<Uuid, Vec<Live>> = HashMap::new();
@@ -176,15 +217,14 @@ impl Engine {
             }
             let event = stored_event(row);
             for campaign in &live[&row.partner_id] {
-                let now = now_ms();
+                let now = self.clock.now_ms();
+                let input = if row.ingest_path == assigned_path {
+                    Input::Assigned(&event)
+                } else {
+                    Input::Event(&event)
+                };
                 if let Err(error) = self
-                    .advance(
-                        &entry,
-                        campaign,
-                        &row.customer_id,
-                        Input::Event(&event),
-                        now,
-                    )
+                    .advance(&entry, campaign, &row.customer_id, input, now)
                     .await
                 {
                     tracing::warn!(%error, campaign = %campaign.row.campaign_id, customer = %row.customer_id, "advancing a campaign run on an event failed");
@@ -194,7 +234,7 @@ impl Engine {
     }
 
     async fn on_due(&mut self) {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         while let Some(Reverse((due, _))) = self.timer.peek() {
             if *due > now {
                 break;
@@ -244,7 +284,7 @@ impl Engine {
     }
 
     /// One input for one customer's run: engine, checks, message log, state, timer.
-    async fn advance(
+    pub(super) async fn advance(
         &mut self,
         entry: &PartnerEntry,
         campaign: &Live,
@@ -267,10 +307,14 @@ impl Engine {
         let valid = &campaign.valid;
         let loaded = runs::load(&self.store, &key).await?;
         let (mut state, actions) = match input {
-            Input::Event(event) => {
+            Input::Assigned(_) if loaded.state.run.is_none() => return Ok(()),
+            Input::Event(event) | Input::Assigned(event) => {
                 engine::on_event(valid, engine_key, loaded.state.clone(), event, now)
             }
             Input::Due => engine::on_due(valid, engine_key, loaded.state.clone(), now),
+            Input::Schedule { day, at_ms } => {
+                engine::on_schedule(valid, engine_key, loaded.state.clone(), day, at_ms, now)
+            }
         };
         let mut actions: VecDeque<Action> = actions.into();
         let mut sends = Vec::new();
@@ -284,8 +328,29 @@ impl Engine {
                     actions.extend(more);
                 }
                 Action::Send(message) => sends.push(message),
-                Action::AssignEvent { name, step, .. } => {
-                    tracing::warn!(campaign = %campaign_id, %step, %name, "assign_event is not run in this version; skipped");
+                Action::AssignEvent {
+                    event_id,
+                    step,
+                    name,
+                    properties,
+                    occurred_ms,
+                } => {
+                    let assigned = assign::Assigned {
+                        customer,
+                        event_id,
+                        name: &name,
+                        properties: &properties,
+                        occurred_ms,
+                    };
+                    match assign::record(&self.sink, &self.registry, entry, assigned, now).await {
+                        Ok(()) => {}
+                        Err(AssignError::Storage(e)) => return Err(e),
+                        // Judged like ingest and refused (a type retired since the save): the
+                        // step is skipped; retrying could not change the verdict.
+                        Err(error @ AssignError::Refused(_)) => {
+                            tracing::warn!(campaign = %campaign_id, %step, %name, %error, "an assigned event was refused; the step is skipped");
+                        }
+                    }
                 }
                 Action::WakeAt { .. } | Action::Done { .. } => {}
             }
@@ -299,12 +364,28 @@ impl Engine {
                 profile =
                     Some(customer_queries::profile(&self.store, key.partner_id, customer).await?);
             }
-            let row = message_row(
+            let mut row = message_row(
                 &campaign.row,
                 customer,
                 message,
                 profile.as_ref().and_then(Option::as_ref),
+                self.clock.now(),
             );
+            if row.status == messages::QUEUED {
+                if let Some(why) = caps::refusal(
+                    &self.store,
+                    key.partner_id,
+                    key.campaign_id,
+                    customer,
+                    message,
+                    now,
+                )
+                .await?
+                {
+                    row.status = messages::SKIPPED.into();
+                    row.error = why;
+                }
+            }
             if messages::queue(&self.store, &row).await? && row.status == messages::QUEUED {
                 let _ = self.to_deliver.send(row);
             }
@@ -381,7 +462,7 @@ async fn active_campaigns(store: &Store, entry: &PartnerEntry) -> Result<Vec<Liv
         .collect())
 }
 
-fn live(entry: &PartnerEntry, row: CampaignRow) -> Option<Live> {
+pub(super) fn live(entry: &PartnerEntry, row: CampaignRow) -> Option<Live> {
     match validate_json(&row.definition, &segments::catalogue(entry)) {
         Ok(valid) => Some(Live { row, valid }),
         Err(errors) => {
@@ -452,8 +533,8 @@ fn message_row(
     customer: &str,
     message: &Message,
     profile: Option<&CustomerProfileRow>,
+    now: OffsetDateTime,
 ) -> MessageRow {
-    let now = OffsetDateTime::now_utc();
     let mut row = MessageRow {
         partner_id: campaign.partner_id,
         message_id: message.message_id,
@@ -541,6 +622,7 @@ async fn deliver(
     store: Store,
     gateways: Gateways,
     mut incoming: mpsc::UnboundedReceiver<MessageRow>,
+    clock: Clock,
 ) {
     let mut outbox = Outbox::default();
     loop {
@@ -563,9 +645,12 @@ async fn deliver(
                 Some(row) => outbox.add(row),
                 None => break,
             },
-            () = sleep_until_ms(outbox.next_ms()) => {
+            () = clock.sleep_until(outbox.next_ms()) => {
+                if outbox.next_ms().is_none_or(|at| at > clock.now_ms()) {
+                    continue;
+                }
                 let Some(row) = outbox.take_next() else { continue };
-                if let Some(retry) = attempt(&store, &gateways, row).await {
+                if let Some(retry) = attempt(&store, &gateways, row, &clock).await {
                     outbox.add(retry);
                 }
             }
@@ -574,7 +659,12 @@ async fn deliver(
 }
 
 /// One send; returns the row to try again (failed, or sent but not logged as sent).
-async fn attempt(store: &Store, gateways: &Gateways, mut row: MessageRow) -> Option<MessageRow> {
+async fn attempt(
+    store: &Store,
+    gateways: &Gateways,
+    mut row: MessageRow,
+    clock: &Clock,
+) -> Option<MessageRow> {
     // A webhook's URL becomes the row's recipient here.
     let result = gateways.send(&mut row).await;
     let mut next = row.next();
@@ -594,7 +684,7 @@ async fn attempt(store: &Store, gateways: &Gateways, mut row: MessageRow) -> Opt
             let wait = messages::backoff(next.attempts);
             next.status = messages::FAILED.into();
             next.error = reason;
-            next.next_attempt_at = next.updated_at + wait;
+            next.next_attempt_at = clock.now() + wait;
             tracing::warn!(message = %next.message_id, attempts = next.attempts, error = %next.error, "campaign message failed; retrying");
             if let Err(error) = messages::write(store, &next).await {
                 tracing::warn!(%error, message = %next.message_id, "a failed message could not be logged; retrying anyway");

@@ -37,6 +37,8 @@ pub enum IngestPath {
     Server,
     /// An operator, by hand: `POST /v1/admin/partners/{id}/customers/{customer_id}/events`.
     Manual,
+    /// A campaign's `assign_event` step (`campaigns::assign`).
+    Campaign,
 }
 
 impl IngestPath {
@@ -46,6 +48,7 @@ impl IngestPath {
             IngestPath::Client => "client",
             IngestPath::Server => "server",
             IngestPath::Manual => "manual",
+            IngestPath::Campaign => "campaign",
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
@@ -118,7 +118,34 @@ pub struct Sink {
     queue_bytes: usize,
 }
 
+/// A [`Sink`] handle that does not keep the lanes open. The campaign engine holds one: the
+/// lanes hand their commits to the engine, so a strong handle there would keep both alive
+/// forever at shutdown.
+#[derive(Clone)]
+pub struct WeakSink {
+    lanes: Weak<[LaneHandle]>,
+    queue_bytes: usize,
+}
+
+impl WeakSink {
+    /// The sink, while anything else still holds it.
+    pub fn upgrade(&self) -> Option<Sink> {
+        Some(Sink {
+            lanes: self.lanes.upgrade()?,
+            queue_bytes: self.queue_bytes,
+        })
+    }
+}
+
 impl Sink {
+    /// A handle that does not keep the sink open.
+    pub fn downgrade(&self) -> WeakSink {
+        WeakSink {
+            lanes: Arc::downgrade(&self.lanes),
+            queue_bytes: self.queue_bytes,
+        }
+    }
+
     fn lane_of(&self, row: &EventRow) -> usize {
         // UUIDv4 and v7 both end in random bits, so the low bits spread evenly.
         (row.event_id.as_u128() % self.lanes.len() as u128) as usize

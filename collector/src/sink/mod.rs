@@ -16,6 +16,7 @@ pub mod quarantine;
 
 pub use batcher::{
     spawn, spawn_with_listener, BatchLimits, CommitError, CommitListener, Sink, SubmitError,
+    WeakSink,
 };
 pub use clickhouse_writer::ClickHouseWriter;
 pub use quarantine::{dropped as quarantine_dropped, Quarantine, QuarantineLimits, QuarantineTask};

@@ -86,6 +86,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0013_message_content_parts.sql",
         sql: include_str!("../../clickhouse/migrations/0013_message_content_parts.sql"),
     },
+    Migration {
+        version: 14,
+        name: "0014_campaign_schedules.sql",
+        sql: include_str!("../../clickhouse/migrations/0014_campaign_schedules.sql"),
+    },
 ];
 
 /// Why migrating failed.

@@ -9,6 +9,7 @@ use event_model::json::Batch;
 use event_model::timestamp::format_rfc3339_ms;
 use event_model::{ContextValue, Event, EventKind};
 use eventline_collector::app::{self, Running};
+pub use eventline_collector::campaigns::clock::Clock;
 use eventline_collector::config::Config;
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
@@ -98,6 +99,15 @@ impl TestCollector {
     }
 
     pub async fn start_with(url: String, tweak: impl FnOnce(&mut Config)) -> TestCollector {
+        Self::start_with_clock(url, Clock::system(), tweak).await
+    }
+
+    /// [`TestCollector::start_with`], with the campaign engine on `clock`.
+    pub async fn start_with_clock(
+        url: String,
+        clock: Clock,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestCollector {
         let database = fresh_database();
         let mut config = Config::local_defaults();
         config.listen = "127.0.0.1:0".parse().unwrap();
@@ -109,7 +119,9 @@ impl TestCollector {
         config.clickhouse_timeout_ms = 5_000;
         tweak(&mut config);
         let database = config.clickhouse_database.clone();
-        let running = app::start(config).await.expect("collector starts");
+        let running = app::start_with_clock(config, clock)
+            .await
+            .expect("collector starts");
         let base = format!("http://{}", running.addr);
         // reqwest has no crypto provider of its own (see http_client); the collector's start
         // installed it, said again here for the tests' own clients.

@@ -9,6 +9,7 @@ mod campaigns_api;
 mod campaigns_channels;
 mod campaigns_gateways;
 mod campaigns_run;
+mod campaigns_steps;
 mod catalog;
 mod common;
 mod customers;

@@ -1,0 +1,415 @@
+//! Campaign features run end to end: scheduled triggers on a shifted clock, caps and channel
+//! counters from the message log, `assign_event` through the sink, and branches answered by
+//! ClickHouse. Email goes through the real SMTP server of `campaigns_run`.
+
+use event_model::timestamp::parse_rfc3339_ms;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::campaigns_run::{create_campaign, put_profile, send, SmtpSink};
+use crate::common::*;
+
+fn at(t: &str) -> i64 {
+    parse_rfc3339_ms(t).unwrap()
+}
+
+/// The message log as (customer, status, error), by customer then time.
+async fn log(t: &TestCollector) -> Vec<(String, String, String)> {
+    t.db.query(
+        "SELECT customer_id, status, error FROM campaign_messages FINAL \
+         ORDER BY customer_id, created_at",
+    )
+    .fetch_all()
+    .await
+    .unwrap()
+}
+
+/// Waits until every message in the log is sent or skipped, and `n` are there.
+async fn settled_log(t: &TestCollector, n: usize) -> Vec<(String, String, String)> {
+    eventually(&format!("{n} messages sent or skipped"), 60, || async {
+        let log = log(t).await;
+        (log.len() == n && log.iter().all(|m| m.1 == "sent" || m.1 == "skipped")).then_some(log)
+    })
+    .await
+}
+
+async fn set_time_zone(t: &TestCollector, p: &Partner, zone: &str) {
+    let (status, body) = t
+        .admin(
+            Method::PATCH,
+            &format!("/v1/admin/partners/{}", p.id),
+            Some(json!({ "time_zone": zone })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// The last day a scheduled campaign has run, once it is `day`.
+async fn done_day(t: &TestCollector, day: &str) {
+    eventually(&format!("the schedule done up to {day}"), 30, || async {
+        let done: Vec<String> =
+            t.db.query("SELECT toString(done_day) FROM campaign_schedules FINAL")
+                .fetch_all()
+                .await
+                .unwrap();
+        (done == [day]).then_some(())
+    })
+    .await
+}
+
+fn birthday_greeting() -> Value {
+    json!({
+        "name": "Happy birthday",
+        "status": "active",
+        "trigger": {"schedule": {"date_attribute": "birthday", "at": "09:00"}},
+        "steps": [{"send": {"channel": "email", "template": {
+            "subject": "Happy birthday, {{ client.first_name }}",
+            "body": "<p>All the best, {{ client.first_name }}.</p>"
+        }}}]
+    })
+}
+
+fn envelope_to(mail: &str) -> &str {
+    mail.lines()
+        .find_map(|l| l.strip_prefix("X-Envelope-To: "))
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_birthday_greeting_goes_out_once_at_0900_partner_time_on_the_customers_birthday() {
+    let smtp = SmtpSink::start().await;
+    let url = smtp.url();
+    // 08:59 in Berlin (summer time, UTC+2) on 15 June 2027.
+    let (clock, hands) = Clock::shifted();
+    hands.set_ms(at("2027-06-15T06:59:00Z"));
+    let mut t = TestCollector::start_with_clock(clickhouse_url(), clock, |c| {
+        c.smtp_url = url.clone();
+        c.campaign_schedule_poll_ms = 100;
+    })
+    .await;
+    let p = t.create_partner("Shop").await;
+    set_time_zone(&t, &p, "Europe/Berlin").await;
+    for (customer, name, birthday) in [
+        ("c-1", "Ann", Some("1990-06-15")),
+        ("c-2", "Bob", Some("1985-06-16")),
+        ("c-3", "Cy", None),
+    ] {
+        let mut profile = json!({"first_name": name, "email": format!("{customer}@example.com")});
+        if let Some(b) = birthday {
+            profile["birthday"] = json!(b);
+        }
+        put_profile(&t, &p, customer, profile).await;
+    }
+    create_campaign(&t, &p, birthday_greeting()).await;
+
+    // Seen at 08:59: its first day is today, not run yet.
+    done_day(&t, "2027-06-14").await;
+    assert!(log(&t).await.is_empty(), "nothing before 09:00");
+
+    hands.set_ms(at("2027-06-15T07:00:00Z"));
+    let mails = smtp.wait_for(1, 60).await;
+    assert_eq!(envelope_to(&mails[0]), "c-1@example.com", "{}", mails[0]);
+    assert!(
+        mails[0].contains("Subject: Happy birthday, Ann"),
+        "{}",
+        mails[0]
+    );
+    done_day(&t, "2027-06-15").await;
+
+    // A restart the same morning runs nothing again; the next day is Bob's.
+    t.running.take().unwrap().stop().await.unwrap();
+    let database = t.database.clone();
+    let (clock, hands) = Clock::shifted();
+    hands.set_ms(at("2027-06-15T07:30:00Z"));
+    let t2 = TestCollector::start_with_clock(clickhouse_url(), clock, |c| {
+        c.clickhouse_database = database;
+        c.smtp_url = url.clone();
+        c.campaign_schedule_poll_ms = 100;
+    })
+    .await;
+    hands.set_ms(at("2027-06-16T07:00:00Z"));
+    done_day(&t2, "2027-06-16").await;
+    let mails = smtp.wait_for(2, 60).await;
+    assert_eq!(envelope_to(&mails[1]), "c-2@example.com", "{}", mails[1]);
+    let log = settled_log(&t2, 2).await;
+    assert_eq!(
+        log.iter()
+            .map(|m| (m.0.as_str(), m.1.as_str()))
+            .collect::<Vec<_>>(),
+        [("c-1", "sent"), ("c-2", "sent")]
+    );
+    t2.finish().await;
+    assert_eq!(
+        smtp.mails().len(),
+        2,
+        "one greeting each, across the restart"
+    );
+    t.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_birthday_due_while_the_collector_was_down_goes_out_late_once_and_29_february_on_the_28th(
+) {
+    let smtp = SmtpSink::start().await;
+    let url = smtp.url();
+    // Noon in Berlin (winter, UTC+1) on 27 February 2027, a year without a 29 February.
+    let (clock, hands) = Clock::shifted();
+    hands.set_ms(at("2027-02-27T11:00:00Z"));
+    let mut t = TestCollector::start_with_clock(clickhouse_url(), clock, |c| {
+        c.smtp_url = url.clone();
+        c.campaign_schedule_poll_ms = 100;
+    })
+    .await;
+    let p = t.create_partner("Shop").await;
+    set_time_zone(&t, &p, "Europe/Berlin").await;
+    for (customer, birthday) in [
+        ("c-1", "2000-02-29"),
+        ("c-2", "1990-02-28"),
+        ("c-3", "1990-03-01"),
+    ] {
+        put_profile(
+            &t,
+            &p,
+            customer,
+            json!({"first_name": customer, "email": format!("{customer}@example.com"), "birthday": birthday}),
+        )
+        .await;
+    }
+    create_campaign(&t, &p, birthday_greeting()).await;
+    done_day(&t, "2027-02-27").await;
+    t.running.take().unwrap().stop().await.unwrap();
+
+    // Down at 09:00 on the 28th; back at 11:00.
+    let database = t.database.clone();
+    let (clock, hands) = Clock::shifted();
+    hands.set_ms(at("2027-02-28T10:00:00Z"));
+    let t2 = TestCollector::start_with_clock(clickhouse_url(), clock, |c| {
+        c.clickhouse_database = database;
+        c.smtp_url = url.clone();
+        c.campaign_schedule_poll_ms = 100;
+    })
+    .await;
+    done_day(&t2, "2027-02-28").await;
+    let log = settled_log(&t2, 2).await;
+    assert_eq!(
+        log.iter()
+            .map(|m| (m.0.as_str(), m.1.as_str()))
+            .collect::<Vec<_>>(),
+        [("c-1", "sent"), ("c-2", "sent")]
+    );
+    let mut to: Vec<String> = smtp
+        .wait_for(2, 60)
+        .await
+        .iter()
+        .map(|m| envelope_to(m).to_string())
+        .collect();
+    to.sort();
+    assert_eq!(to, ["c-1@example.com", "c-2@example.com"]);
+    t2.finish().await;
+    t.finish().await;
+}
+
+fn thank_you(name: &str, counters: Value) -> Value {
+    json!({
+        "name": name,
+        "status": "active",
+        "trigger": {"event": {"name": "purchase_completed"}},
+        "steps": [{"send": {"channel": "email", "template": {
+            "subject": name, "body": "<p>Thank you.</p>"
+        }}}],
+        "counters": counters
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_campaigns_emailing_one_customer_under_a_counter_of_one_per_day_send_one_and_log_the_other_capped(
+) {
+    let smtp = SmtpSink::start().await;
+    let url = smtp.url();
+    let t = TestCollector::start_with(clickhouse_url(), |c| c.smtp_url = url).await;
+    let p = t.create_partner("Shop").await;
+    put_profile(&t, &p, "c-1", json!({"email": "ann@example.com"})).await;
+    let per_day = json!([{"channel": "email", "max": 1, "per": {"days": 1}}]);
+    create_campaign(&t, &p, thank_you("First", per_day.clone())).await;
+    create_campaign(&t, &p, thank_you("Second", per_day)).await;
+
+    send(&t, &p, "purchase_completed", "c-1", &[]).await;
+    let log = settled_log(&t, 2).await;
+    let statuses: Vec<&str> = log.iter().map(|m| m.1.as_str()).collect();
+    assert!(
+        statuses.contains(&"sent") && statuses.contains(&"skipped"),
+        "{log:?}"
+    );
+    let capped = log.iter().find(|m| m.1 == "skipped").unwrap();
+    assert!(
+        capped.2.starts_with("capped: ") && capped.2.contains("`email` counter"),
+        "{log:?}"
+    );
+    assert_eq!(smtp.wait_for(1, 30).await.len(), 1);
+
+    // A step's own cap counts that step's messages: a second purchase the same day is capped.
+    let once = json!({
+        "name": "Once a day",
+        "status": "active",
+        "trigger": {"event": {"name": "purchase_completed"}},
+        "steps": [{"send": {"channel": "webhook", "template": {"body": "bought"},
+                             "cap": {"max": 1, "per": {"days": 1}}}}]
+    });
+    let (status, body) = t
+        .admin(
+            Method::PUT,
+            &format!("/v1/admin/partners/{}/channels/webhook", p.id),
+            Some(json!({"url": "http://127.0.0.1:9/hook", "secret": "whsec_0123456789abcdef0123456789"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    create_campaign(&t, &p, once).await;
+    send(&t, &p, "purchase_completed", "c-2", &[]).await;
+    send(&t, &p, "purchase_completed", "c-2", &[]).await;
+    let webhook_log = eventually("two webhook messages logged", 30, || async {
+        let rows: Vec<(String, String)> =
+            t.db.query(
+                "SELECT status, error FROM campaign_messages FINAL \
+                 WHERE channel = 'webhook' ORDER BY created_at",
+            )
+            .fetch_all()
+            .await
+            .unwrap();
+        (rows.len() == 2).then_some(rows)
+    })
+    .await;
+    assert_ne!(webhook_log[0].0, "skipped", "{webhook_log:?}");
+    assert_eq!(webhook_log[1].0, "skipped", "{webhook_log:?}");
+    assert!(
+        webhook_log[1].1.starts_with("capped: the step's cap"),
+        "{webhook_log:?}"
+    );
+    t.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_assigned_event_shows_in_the_customer_history_with_ingest_path_campaign_and_counts_in_a_segment(
+) {
+    let t = TestCollector::start().await;
+    let p = t.create_partner("Shop").await;
+    create_campaign(
+        &t,
+        &p,
+        json!({
+            "name": "Invite",
+            "status": "active",
+            "trigger": {"event": {"name": "purchase_completed"}},
+            "steps": [{"assign_event": {"name": "abandoned_cart",
+                "properties": {"cart_content": "$cart_content", "total_price": 5}}}]
+        }),
+    )
+    .await;
+    // Would send to whoever has an abandoned cart: an assigned event must not start it.
+    create_campaign(
+        &t,
+        &p,
+        json!({
+            "name": "Cart reminder",
+            "status": "active",
+            "trigger": {"event": {"name": "abandoned_cart"}},
+            "steps": [{"send": {"channel": "email", "template": {"subject": "Cart", "body": "<p>Cart</p>"}}}]
+        }),
+    )
+    .await;
+    send(
+        &t,
+        &p,
+        "purchase_completed",
+        "c-1",
+        &[(
+            "cart_content",
+            event_model::ContextValue::String("Boots".into()),
+        )],
+    )
+    .await;
+    let history = format!("/v1/admin/partners/{}/customers/c-1/events", p.id);
+    let assigned = eventually("the assigned event in the history", 30, || async {
+        let (status, page) = t.admin(Method::GET, &history, None).await;
+        assert_eq!(status, 200, "{page}");
+        page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == "abandoned_cart")
+            .cloned()
+    })
+    .await;
+    assert_eq!(assigned["ingest_path"], "campaign", "{assigned}");
+    assert_eq!(assigned["context"]["cart_content"], "Boots", "{assigned}");
+    assert_eq!(assigned["context"]["total_price"], 5.0, "{assigned}");
+    let (status, body) = t
+        .admin(
+            Method::POST,
+            &format!("/v1/admin/partners/{}/segments/preview", p.id),
+            Some(json!({"definition": {"event": {"name": "abandoned_cart"}}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["members"], 1, "{body}");
+    assert_eq!(
+        t.count("SELECT count() FROM events WHERE name = 'abandoned_cart'")
+            .await,
+        1,
+        "stored once"
+    );
+    // A customer's own abandoned cart, handed to the engine after the assigned one, starts the
+    // reminder (logged skipped: no email); the assigned one started nothing.
+    send(&t, &p, "abandoned_cart", "c-2", &[]).await;
+    let log = settled_log(&t, 1).await;
+    assert_eq!(log[0].0, "c-2", "{log:?}");
+    t.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_branch_on_a_purchase_in_the_last_7_days_sends_message_a_to_a_buyer_and_b_to_a_non_buyer()
+{
+    let smtp = SmtpSink::start().await;
+    let url = smtp.url();
+    let t = TestCollector::start_with(clickhouse_url(), |c| c.smtp_url = url).await;
+    let p = t.create_partner("Shop").await;
+    for c in ["buyer", "browser"] {
+        put_profile(&t, &p, c, json!({"email": format!("{c}@example.com")})).await;
+    }
+    send(&t, &p, "purchase_completed", "buyer", &[]).await;
+    let mail = |subject: &str| json!([{"send": {"channel": "email", "template": {"subject": subject, "body": "<p>Hi</p>"}}}]);
+    create_campaign(
+        &t,
+        &p,
+        json!({
+            "name": "Cart follow-up",
+            "status": "active",
+            "trigger": {"event": {"name": "abandoned_cart"}},
+            "steps": [{"branch": {
+                "if": {"event": {"name": "purchase_completed", "period": {"last_days": 7}}},
+                "then": mail("A: thanks for shopping again"),
+                "else": mail("B: your first order")
+            }}]
+        }),
+    )
+    .await;
+    send(&t, &p, "abandoned_cart", "buyer", &[]).await;
+    send(&t, &p, "abandoned_cart", "browser", &[]).await;
+    let mails = smtp.wait_for(2, 60).await;
+    let subject_to = |who: &str| {
+        mails
+            .iter()
+            .find(|m| envelope_to(m) == who)
+            .and_then(|m| m.lines().find_map(|l| l.strip_prefix("Subject: ")))
+            .map(str::to_string)
+    };
+    assert_eq!(
+        subject_to("buyer@example.com").as_deref(),
+        Some("A: thanks for shopping again")
+    );
+    assert_eq!(
+        subject_to("browser@example.com").as_deref(),
+        Some("B: your first order")
+    );
+    settled_log(&t, 2).await;
+    t.finish().await;
+}
