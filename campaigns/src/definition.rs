@@ -343,14 +343,19 @@ impl Wait {
     }
 }
 
-/// `{"branch": {"if": condition, "then": [...], "else": [...]}}`.
+/// `{"branch": {"if": condition, "then": [...], "else": [...]}}`, or with `"in_segment":
+/// "<segment id>"` instead of `if`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Branch {
-    /// A segment condition about the customer (has an event, property values, profile,
-    /// segment membership); values may be `"$field_code"`.
-    #[serde(rename = "if")]
-    pub condition: Condition,
+    /// A segment condition about the customer (has an event, property values, profile);
+    /// values may be `"$field_code"`. Exactly one of `if` and `in_segment`.
+    #[serde(rename = "if", default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<Condition>,
+    /// A saved segment's id: the branch holds when the customer is a member, by the segment's
+    /// definition as it is when the step is reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_segment: Option<String>,
     /// Steps when it holds. Must not be empty.
     pub then: Vec<Step>,
     /// Steps when it does not; absent = go on after the branch.

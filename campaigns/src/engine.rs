@@ -164,6 +164,14 @@ pub enum Action {
         /// The condition.
         condition: Condition,
     },
+    /// Answer with [`on_answer`] whether the customer is a member of the saved segment
+    /// `segment_id` (a branch's `in_segment`), by its definition as it is now.
+    CheckSegment {
+        /// The check's id.
+        check: String,
+        /// The segment's id.
+        segment_id: String,
+    },
     /// Send a message (if the caps admit it), at most once per message id.
     Send(Message),
     /// Record an event of a declared type for the customer (ingest path `campaign`).
@@ -408,7 +416,16 @@ pub fn pending_check(valid: &Valid, state: &State) -> Option<Action> {
     } else {
         let list = current_list(&valid.campaign.steps, run);
         match run.cursor.last().and_then(|i| list.get(*i)) {
-            Some(Step::Branch(b)) => resolve(&b.condition, &run.context).ok()?,
+            Some(Step::Branch(b)) => match (&b.condition, &b.in_segment) {
+                (_, Some(segment_id)) => {
+                    return Some(Action::CheckSegment {
+                        check,
+                        segment_id: segment_id.clone(),
+                    })
+                }
+                (Some(condition), None) => resolve(condition, &run.context).ok()?,
+                (None, None) => return None,
+            },
             _ => return None,
         }
     };
@@ -648,7 +665,20 @@ fn advance(
                 });
                 step_past(run);
             }
-            Step::Branch(b) => match resolve(&b.condition, &run.context) {
+            Step::Branch(b) if b.in_segment.is_some() => {
+                run.asking = Some(here.clone());
+                actions.push(Action::CheckSegment {
+                    check: here,
+                    segment_id: b.in_segment.clone().unwrap_or_default(),
+                });
+                return None;
+            }
+            Step::Branch(b) => match b
+                .condition
+                .as_ref()
+                .map(|c| resolve(c, &run.context))
+                .unwrap_or(Err(String::new()))
+            {
                 Ok(condition) => {
                     run.asking = Some(here.clone());
                     actions.push(Action::Check {
@@ -705,6 +735,8 @@ mod tests {
         assigned: Vec<Action>,
         done: Vec<DoneReason>,
         checks: Vec<Condition>,
+        /// The segment ids asked about; the customer is a member of [`MEMBER_OF`] only.
+        segments: Vec<String>,
         /// How checks are answered.
         answer: fn(&Condition) -> bool,
         next_event: u32,
@@ -721,6 +753,7 @@ mod tests {
                 assigned: Vec::new(),
                 done: Vec::new(),
                 checks: Vec::new(),
+                segments: Vec::new(),
                 answer: |_| true,
                 next_event: 0,
             }
@@ -743,6 +776,20 @@ mod tests {
                     Action::Check { check, condition } => {
                         let holds = (self.answer)(&condition);
                         self.checks.push(condition);
+                        let key = self.key();
+                        let out = on_answer(
+                            &self.valid,
+                            key,
+                            self.state.clone(),
+                            &check,
+                            holds,
+                            self.now,
+                        );
+                        self.apply(out);
+                    }
+                    Action::CheckSegment { check, segment_id } => {
+                        let holds = segment_id == MEMBER_OF;
+                        self.segments.push(segment_id);
                         let key = self.key();
                         let out = on_answer(
                             &self.valid,
@@ -1177,6 +1224,89 @@ mod tests {
                 format!("steps[0].branch.{}[0]", if holds { "then" } else { "else" })
             );
         }
+    }
+
+    const MEMBER_OF: &str = "5a4b7c1e-0d2f-4e6a-9b3c-8d7e6f5a4b3c";
+
+    #[test]
+    fn a_branch_on_a_saved_segment_asks_for_membership_and_follows_the_answer() {
+        for (segment, first) in [(MEMBER_OF, "then"), (T0_SEGMENT_OTHER, "else")] {
+            let def = json!({"name": "VIP", "status": "active",
+                "trigger": {"event": {"name": "added_to_cart"}},
+                "steps": [{"branch": {"in_segment": segment,
+                    "then": [{"send": {"channel": "sms", "template": {"body": "then"}}}],
+                    "else": [{"send": {"channel": "sms", "template": {"body": "else"}}}]}}]});
+            let mut s = Story::new(def);
+            s.event("added_to_cart", T0);
+            assert_eq!(s.segments, [segment]);
+            assert!(s.checks.is_empty(), "no inline condition asked");
+            assert_eq!(s.sent[0].1.template.body.as_deref(), Some(first));
+            assert_eq!(s.done, [DoneReason::Completed]);
+        }
+        // A lost answer is asked again as the same segment check.
+        let def = json!({"name": "VIP", "status": "active",
+            "trigger": {"event": {"name": "added_to_cart"}},
+            "steps": [{"branch": {"in_segment": MEMBER_OF,
+                "then": [{"send": {"channel": "sms", "template": {"body": "then"}}}]}}]});
+        let valid = validate_json(&def.to_string(), &shop()).unwrap();
+        let key = Key {
+            campaign_id: "c",
+            version: 1,
+            customer_id: "u",
+        };
+        let event = StoredEvent {
+            event_id: "e1".into(),
+            kind: EventKind::Customer,
+            name: "added_to_cart".into(),
+            source: "s".into(),
+            customer_id: "u".into(),
+            anonymous_id: String::new(),
+            event_time_ms: T0,
+            context: BTreeMap::new(),
+        };
+        let (state, _) = on_event(&valid, key, State::default(), &event, T0);
+        assert_eq!(
+            pending_check(&valid, &state),
+            Some(Action::CheckSegment {
+                check: "steps[0]".into(),
+                segment_id: MEMBER_OF.into()
+            })
+        );
+    }
+
+    const T0_SEGMENT_OTHER: &str = "0e1d2c3b-4a59-4687-9a8b-7c6d5e4f3a2b";
+
+    #[test]
+    fn a_branch_takes_if_or_in_segment_and_the_segment_is_a_uuid() {
+        let with = |branch: serde_json::Value| {
+            let def = json!({"name": "B", "status": "active",
+                "trigger": {"event": {"name": "added_to_cart"}},
+                "steps": [{"branch": branch}]});
+            validate_json(&def.to_string(), &shop()).err().map(|e| {
+                e.iter()
+                    .map(|e| (e.code.as_str(), e.path.clone()))
+                    .collect::<Vec<_>>()
+            })
+        };
+        let then = json!([{"send": {"channel": "sms", "template": {"body": "x"}}}]);
+        assert_eq!(
+            with(json!({"in_segment": "vip", "then": then})),
+            Some(vec![(
+                "unknown_segment",
+                "steps[0].branch.in_segment".into()
+            )])
+        );
+        assert_eq!(
+            with(json!({"then": then})),
+            Some(vec![("empty", "steps[0].branch".into())])
+        );
+        assert_eq!(
+            with(
+                json!({"in_segment": MEMBER_OF, "if": {"profile": {"field": "email", "op": "exists"}}, "then": then})
+            ),
+            Some(vec![("invalid_value", "steps[0].branch".into())])
+        );
+        assert_eq!(with(json!({"in_segment": MEMBER_OF, "then": then})), None);
     }
 
     #[test]

@@ -31,8 +31,12 @@ pub enum ErrorCode {
     /// Nested deeper than [`crate::validate::MAX_BRANCH_DEPTH`] or more than
     /// [`crate::validate::MAX_STEPS`] steps.
     TooComplex,
-    /// A value of the wrong type or shape (an `assign_event` property, a date attribute).
+    /// A value of the wrong type or shape (an `assign_event` property, a date attribute, a
+    /// branch with both `if` and `in_segment`).
     InvalidValue,
+    /// A branch's `in_segment` that is not one of the partner's live segments (checked by the
+    /// collector, which knows them).
+    UnknownSegment,
     /// A segment rule inside the campaign (audience, filters, `where`, a branch's `if`).
     Segment(eventline_audience::ErrorCode),
 }
@@ -52,6 +56,7 @@ impl ErrorCode {
             ErrorCode::InvalidCap => "invalid_cap",
             ErrorCode::TooComplex => "too_complex",
             ErrorCode::InvalidValue => "invalid_value",
+            ErrorCode::UnknownSegment => "unknown_segment",
             ErrorCode::Segment(code) => code.as_str(),
         }
     }

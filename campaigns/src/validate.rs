@@ -449,7 +449,30 @@ impl Validator<'_> {
                 Step::Wait(w) => self.wait(w, &format!("{here}.wait"), depth),
                 Step::Branch(b) => {
                     let here = format!("{here}.branch");
-                    self.segment(&b.condition, &format!("{here}.if"), true);
+                    match (&b.condition, &b.in_segment) {
+                        (Some(condition), None) => {
+                            self.segment(condition, &format!("{here}.if"), true);
+                        }
+                        (None, Some(id)) => {
+                            if uuid::Uuid::parse_str(id).is_err() {
+                                self.err(
+                                    ErrorCode::UnknownSegment,
+                                    format!("{here}.in_segment"),
+                                    format!("`{id}` is not a segment id (a UUID)"),
+                                );
+                            }
+                        }
+                        (Some(_), Some(_)) => self.err(
+                            ErrorCode::InvalidValue,
+                            here.clone(),
+                            "a branch takes `if` or `in_segment`, not both",
+                        ),
+                        (None, None) => self.err(
+                            ErrorCode::Empty,
+                            here.clone(),
+                            "a branch needs `if` (a condition) or `in_segment` (a segment id)",
+                        ),
+                    }
                     if b.then.is_empty() {
                         self.err(
                             ErrorCode::Empty,

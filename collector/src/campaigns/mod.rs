@@ -21,6 +21,7 @@
 //! settings).
 
 pub mod assign;
+pub mod branches;
 pub mod caps;
 pub mod channels;
 pub mod clock;
@@ -155,8 +156,10 @@ fn with_status(mut definition: Value, status: Status) -> Value {
 }
 
 /// Validates a definition sent to be validated or saved; a missing `status` is `default`.
-/// Returns the validated campaign and the JSON as it will be stored.
-pub fn check(
+/// Returns the validated campaign and the JSON as it will be stored. Besides the language's
+/// rules, every branch's `in_segment` must be one of the partner's live segments.
+pub async fn check(
+    store: &Store,
     entry: &PartnerEntry,
     definition: Value,
     default: Status,
@@ -168,6 +171,11 @@ pub fn check(
     }
     let valid =
         validate_json(&text, &segments::catalogue(entry)).map_err(CampaignError::Invalid)?;
+    let unknown =
+        branches::unknown_segments(store, entry.partner.partner_id, &valid.campaign).await?;
+    if !unknown.is_empty() {
+        return Err(CampaignError::Invalid(unknown));
+    }
     Ok((valid, definition))
 }
 
@@ -331,7 +339,7 @@ pub async fn create(
     entry: &PartnerEntry,
     definition: Value,
 ) -> Result<CampaignRow, CampaignError> {
-    let (valid, definition) = check(entry, definition, Status::Draft)?;
+    let (valid, definition) = check(store, entry, definition, Status::Draft).await?;
     let partner_id = entry.partner.partner_id;
     if valid.campaign.status == Status::Active {
         channels::require_gateways(store, partner_id, &valid.campaign).await?;
@@ -389,7 +397,7 @@ pub async fn update(
             current: status_str(status),
         });
     }
-    let (valid, definition) = check(entry, definition, status)?;
+    let (valid, definition) = check(store, entry, definition, status).await?;
     if status == Status::Active {
         channels::require_gateways(store, entry.partner.partner_id, &valid.campaign).await?;
     }

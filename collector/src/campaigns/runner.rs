@@ -50,6 +50,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::assign::{self, AssignError, SinkSlot};
+use super::branches;
 use super::caps;
 use super::clock::Clock;
 use super::eligibility;
@@ -322,6 +323,25 @@ impl Engine {
             match action {
                 Action::Check { check, condition } => {
                     let holds = self.check(entry, customer, &condition, now).await?;
+                    let (next, more) =
+                        engine::on_answer(valid, engine_key, state, &check, holds, now);
+                    state = next;
+                    actions.extend(more);
+                }
+                Action::CheckSegment { check, segment_id } => {
+                    let holds = match branches::saved_condition(
+                        &self.store,
+                        key.partner_id,
+                        &segment_id,
+                    )
+                    .await?
+                    {
+                        Some(condition) => self.check(entry, customer, &condition, now).await?,
+                        None => {
+                            tracing::warn!(campaign = %campaign_id, segment = %segment_id, "a branch's segment is gone; it does not hold");
+                            false
+                        }
+                    };
                     let (next, more) =
                         engine::on_answer(valid, engine_key, state, &check, holds, now);
                     state = next;

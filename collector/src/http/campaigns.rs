@@ -173,7 +173,14 @@ async fn validate(
     body: web::Json<DefinitionBody>,
 ) -> Result<HttpResponse, ApiError> {
     let entry = state.registry.partner(&parse_id(&path, "partner")?)?;
-    let errors = match campaigns::check(&entry, body.into_inner().definition, Status::Draft) {
+    let checked = campaigns::check(
+        &state.store,
+        &entry,
+        body.into_inner().definition,
+        Status::Draft,
+    )
+    .await;
+    let errors = match checked {
         Ok(_) => Vec::new(),
         Err(CampaignError::Invalid(errors)) => problems(errors),
         Err(other) => return Err(other.into()),

@@ -413,3 +413,73 @@ async fn a_branch_on_a_purchase_in_the_last_7_days_sends_message_a_to_a_buyer_an
     settled_log(&t, 2).await;
     t.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_branch_on_a_saved_segment_sends_message_a_to_its_members_and_b_to_others_and_an_unknown_segment_is_refused_on_save(
+) {
+    let smtp = SmtpSink::start().await;
+    let url = smtp.url();
+    let t = TestCollector::start_with(clickhouse_url(), |c| c.smtp_url = url).await;
+    let p = t.create_partner("Shop").await;
+    put_profile(
+        &t,
+        &p,
+        "vip",
+        json!({"email": "vip@example.com", "attributes": {"tier": "gold"}}),
+    )
+    .await;
+    put_profile(&t, &p, "other", json!({"email": "other@example.com"})).await;
+    let (status, body) = t
+        .admin(
+            Method::POST,
+            &format!("/v1/admin/partners/{}/segments", p.id),
+            Some(json!({"name": "Gold", "definition":
+                {"profile": {"field": "attributes.tier", "op": "eq", "value": "gold"}}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let segment = body["id"].as_str().unwrap().to_string();
+    let campaign = |segment: &str| {
+        let mail = |subject: &str| json!([{"send": {"channel": "email", "template": {"subject": subject, "body": "<p>Hi</p>"}}}]);
+        json!({
+            "name": "Gold or not",
+            "status": "active",
+            "trigger": {"event": {"name": "abandoned_cart"}},
+            "steps": [{"branch": {"in_segment": segment,
+                "then": mail("A: gold"), "else": mail("B: everyone")}}]
+        })
+    };
+    let (status, body) = t
+        .admin(
+            Method::POST,
+            &format!("/v1/admin/partners/{}/campaigns", p.id),
+            Some(json!({"definition": campaign(&uuid::Uuid::new_v4().to_string())})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["error"]["errors"][0]["code"], "unknown_segment",
+        "{body}"
+    );
+    assert_eq!(
+        body["error"]["errors"][0]["path"], "steps[0].branch.in_segment",
+        "{body}"
+    );
+    create_campaign(&t, &p, campaign(&segment)).await;
+    send(&t, &p, "abandoned_cart", "vip", &[]).await;
+    send(&t, &p, "abandoned_cart", "other", &[]).await;
+    let mails = smtp.wait_for(2, 60).await;
+    let subject_to = |who: &str| {
+        mails
+            .iter()
+            .find(|m| envelope_to(m) == who)
+            .and_then(|m| m.lines().find_map(|l| l.strip_prefix("Subject: ")))
+            .map(str::to_string)
+    };
+    assert_eq!(subject_to("vip@example.com").as_deref(), Some("A: gold"));
+    assert_eq!(
+        subject_to("other@example.com").as_deref(),
+        Some("B: everyone")
+    );
+    t.finish().await;
+}
