@@ -1,11 +1,12 @@
 //! The evaluation: a pure function of (campaign, state, input, now) to (state, actions).
 //!
 //! One state per (campaign version, customer), serde-serialisable so the collector can store it
-//! with a single writer per customer. Inputs: an event ([`on_event`]), the clock reaching a
-//! wake-up ([`on_due`]), the answer to a segment check the engine asked for ([`on_answer`]),
-//! and a scheduled day ([`on_schedule`]). The engine never reads data: where a run needs a fact
-//! about the customer (audience, filters, a branch's `if`), it returns [`Action::Check`] with
-//! the condition resolved against the triggering event, and waits for the answer. Time is the
+//! with a single writer per customer. Inputs: an event ([`on_event`]; one a campaign assigned:
+//! [`on_assigned_event`]), the clock reaching a wake-up ([`on_due`]), the answer to a segment
+//! check the engine asked for ([`on_answer`]), and a scheduled day ([`on_schedule`]). The engine
+//! never reads data: where a run needs a fact about the customer (audience, filters, a branch's
+//! `if`), it returns [`Action::Check`] with the condition resolved against the triggering event
+//! ([`Action::CheckSegment`] for a branch's saved segment), and waits for the answer. Time is the
 //! `now` passed in, so tests drive a controllable clock.
 //!
 //! Semantics (see `docs/campaigns.md`):
@@ -241,9 +242,34 @@ pub fn entry_condition(
 pub fn on_event(
     valid: &Valid,
     key: Key<'_>,
+    state: State,
+    event: &StoredEvent,
+    now_ms: i64,
+) -> (State, Vec<Action>) {
+    event_input(valid, key, state, event, now_ms, true)
+}
+
+/// An event a campaign's `assign_event` step recorded: it reaches the run in progress (ends a
+/// wait for it, turns a mailing off) like any event, but starts no run, not even the next
+/// mailing of an event that is both `on` and `off`; so campaigns cannot trigger each other (or
+/// themselves) forever.
+pub fn on_assigned_event(
+    valid: &Valid,
+    key: Key<'_>,
+    state: State,
+    event: &StoredEvent,
+    now_ms: i64,
+) -> (State, Vec<Action>) {
+    event_input(valid, key, state, event, now_ms, false)
+}
+
+fn event_input(
+    valid: &Valid,
+    key: Key<'_>,
     mut state: State,
     event: &StoredEvent,
     now_ms: i64,
+    may_start: bool,
 ) -> (State, Vec<Action>) {
     let mut actions = Vec::new();
     if valid.campaign.status != Status::Active || state.recent_triggers.contains(&event.event_id) {
@@ -296,7 +322,7 @@ pub fn on_event(
             return (state, actions);
         }
     }
-    if starts(valid, event) {
+    if may_start && starts(valid, event) {
         let context = context_json(&event.context);
         start(
             valid,
@@ -1224,6 +1250,46 @@ mod tests {
                 format!("steps[0].branch.{}[0]", if holds { "then" } else { "else" })
             );
         }
+    }
+
+    #[test]
+    fn an_assigned_event_turns_a_mailing_off_but_starts_none() {
+        let mut s = Story::new(turn_on(
+            "purchase_completed",
+            "purchase_completed",
+            json!([{"wait": {"days": 1}}, {"send": {"channel": "sms", "template": {"body": "x"}}}]),
+        ));
+        let assigned = |id: &str, at: i64| StoredEvent {
+            event_id: id.into(),
+            kind: EventKind::Customer,
+            name: "purchase_completed".into(),
+            source: "system".into(),
+            customer_id: "cust1".into(),
+            anonymous_id: String::new(),
+            event_time_ms: at,
+            context: BTreeMap::new(),
+        };
+        // No run: an assigned `on` event starts none.
+        let (state, actions) =
+            on_assigned_event(&s.valid, s.key(), State::default(), &assigned("a1", T0), T0);
+        assert_eq!((state, actions), (State::default(), vec![]));
+        // A run: the assigned event (both `on` and `off`) ends it and starts no next one.
+        s.event("purchase_completed", T0);
+        assert!(s.state.run.is_some());
+        let (state, actions) = on_assigned_event(
+            &s.valid,
+            s.key(),
+            s.state.clone(),
+            &assigned("a2", T0 + HOUR),
+            T0 + HOUR,
+        );
+        assert_eq!(state.run, None);
+        assert_eq!(
+            actions,
+            [Action::Done {
+                reason: DoneReason::TurnedOff
+            }]
+        );
     }
 
     const MEMBER_OF: &str = "5a4b7c1e-0d2f-4e6a-9b3c-8d7e6f5a4b3c";

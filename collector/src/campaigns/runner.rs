@@ -308,9 +308,11 @@ impl Engine {
         let valid = &campaign.valid;
         let loaded = runs::load(&self.store, &key).await?;
         let (mut state, actions) = match input {
-            Input::Assigned(_) if loaded.state.run.is_none() => return Ok(()),
-            Input::Event(event) | Input::Assigned(event) => {
+            Input::Event(event) => {
                 engine::on_event(valid, engine_key, loaded.state.clone(), event, now)
+            }
+            Input::Assigned(event) => {
+                engine::on_assigned_event(valid, engine_key, loaded.state.clone(), event, now)
             }
             Input::Due => engine::on_due(valid, engine_key, loaded.state.clone(), now),
             Input::Schedule { day, at_ms } => {
