@@ -344,18 +344,22 @@ impl Wait {
 }
 
 /// `{"branch": {"if": condition, "then": [...], "else": [...]}}`, or with `"in_segment":
-/// "<segment id>"` instead of `if`.
+/// "<segment id>"` or `"if_trigger": [predicates]` instead of `if`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Branch {
     /// A segment condition about the customer (has an event, property values, profile);
-    /// values may be `"$field_code"`. Exactly one of `if` and `in_segment`.
+    /// values may be `"$field_code"`. Exactly one of `if`, `in_segment` and `if_trigger`.
     #[serde(rename = "if", default, skip_serializing_if = "Option::is_none")]
     pub condition: Option<Condition>,
     /// A saved segment's id: the branch holds when the customer is a member, by the segment's
     /// definition as it is when the step is reached.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_segment: Option<String>,
+    /// Predicates (the segment language's `where`), all on the triggering event's own context:
+    /// judged by the engine on the values the run started with, no query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_trigger: Option<Vec<Predicate>>,
     /// Steps when it holds. Must not be empty.
     pub then: Vec<Step>,
     /// Steps when it does not; absent = go on after the branch.

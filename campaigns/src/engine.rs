@@ -221,6 +221,33 @@ pub fn context_json(context: &BTreeMap<String, ContextValue>) -> BTreeMap<String
         .collect()
 }
 
+/// The triggering event's context as an event the audience crate's [`passes`] judges (only
+/// the context is read: `if_trigger` filters name no event and no source).
+fn trigger_event(context: &BTreeMap<String, Value>) -> StoredEvent {
+    let context = context
+        .iter()
+        .filter_map(|(k, v)| {
+            let v = match v {
+                Value::String(s) => ContextValue::String(s.clone()),
+                Value::Bool(b) => ContextValue::Bool(*b),
+                Value::Number(n) => ContextValue::Number(n.as_f64()?),
+                _ => return None,
+            };
+            Some((k.clone(), v))
+        })
+        .collect();
+    StoredEvent {
+        event_id: String::new(),
+        kind: EventKind::Customer,
+        name: String::new(),
+        source: String::new(),
+        customer_id: String::new(),
+        anonymous_id: String::new(),
+        event_time_ms: 0,
+        context,
+    }
+}
+
 /// The condition a customer must meet to enter a run: the audience and the filters resolved
 /// against the triggering event. For a system event, the collector selects the customers to
 /// notify with it. `None` = everyone; `Err` names a `$field_code` the event lacks (nobody).
@@ -690,6 +717,14 @@ fn advance(
                     occurred_ms: run.at_ms,
                 });
                 step_past(run);
+            }
+            Step::Branch(b) if b.if_trigger.is_some() => {
+                // Judged here, on the context the run started with: no query.
+                let holds = valid
+                    .branch_filters
+                    .get(&here)
+                    .is_some_and(|f| passes(f, &trigger_event(&run.context)));
+                take_branch(valid, run, holds);
             }
             Step::Branch(b) if b.in_segment.is_some() => {
                 run.asking = Some(here.clone());
@@ -1337,6 +1372,48 @@ mod tests {
                 check: "steps[0]".into(),
                 segment_id: MEMBER_OF.into()
             })
+        );
+    }
+
+    #[test]
+    fn a_branch_on_the_triggering_events_values_is_judged_without_a_query() {
+        let def = json!({"name": "Big cart", "status": "active",
+            "trigger": {"event": {"name": "added_to_cart"}},
+            "steps": [{"wait": {"hours": 1}},
+                {"branch": {"if_trigger": [{"key": "size", "op": "in", "value": ["XL", "XXL"]}],
+                "then": [{"send": {"channel": "sms", "template": {"body": "big"}}}],
+                "else": [{"send": {"channel": "sms", "template": {"body": "small"}}}]}}]});
+        for (size, body) in [("XL", "big"), ("S", "small")] {
+            let mut s = Story::new(def.clone());
+            s.event_with(
+                "added_to_cart",
+                T0,
+                EventKind::Customer,
+                &[("size", ContextValue::String(size.into()))],
+            );
+            s.until(T0 + HOUR);
+            assert!(
+                s.checks.is_empty() && s.segments.is_empty(),
+                "nothing asked"
+            );
+            assert_eq!(s.sent[0].1.template.body.as_deref(), Some(body), "{size}");
+            assert_eq!(s.done, [DoneReason::Completed]);
+        }
+        // A field the trigger does not carry, or a `$field_code`, is refused on save.
+        let bad = def
+            .to_string()
+            .replace("\"key\":\"size\"", "\"key\":\"colour\"");
+        let errors = validate_json(&bad, &shop()).unwrap_err();
+        assert_eq!(
+            (errors[0].code.as_str(), errors[0].path.as_str()),
+            ("unknown_field", "steps[1].branch.if_trigger[0].key")
+        );
+        let bad = def.to_string().replace("[\"XL\",\"XXL\"]", "\"$product\"");
+        assert_ne!(bad, def.to_string());
+        let errors = validate_json(&bad, &shop()).unwrap_err();
+        assert_eq!(
+            (errors[0].code.as_str(), errors[0].path.as_str()),
+            ("invalid_value", "steps[1].branch.if_trigger[0].value")
         );
     }
 

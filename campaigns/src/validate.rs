@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use event_model::catalog::{EventTypeDef, PropertyType};
 use event_model::timestamp::parse_rfc3339_ms;
 use event_model::{rules, EventKind};
-use eventline_audience::definition::{Condition, EventCondition};
+use eventline_audience::definition::{Condition, EventCondition, Predicate};
 use eventline_audience::segment::{EventFilter, Node};
 use eventline_audience::Catalogue;
 use serde_json::{json, Value};
@@ -43,6 +43,9 @@ pub struct Valid {
     pub campaign: Campaign,
     /// The trigger's `where`, typed (event and system-event triggers with a `where`).
     pub trigger_filter: Option<EventFilter>,
+    /// Each `if_trigger` branch's predicates, typed, by the branch's step path (`steps[0]`,
+    /// `steps[1].branch.then[0]`); the filter names no event (only the predicates count).
+    pub branch_filters: BTreeMap<String, EventFilter>,
 }
 
 /// Parses and validates a definition's JSON text.
@@ -65,6 +68,7 @@ pub fn validate(def: &Campaign, catalogue: &Catalogue) -> Result<Valid, Vec<Fiel
         fields: EventFields::Known(BTreeSet::new()),
         field_types: BTreeMap::new(),
         steps: 0,
+        branch_filters: BTreeMap::new(),
     };
     let name_chars = def.name.chars().count();
     if def.name.trim().is_empty() || name_chars > MAX_NAME_CHARS {
@@ -111,6 +115,7 @@ pub fn validate(def: &Campaign, catalogue: &Catalogue) -> Result<Valid, Vec<Fiel
         Ok(Valid {
             campaign: def.clone(),
             trigger_filter,
+            branch_filters: v.branch_filters,
         })
     } else {
         Err(v.errors)
@@ -125,6 +130,7 @@ struct Validator<'a> {
     /// Their types, where the catalogue knows them.
     field_types: BTreeMap<String, PropertyType>,
     steps: usize,
+    branch_filters: BTreeMap<String, EventFilter>,
 }
 
 fn kind_name(kind: EventKind) -> &'static str {
@@ -408,6 +414,47 @@ impl Validator<'_> {
         }
     }
 
+    /// An `if_trigger` branch's predicates: on fields the triggering event carries, with literal
+    /// values, typed by the catalogue.
+    fn trigger_predicates(&mut self, predicates: &[Predicate], path: &str) -> Option<EventFilter> {
+        let mut ok = true;
+        for (i, p) in predicates.iter().enumerate() {
+            if !self.field_known(&p.key) {
+                let message = self.unknown_field_message(&p.key);
+                self.err(ErrorCode::UnknownField, format!("{path}[{i}].key"), message);
+                ok = false;
+            }
+            if p.value.as_ref().is_some_and(|v| field_ref(v).is_some()) {
+                self.err(
+                    ErrorCode::InvalidValue,
+                    format!("{path}[{i}].value"),
+                    "`if_trigger` compares the triggering event's fields with literal values; a `$field_code` has no meaning here",
+                );
+                ok = false;
+            }
+        }
+        if !ok {
+            return None;
+        }
+        let condition = Condition::Event(EventCondition {
+            filter: Some(predicates.to_vec()),
+            ..EventCondition::default()
+        });
+        match eventline_audience::validate(&condition, self.catalogue) {
+            Ok(segment) => match segment.root {
+                Node::Events(filter, _) => Some(filter),
+                _ => None,
+            },
+            Err(errors) => {
+                for e in errors {
+                    let rest = e.path.strip_prefix("event.where").unwrap_or(&e.path);
+                    self.segment_error(e.code, format!("{path}{rest}"), e.message);
+                }
+                None
+            }
+        }
+    }
+
     fn field_known(&self, code: &str) -> bool {
         match &self.fields {
             EventFields::Any => rules::check_context_key(code).is_ok(),
@@ -449,7 +496,26 @@ impl Validator<'_> {
                 Step::Wait(w) => self.wait(w, &format!("{here}.wait"), depth),
                 Step::Branch(b) => {
                     let here = format!("{here}.branch");
+                    let given = [
+                        b.condition.is_some(),
+                        b.in_segment.is_some(),
+                        b.if_trigger.is_some(),
+                    ];
                     match (&b.condition, &b.in_segment) {
+                        _ if given.iter().filter(|g| **g).count() > 1 => self.err(
+                            ErrorCode::InvalidValue,
+                            here.clone(),
+                            "a branch takes one of `if`, `in_segment` and `if_trigger`",
+                        ),
+                        _ if b.if_trigger.is_some() => {
+                            let step = here.strip_suffix(".branch").unwrap_or(&here).to_string();
+                            let predicates = b.if_trigger.as_deref().unwrap_or_default();
+                            if let Some(filter) =
+                                self.trigger_predicates(predicates, &format!("{here}.if_trigger"))
+                            {
+                                self.branch_filters.insert(step, filter);
+                            }
+                        }
                         (Some(condition), None) => {
                             self.segment(condition, &format!("{here}.if"), true);
                         }
@@ -462,15 +528,10 @@ impl Validator<'_> {
                                 );
                             }
                         }
-                        (Some(_), Some(_)) => self.err(
-                            ErrorCode::InvalidValue,
-                            here.clone(),
-                            "a branch takes `if` or `in_segment`, not both",
-                        ),
-                        (None, None) => self.err(
+                        _ => self.err(
                             ErrorCode::Empty,
                             here.clone(),
-                            "a branch needs `if` (a condition) or `in_segment` (a segment id)",
+                            "a branch needs `if` (a condition), `in_segment` (a segment id) or `if_trigger` (predicates on the triggering event)",
                         ),
                     }
                     if b.then.is_empty() {

@@ -483,3 +483,48 @@ async fn a_branch_on_a_saved_segment_sends_message_a_to_its_members_and_b_to_oth
     );
     t.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_branch_on_the_triggering_events_total_price_sends_the_big_spender_message_a_and_others_b(
+) {
+    let smtp = SmtpSink::start().await;
+    let url = smtp.url();
+    let t = TestCollector::start_with(clickhouse_url(), |c| c.smtp_url = url).await;
+    let p = t.create_partner("Shop").await;
+    for c in ["big", "small"] {
+        put_profile(&t, &p, c, json!({"email": format!("{c}@example.com")})).await;
+    }
+    let mail = |subject: &str| json!([{"send": {"channel": "email", "template": {"subject": subject, "body": "<p>Hi</p>"}}}]);
+    create_campaign(
+        &t,
+        &p,
+        json!({
+            "name": "Big spenders",
+            "status": "active",
+            "trigger": {"event": {"name": "purchase_completed"}},
+            "steps": [{"branch": {
+                "if_trigger": [{"key": "total_price", "op": "gte", "value": 100}],
+                "then": mail("A: VIP"),
+                "else": mail("B: thanks")
+            }}]
+        }),
+    )
+    .await;
+    let price = |p: f64| [("total_price", event_model::ContextValue::Number(p))];
+    send(&t, &p, "purchase_completed", "big", &price(250.0)).await;
+    send(&t, &p, "purchase_completed", "small", &price(20.0)).await;
+    let mails = smtp.wait_for(2, 60).await;
+    let subject_to = |who: &str| {
+        mails
+            .iter()
+            .find(|m| envelope_to(m) == who)
+            .and_then(|m| m.lines().find_map(|l| l.strip_prefix("Subject: ")))
+            .map(str::to_string)
+    };
+    assert_eq!(subject_to("big@example.com").as_deref(), Some("A: VIP"));
+    assert_eq!(
+        subject_to("small@example.com").as_deref(),
+        Some("B: thanks")
+    );
+    t.finish().await;
+}
