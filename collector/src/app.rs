@@ -122,6 +122,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     config
         .validate_ingest_bounds()
         .map_err(anyhow::Error::msg)?;
+    config
+        .validate_campaign_bounds()
+        .map_err(anyhow::Error::msg)?;
     let mailer = Mailer::from_config(&config).map_err(anyhow::Error::msg)?;
     // Read before ClickHouse is contacted: a wrong folder stops the start at once.
     let tracker_files = web::Data::new(match &config.tracker_dir {
@@ -145,7 +148,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     rejected_ttl::apply(&store, config.rejected_ttl_days).await?;
     let registry = Arc::new(Registry::load(store.clone()).await?);
     let metrics = Metrics::new();
-    let campaigns = campaign_runner::spawn(store.clone(), registry.clone(), mailer);
+    let campaigns = campaign_runner::spawn(
+        store.clone(),
+        registry.clone(),
+        mailer,
+        campaign_runner::Settings::from_config(&config),
+    );
     let (sink, sink_task) = sink::spawn_with_listener(
         ClickHouseWriter::new(store.clone(), metrics.clone()),
         BatchLimits {

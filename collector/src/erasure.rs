@@ -318,6 +318,7 @@ impl Erasure {
             "event_properties",
             "segments",
             "campaigns",
+            "campaign_fanouts",
         ] {
             self.delete(table, "partner_id = {partner:UUID}", &p)
                 .await?;

@@ -9,6 +9,7 @@
 //! written sends it again at the next start, under the same id (the email `Message-ID`), so a
 //! receiver can drop the copy.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use clickhouse::Row;
@@ -135,6 +136,40 @@ pub async fn queue(store: &Store, row: &MessageRow) -> Result<bool, StorageError
     }
     write(store, row).await?;
     Ok(true)
+}
+
+/// Writes the rows whose ids the log does not hold yet (one look-up, one insert); returns the
+/// rows written. For a fan-out's page: a replayed page writes nothing new.
+pub async fn queue_many(
+    store: &Store,
+    partner_id: Uuid,
+    rows: Vec<MessageRow>,
+) -> Result<Vec<MessageRow>, StorageError> {
+    if rows.is_empty() {
+        return Ok(rows);
+    }
+    let ids: Vec<String> = rows.iter().map(|r| r.message_id.to_string()).collect();
+    let held: Vec<String> = store
+        .timed(
+            store
+                .client()
+                .query(
+                    "SELECT DISTINCT toString(message_id) FROM campaign_messages \
+                     WHERE partner_id = {partner:UUID} AND message_id IN {ids:Array(UUID)}",
+                )
+                .param("partner", partner_id.to_string())
+                .param("ids", &ids)
+                .fetch_all(),
+        )
+        .await?;
+    let held: HashSet<Uuid> = held.iter().filter_map(|id| id.parse().ok()).collect();
+    let mut seen = HashSet::new();
+    let fresh: Vec<MessageRow> = rows
+        .into_iter()
+        .filter(|r| !held.contains(&r.message_id) && seen.insert(r.message_id))
+        .collect();
+    store.insert_rows("campaign_messages", &fresh).await?;
+    Ok(fresh)
 }
 
 /// Writes a new version of a message's row.

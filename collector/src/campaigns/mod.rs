@@ -13,9 +13,11 @@
 //!
 //! HTTP lives in `http/campaigns.rs`, which maps [`CampaignError`] to answers. Running them:
 //! [`runner`] (the engine task fed by the sink, and delivery), [`runs`] (durable run state and
-//! wake-ups), [`messages`] (the message log), [`email`] (SMTP).
+//! wake-ups), [`messages`] (the message log), [`fanout`] (system-event fan-outs), [`email`]
+//! (SMTP).
 
 pub mod email;
+pub mod fanout;
 pub mod messages;
 pub mod runner;
 pub mod runs;

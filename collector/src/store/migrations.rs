@@ -71,6 +71,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0009_campaign_runs.sql",
         sql: include_str!("../../clickhouse/migrations/0009_campaign_runs.sql"),
     },
+    Migration {
+        version: 11,
+        name: "0011_campaign_fanouts.sql",
+        sql: include_str!("../../clickhouse/migrations/0011_campaign_fanouts.sql"),
+    },
 ];
 
 /// Why migrating failed.

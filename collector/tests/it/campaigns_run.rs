@@ -15,19 +15,19 @@ use tokio::process::{Child, Command};
 use crate::common::*;
 
 /// A real SMTP server started for one test; ends with it (its stdin closes).
-struct SmtpSink {
+pub(crate) struct SmtpSink {
     dir: PathBuf,
     port: u16,
     _child: Child,
 }
 
 impl SmtpSink {
-    async fn start() -> SmtpSink {
+    pub(crate) async fn start() -> SmtpSink {
         Self::start_on(0).await
     }
 
     /// Listens on `port` (0: any free port).
-    async fn start_on(port: u16) -> SmtpSink {
+    pub(crate) async fn start_on(port: u16) -> SmtpSink {
         let aiosmtpd = std::env::var("EVENTLINE_TEST_AIOSMTPD_PATH").unwrap_or_else(|_| {
             repo_root()
                 .join(".cache/aiosmtpd-1.4.6")
@@ -69,12 +69,12 @@ impl SmtpSink {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
     }
 
     /// Every message received so far, in order.
-    fn mails(&self) -> Vec<String> {
+    pub(crate) fn mails(&self) -> Vec<String> {
         let mut names: Vec<PathBuf> = std::fs::read_dir(&self.dir)
             .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
             .unwrap_or_default();
@@ -87,7 +87,7 @@ impl SmtpSink {
     }
 
     /// Waits until `n` messages have arrived.
-    async fn wait_for(&self, n: usize, secs: u64) -> Vec<String> {
+    pub(crate) async fn wait_for(&self, n: usize, secs: u64) -> Vec<String> {
         eventually(&format!("{n} email(s) at the SMTP sink"), secs, || async {
             let mails = self.mails();
             (mails.len() >= n).then_some(mails)
@@ -120,7 +120,7 @@ fn abandoned_cart(seconds: u32) -> Value {
     })
 }
 
-async fn create_campaign(t: &TestCollector, p: &Partner, definition: Value) -> String {
+pub(crate) async fn create_campaign(t: &TestCollector, p: &Partner, definition: Value) -> String {
     let (status, body) = t
         .admin(
             Method::POST,
@@ -132,7 +132,7 @@ async fn create_campaign(t: &TestCollector, p: &Partner, definition: Value) -> S
     body["id"].as_str().unwrap().to_string()
 }
 
-async fn put_profile(t: &TestCollector, p: &Partner, customer: &str, body: Value) {
+pub(crate) async fn put_profile(t: &TestCollector, p: &Partner, customer: &str, body: Value) {
     let resp = t
         .http
         .put(t.url(&format!("/v1/server/customers/{customer}")))

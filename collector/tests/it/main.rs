@@ -6,6 +6,7 @@
 mod abuse;
 mod admin;
 mod campaigns_api;
+mod campaigns_fanout;
 mod campaigns_run;
 mod catalog;
 mod common;
