@@ -425,3 +425,120 @@ async fn a_field_code_the_system_event_type_lacks_is_a_400_listing_its_fields() 
     }
     t.finish().await;
 }
+
+/// The ```sh block of README.md's back-in-stock example.
+fn readme_block() -> String {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    readme
+        .split("### Back in stock: a system event notifying interested customers")
+        .nth(1)
+        .expect("a back-in-stock section")
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a sh block")
+        .to_string()
+}
+
+async fn bash(script: &str) -> String {
+    let out = tokio::process::Command::new("bash")
+        .args(["-euo", "pipefail", "-c", script])
+        .output()
+        .await
+        .expect("bash runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readme_back_in_stock_example_works() {
+    const LOCAL_TOKEN: &str = "eventline-local-admin-token";
+    let smtp = SmtpSink::start().await;
+    let url = smtp.url();
+    let t = TestCollector::start_with(clickhouse_url(), |c| {
+        c.admin_token = Some(LOCAL_TOKEN.into());
+        c.smtp_url = url;
+    })
+    .await;
+    let resp = t
+        .http
+        .post(t.url("/v1/admin/partners"))
+        .bearer_auth(LOCAL_TOKEN)
+        .json(&json!({"name": "Demo"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let created: Value = resp.json().await.unwrap();
+
+    // The block as written, with the demo partner, the test collector and its database.
+    let host = t.base.trim_start_matches("http://");
+    let clickhouse = clickhouse_url();
+    let clickhouse = clickhouse.trim_start_matches("http://");
+    let script: Vec<String> = readme_block()
+        .lines()
+        .map(|line| {
+            if line.starts_with("P=") {
+                format!("P={}", created["id"].as_str().unwrap())
+            } else if line.starts_with("KEY=") {
+                format!("KEY={}", created["api_key"].as_str().unwrap())
+            } else {
+                line.replace("localhost:8080", host).replace(
+                    "localhost:18123/?database=eventline",
+                    &format!("{clickhouse}/?database={}", t.database),
+                )
+            }
+        })
+        .collect();
+    let last = script
+        .iter()
+        .position(|l| l.starts_with(&format!("curl -s \"{clickhouse}/")))
+        .expect("the message log query");
+    let setup = script[..last].join("\n");
+    assert!(setup.contains(host) && !setup.contains("localhost:8080"));
+    let stdout = bash(&setup).await;
+    // Property, two types, two profiles, two views, the system event.
+    let answers: Vec<Value> = serde_json::Deserializer::from_str(&stdout)
+        .into_iter::<Value>()
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(answers.len(), 8, "{stdout}");
+    assert_eq!(answers[2]["kind"], "system", "{stdout}");
+    assert_eq!(answers[7]["accepted"], 1, "{stdout}");
+
+    let mails = smtp.wait_for(1, 60).await;
+    assert!(
+        mails[0].contains("X-Envelope-To: ann@example.com"),
+        "{}",
+        mails[0]
+    );
+    assert!(mails[0].contains("Subject: Trail Boots is back"));
+    let campaign: String =
+        t.db.query("SELECT DISTINCT toString(campaign_id) FROM campaigns")
+            .fetch_one()
+            .await
+            .unwrap();
+    let event_id: String =
+        t.db.query("SELECT toString(event_id) FROM events WHERE kind = 'system'")
+            .fetch_one()
+            .await
+            .unwrap();
+    assert_eq!(fanout_done(&t, &event_id).await, 1);
+    settled_log(&t, 1).await;
+    let tail = format!("CID={campaign}\n{}", script[last..].join("\n"));
+    let out = bash(&tail).await;
+    let row: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(
+        row,
+        json!({"customer_id": "ann", "recipient": "ann@example.com",
+               "subject": "Trail Boots is back", "status": "sent"}),
+        "the row the README shows"
+    );
+    assert_eq!(smtp.mails().len(), 1, "Bob viewed another product");
+    t.finish().await;
+}
