@@ -113,7 +113,10 @@ async fn admin(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter("warn").init();
+    // RUST_LOG=eventline_collector::campaigns=debug shows each fan-out page's timings.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
     let args = Args::parse();
     let ch_url = std::env::var("EVENTLINE_BENCH_CLICKHOUSE_URL")
         .unwrap_or_else(|_| "http://127.0.0.1:18140".into());

@@ -138,17 +138,17 @@ pub async fn queue(store: &Store, row: &MessageRow) -> Result<bool, StorageError
     Ok(true)
 }
 
-/// Writes the rows whose ids the log does not hold yet (one look-up, one insert); returns the
-/// rows written. For a fan-out's page: a replayed page writes nothing new.
-pub async fn queue_many(
+/// Which of `ids` the log holds (one look-up). For a fan-out's page: a replayed page's
+/// messages are all held, and nothing is written again.
+pub async fn held(
     store: &Store,
     partner_id: Uuid,
-    rows: Vec<MessageRow>,
-) -> Result<Vec<MessageRow>, StorageError> {
-    if rows.is_empty() {
-        return Ok(rows);
+    ids: &[Uuid],
+) -> Result<HashSet<Uuid>, StorageError> {
+    if ids.is_empty() {
+        return Ok(HashSet::new());
     }
-    let ids: Vec<String> = rows.iter().map(|r| r.message_id.to_string()).collect();
+    let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
     let held: Vec<String> = store
         .timed(
             store
@@ -162,14 +162,13 @@ pub async fn queue_many(
                 .fetch_all(),
         )
         .await?;
-    let held: HashSet<Uuid> = held.iter().filter_map(|id| id.parse().ok()).collect();
-    let mut seen = HashSet::new();
-    let fresh: Vec<MessageRow> = rows
-        .into_iter()
-        .filter(|r| !held.contains(&r.message_id) && seen.insert(r.message_id))
-        .collect();
-    store.insert_rows("campaign_messages", &fresh).await?;
-    Ok(fresh)
+    Ok(held.iter().filter_map(|id| id.parse().ok()).collect())
+}
+
+/// Writes many new rows (queued or skipped) in one insert; the caller has checked with
+/// [`held`] that the log holds none of their ids.
+pub async fn write_many(store: &Store, rows: &[MessageRow]) -> Result<(), StorageError> {
+    store.insert_rows("campaign_messages", rows).await
 }
 
 /// Writes a new version of a message's row.

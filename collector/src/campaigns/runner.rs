@@ -158,9 +158,17 @@ enum Input<'a> {
 /// A fan-out in progress: its durable row, and what its pages need.
 struct Fanout {
     row: FanoutRow,
+    /// The page after `row.after`, selected while the previous page was advanced.
+    ahead: Option<Vec<String>>,
     event: StoredEvent,
     live: Live,
     selection: Selection,
+}
+
+/// What a fan-out page leaves to hand on: messages to deliver, wake-ups for the timer.
+struct Advanced {
+    queued: Vec<MessageRow>,
+    wakes: Vec<(i64, RunKey)>,
 }
 
 /// What one input did to a run: the state after it, and the messages to log.
@@ -213,18 +221,29 @@ impl Engine {
                 }
             }
         }
+        // After each other input, a fan-out page (if any) goes first; after a page, events and
+        // wake-ups do. So a customer event waits at most one page behind a fan-out, and a
+        // fan-out advances at least one page per other input. A stop leaves the fan-outs
+        // recorded, for the next start.
+        let mut page_owed = false;
         loop {
             let next = self.timer.peek().map(|Reverse((due, _))| *due);
             let fanning = !self.fanouts.is_empty();
-            // Fair (not biased): events, wake-ups and fan-out pages take turns, so a long
-            // fan-out delays a customer event by at most one page. A stop leaves the fan-outs
-            // recorded, for the next start.
+            let page_first = fanning && std::mem::take(&mut page_owed);
             tokio::select! {
+                biased;
+                () = std::future::ready(()), if page_first => self.fanout_page().await,
                 batch = events.recv() => match batch {
-                    Some(rows) => self.on_events(rows).await,
+                    Some(rows) => {
+                        page_owed = true;
+                        self.on_events(rows).await;
+                    }
                     None => break,
                 },
-                () = sleep_until_ms(next) => self.on_due().await,
+                () = sleep_until_ms(next) => {
+                    page_owed = true;
+                    self.on_due().await;
+                }
                 () = std::future::ready(()), if fanning => self.fanout_page().await,
             }
         }
@@ -330,6 +349,7 @@ impl Engine {
         tracing::info!(campaign = %c.campaign_id, version = c.version, event = %event.event_id, "campaign fan-out started");
         self.fanouts.push_back(Fanout {
             row,
+            ahead: None,
             event: event.clone(),
             selection: fanout::selection(&campaign.valid, entry, event),
             live: Live {
@@ -361,6 +381,7 @@ impl Engine {
         tracing::info!(campaign = %row.campaign_id, version = row.version, event = %row.event_id, after = %row.after, "campaign fan-out resumed");
         self.fanouts.push_back(Fanout {
             selection: fanout::selection(&campaign.valid, &entry, &event),
+            ahead: None,
             row,
             event,
             live: campaign,
@@ -413,19 +434,58 @@ impl Engine {
             fanout::write(&self.store, &row.finished()).await?;
             return Ok(true);
         };
-        let ids = fanout::page(
-            &self.members,
-            &entry,
-            &f.selection,
-            row.clock_ms,
-            &row.after,
-            self.fanout_page,
-        )
-        .await?;
-        self.advance_many(&entry, &f.live, &ids, &f.event, now_ms())
-            .await?;
+        let started = std::time::Instant::now();
+        let ids = match f.ahead.take() {
+            Some(ids) => ids,
+            None => {
+                fanout::page(
+                    &self.members,
+                    &entry,
+                    &f.selection,
+                    row.clock_ms,
+                    &row.after,
+                    self.fanout_page,
+                )
+                .await?
+            }
+        };
         let next = row.after_page(&ids, self.fanout_page);
+        // The next page is selected while this one is advanced: it depends only on this
+        // page's last id (and the fixed clock), and it is only kept in memory.
+        let select_ahead = async {
+            if next.status == fanout::DONE {
+                return Ok(None);
+            }
+            let (selection, clock_ms, after) = (&f.selection, next.clock_ms, &next.after);
+            fanout::page(
+                &self.members,
+                &entry,
+                selection,
+                clock_ms,
+                after,
+                self.fanout_page,
+            )
+            .await
+            .map(Some)
+        };
+        let (advanced, ahead) = tokio::join!(
+            self.advance_many(&entry, &f.live, &ids, &f.event, now_ms()),
+            select_ahead
+        );
+        let Advanced { queued, wakes } = advanced?;
+        for row in queued {
+            let _ = self.to_deliver.send(row);
+        }
+        self.timer.extend(wakes.into_iter().map(Reverse));
+        // Only after the page's messages and states are written.
         fanout::write(&self.store, &next).await?;
+        f.ahead = ahead.ok().flatten();
+        tracing::debug!(
+            campaign = %next.campaign_id,
+            customers = ids.len(),
+            page_ms = started.elapsed().as_millis() as u64,
+            "campaign fan-out page"
+        );
         let done = next.status == fanout::DONE;
         if done {
             tracing::info!(campaign = %next.campaign_id, event = %next.event_id, customers = next.customers, "campaign fan-out done");
@@ -434,25 +494,34 @@ impl Engine {
         Ok(done)
     }
 
-    /// One system event for many customers (a fan-out's page): their states and profiles in
-    /// one read each, new messages in one insert, states in another.
+    /// One system event for many customers (a fan-out's page): their states and profiles
+    /// read together, the engine run for each, the log asked once which message ids it holds
+    /// already (a replayed page), then the new messages written in one insert and the states
+    /// in another. Returns what to hand on: the queued messages and the wake-ups.
     async fn advance_many(
-        &mut self,
+        &self,
         entry: &PartnerEntry,
         campaign: &Live,
         customers: &[String],
         event: &StoredEvent,
         now: i64,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Advanced, StorageError> {
         let c = &campaign.row;
-        let mut loaded = runs::load_many(
-            &self.store,
-            c.partner_id,
-            c.campaign_id,
-            c.version,
-            customers,
-        )
-        .await?;
+        let (loaded, profiles) = tokio::try_join!(
+            runs::load_many(
+                &self.store,
+                c.partner_id,
+                c.campaign_id,
+                c.version,
+                customers
+            ),
+            customer_queries::profiles(&self.store, c.partner_id, customers),
+        )?;
+        let mut loaded = loaded;
+        let profiles: HashMap<String, CustomerProfileRow> = profiles
+            .into_iter()
+            .map(|p| (p.customer_id.clone(), p))
+            .collect();
         let mut changed = Vec::new();
         let mut sends = Vec::new();
         for customer in customers {
@@ -470,33 +539,29 @@ impl Engine {
             if stepped.state == before.state {
                 continue;
             }
-            sends.extend(stepped.sends.into_iter().map(|m| (customer.clone(), m)));
+            sends.extend(stepped.sends.into_iter().map(|m| (customer, m)));
             changed.push((run_key(c, customer), stepped.state, before.revision));
         }
-        let mut recipients: Vec<String> = sends.iter().map(|(c, _)| c.clone()).collect();
-        recipients.dedup();
-        let profiles: HashMap<String, CustomerProfileRow> =
-            customer_queries::profiles(&self.store, c.partner_id, &recipients)
-                .await?
-                .into_iter()
-                .map(|p| (p.customer_id.clone(), p))
-                .collect();
-        let rows = sends
+        let ids: Vec<Uuid> = sends.iter().map(|(_, m)| m.message_id).collect();
+        let held = messages::held(&self.store, c.partner_id, &ids).await?;
+        let mut seen = std::collections::HashSet::new();
+        let rows: Vec<MessageRow> = sends
             .iter()
-            .map(|(customer, message)| message_row(c, customer, message, profiles.get(customer)))
+            .filter(|(_, m)| !held.contains(&m.message_id) && seen.insert(m.message_id))
+            .map(|(customer, m)| message_row(c, customer, m, profiles.get(*customer)))
             .collect();
-        for row in messages::queue_many(&self.store, c.partner_id, rows).await? {
-            if row.status == messages::QUEUED {
-                let _ = self.to_deliver.send(row);
-            }
-        }
+        messages::write_many(&self.store, &rows).await?;
         runs::save_many(&self.store, &changed).await?;
-        for (key, state, _) in changed {
-            if let Some(due) = state.next_wake_ms() {
-                self.timer.push(Reverse((due, key)));
-            }
-        }
-        Ok(())
+        Ok(Advanced {
+            queued: rows
+                .into_iter()
+                .filter(|r| r.status == messages::QUEUED)
+                .collect(),
+            wakes: changed
+                .into_iter()
+                .filter_map(|(key, state, _)| Some((state.next_wake_ms()?, key)))
+                .collect(),
+        })
     }
 
     async fn on_due(&mut self) {
