@@ -158,11 +158,22 @@ enum Input<'a> {
 /// A fan-out in progress: its durable row, and what its pages need.
 struct Fanout {
     row: FanoutRow,
-    /// The page after `row.after`, selected while the previous page was advanced.
-    ahead: Option<Vec<String>>,
+    /// The page after `row.after`, selected (with its customers' profiles) while the previous
+    /// page was advanced.
+    ahead: Option<Ahead>,
+    /// Whether the next page may have been advanced before, unrecorded: the first page after a
+    /// resume. Only such a page asks the log which of its messages it holds; every other page's
+    /// customers are new to this fan-out (keyset order), and the message ids include the event.
+    replaying: bool,
     event: StoredEvent,
     live: Live,
     selection: Selection,
+}
+
+/// A page selected ahead: its customer ids and their profiles.
+struct Ahead {
+    ids: Vec<String>,
+    profiles: HashMap<String, CustomerProfileRow>,
 }
 
 /// What a fan-out page leaves to hand on: messages to deliver, wake-ups for the timer.
@@ -350,6 +361,7 @@ impl Engine {
         self.fanouts.push_back(Fanout {
             row,
             ahead: None,
+            replaying: false,
             event: event.clone(),
             selection: fanout::selection(&campaign.valid, entry, event),
             live: Live {
@@ -382,6 +394,7 @@ impl Engine {
         self.fanouts.push_back(Fanout {
             selection: fanout::selection(&campaign.valid, &entry, &event),
             ahead: None,
+            replaying: true,
             row,
             event,
             live: campaign,
@@ -435,10 +448,10 @@ impl Engine {
             return Ok(true);
         };
         let started = std::time::Instant::now();
-        let ids = match f.ahead.take() {
-            Some(ids) => ids,
+        let (ids, profiles) = match f.ahead.take() {
+            Some(Ahead { ids, profiles }) => (ids, Some(profiles)),
             None => {
-                fanout::page(
+                let ids = fanout::page(
                     &self.members,
                     &entry,
                     &f.selection,
@@ -446,18 +459,20 @@ impl Engine {
                     &row.after,
                     self.fanout_page,
                 )
-                .await?
+                .await?;
+                (ids, None)
             }
         };
         let next = row.after_page(&ids, self.fanout_page);
-        // The next page is selected while this one is advanced: it depends only on this
-        // page's last id (and the fixed clock), and it is only kept in memory.
+        // The next page, and its customers' profiles, are read while this one is advanced:
+        // the page depends only on this page's last id (and the fixed clock), and is only kept
+        // in memory. (States are not read ahead: another input may change one in between.)
         let select_ahead = async {
             if next.status == fanout::DONE {
-                return Ok(None);
+                return Ok::<_, StorageError>(None);
             }
             let (selection, clock_ms, after) = (&f.selection, next.clock_ms, &next.after);
-            fanout::page(
+            let ids = fanout::page(
                 &self.members,
                 &entry,
                 selection,
@@ -465,11 +480,21 @@ impl Engine {
                 after,
                 self.fanout_page,
             )
-            .await
-            .map(Some)
+            .await?;
+            let profiles =
+                by_customer(customer_queries::profiles(&self.store, row.partner_id, &ids).await?);
+            Ok(Some(Ahead { ids, profiles }))
         };
         let (advanced, ahead) = tokio::join!(
-            self.advance_many(&entry, &f.live, &ids, &f.event, now_ms()),
+            self.advance_many(
+                &entry,
+                &f.live,
+                &ids,
+                profiles,
+                &f.event,
+                f.replaying,
+                now_ms()
+            ),
             select_ahead
         );
         let Advanced { queued, wakes } = advanced?;
@@ -479,6 +504,7 @@ impl Engine {
         self.timer.extend(wakes.into_iter().map(Reverse));
         // Only after the page's messages and states are written.
         fanout::write(&self.store, &next).await?;
+        f.replaying = false;
         f.ahead = ahead.ok().flatten();
         tracing::debug!(
             campaign = %next.campaign_id,
@@ -494,34 +520,42 @@ impl Engine {
         Ok(done)
     }
 
-    /// One system event for many customers (a fan-out's page): their states and profiles
-    /// read together, the engine run for each, the log asked once which message ids it holds
-    /// already (a replayed page), then the new messages written in one insert and the states
-    /// in another. Returns what to hand on: the queued messages and the wake-ups.
+    /// One system event for many customers (a fan-out's page): their states read (and their
+    /// profiles, unless read ahead), the engine run for each, the log asked which message ids
+    /// it holds already when the page may be a replay, then the new messages written in one
+    /// insert and the states in another. Returns what to hand on: the queued messages and the
+    /// wake-ups.
+    #[allow(clippy::too_many_arguments)]
     async fn advance_many(
         &self,
         entry: &PartnerEntry,
         campaign: &Live,
         customers: &[String],
+        profiles: Option<HashMap<String, CustomerProfileRow>>,
         event: &StoredEvent,
+        replaying: bool,
         now: i64,
     ) -> Result<Advanced, StorageError> {
         let c = &campaign.row;
-        let (loaded, profiles) = tokio::try_join!(
-            runs::load_many(
-                &self.store,
-                c.partner_id,
-                c.campaign_id,
-                c.version,
-                customers
-            ),
-            customer_queries::profiles(&self.store, c.partner_id, customers),
-        )?;
-        let mut loaded = loaded;
-        let profiles: HashMap<String, CustomerProfileRow> = profiles
-            .into_iter()
-            .map(|p| (p.customer_id.clone(), p))
-            .collect();
+        let started = std::time::Instant::now();
+        let states = runs::load_many(
+            &self.store,
+            c.partner_id,
+            c.campaign_id,
+            c.version,
+            customers,
+        );
+        let (mut loaded, profiles) = match profiles {
+            Some(profiles) => (states.await?, profiles),
+            None => {
+                let (states, profiles) = tokio::try_join!(
+                    states,
+                    customer_queries::profiles(&self.store, c.partner_id, customers)
+                )?;
+                (states, by_customer(profiles))
+            }
+        };
+        let read = started.elapsed();
         let mut changed = Vec::new();
         let mut sends = Vec::new();
         for customer in customers {
@@ -542,16 +576,33 @@ impl Engine {
             sends.extend(stepped.sends.into_iter().map(|m| (customer, m)));
             changed.push((run_key(c, customer), stepped.state, before.revision));
         }
+        let stepped = started.elapsed();
         let ids: Vec<Uuid> = sends.iter().map(|(_, m)| m.message_id).collect();
-        let held = messages::held(&self.store, c.partner_id, &ids).await?;
+        let held = if replaying {
+            messages::held(&self.store, c.partner_id, &ids).await?
+        } else {
+            std::collections::HashSet::new()
+        };
+        let looked_up = started.elapsed();
         let mut seen = std::collections::HashSet::new();
         let rows: Vec<MessageRow> = sends
             .iter()
             .filter(|(_, m)| !held.contains(&m.message_id) && seen.insert(m.message_id))
             .map(|(customer, m)| message_row(c, customer, m, profiles.get(*customer)))
             .collect();
+        let rendered = started.elapsed();
         messages::write_many(&self.store, &rows).await?;
+        let logged = started.elapsed();
         runs::save_many(&self.store, &changed).await?;
+        tracing::debug!(
+            read_ms = read.as_millis() as u64,
+            engine_ms = (stepped - read).as_millis() as u64,
+            held_ms = (looked_up - stepped).as_millis() as u64,
+            render_ms = (rendered - looked_up).as_millis() as u64,
+            log_insert_ms = (logged - rendered).as_millis() as u64,
+            state_insert_ms = (started.elapsed() - logged).as_millis() as u64,
+            "campaign fan-out page phases"
+        );
         Ok(Advanced {
             queued: rows
                 .into_iter()
@@ -770,6 +821,13 @@ fn live(entry: &PartnerEntry, row: CampaignRow) -> Option<Live> {
             None
         }
     }
+}
+
+fn by_customer(profiles: Vec<CustomerProfileRow>) -> HashMap<String, CustomerProfileRow> {
+    profiles
+        .into_iter()
+        .map(|p| (p.customer_id.clone(), p))
+        .collect()
 }
 
 fn run_key(campaign: &CampaignRow, customer: &str) -> RunKey {
