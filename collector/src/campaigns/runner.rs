@@ -419,7 +419,9 @@ impl Engine {
             Ok(false) => self.fanouts.push_back(f),
             Err(error) => {
                 tracing::warn!(%error, campaign = %f.row.campaign_id, event = %f.row.event_id, after = %f.row.after, "a fan-out page failed; retrying");
-                // ClickHouse is failing: wait a little before the page is tried again.
+                // ClickHouse is failing: wait a little before the page is tried again. Some of
+                // its writes may have landed (a timed-out insert too): the retry is a replay.
+                f.replaying = true;
                 tokio::time::sleep(START_RETRY).await;
                 self.fanouts.push_back(f);
             }
