@@ -10,7 +10,7 @@
 //! - **Pages.** Members are read in `customer_id` order, [`Page`] ids after the last one done
 //!   (keyset pagination: `compile::member_page`), with the periods counted from the fan-out's
 //!   fixed start (`clock_ms`), so the pages of one fan-out partition one set.
-//! - **Progress** is durable (`campaign_fanouts`, migration 0011): the row is written before the
+//! - **Progress** is durable (`campaign_fanouts`, migration 0012): the row is written before the
 //!   first page, and again after each page's messages and states are written, with the page's
 //!   last id. A start resumes every fan-out still running after that id; a page done but not
 //!   recorded is replayed, and its customers' states (which remember the trigger) and the

@@ -72,9 +72,9 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../clickhouse/migrations/0009_campaign_runs.sql"),
     },
     Migration {
-        version: 11,
-        name: "0011_campaign_fanouts.sql",
-        sql: include_str!("../../clickhouse/migrations/0011_campaign_fanouts.sql"),
+        version: 12,
+        name: "0012_campaign_fanouts.sql",
+        sql: include_str!("../../clickhouse/migrations/0012_campaign_fanouts.sql"),
     },
 ];
 

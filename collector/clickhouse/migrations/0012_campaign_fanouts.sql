@@ -1,4 +1,4 @@
--- Eventline schema v11: system-event fan-outs. Never edit this file once landed: add a new
+-- Eventline schema v12: system-event fan-outs. Never edit this file once landed: add a new
 -- numbered migration instead. Each statement ends with a semicolon at the end of a line.
 -- campaign_fanouts: one row per (campaign version, triggering system event), one row version per
 -- page done (the highest revision wins; read with FINAL). A fan-out walks the customers its
