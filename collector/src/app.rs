@@ -125,6 +125,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     config
         .validate_ingest_bounds()
         .map_err(anyhow::Error::msg)?;
+    config
+        .validate_campaign_bounds()
+        .map_err(anyhow::Error::msg)?;
     let mailer = Mailer::from_config(&config).map_err(anyhow::Error::msg)?;
     // Webhooks and the SMS, push and Viber gateways share one client: one pool, one trust
     // store (a bad EVENTLINE_GATEWAY_CA_FILE stops the start here).
@@ -161,6 +164,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         store.clone(),
         registry.clone(),
         Gateways::new(store.clone(), mailer, webhook, gateway_sender),
+        campaign_runner::Settings::from_config(&config),
     );
     let (sink, sink_task) = sink::spawn_with_listener(
         ClickHouseWriter::new(store.clone(), metrics.clone()),
