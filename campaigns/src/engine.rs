@@ -485,7 +485,10 @@ pub fn pending_check(valid: &Valid, state: &State) -> Option<Action> {
     Some(Action::Check { check, condition })
 }
 
-fn starts(valid: &Valid, event: &StoredEvent) -> bool {
+/// Whether `event` starts a run of the campaign (its trigger's kind, name and `where`; for a
+/// turn-on campaign, an `on` event). For a system event, the collector fans out to the
+/// customers the filters select when this holds.
+pub fn starts(valid: &Valid, event: &StoredEvent) -> bool {
     let filter_passes = || {
         valid
             .trigger_filter

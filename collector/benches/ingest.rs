@@ -241,6 +241,13 @@ async fn main() -> anyhow::Result<()> {
     config.rate_limit_partner_per_sec = 1_000_000;
     config.rate_limit_partner_burst = 1_000_000;
     let token = eventline_collector::config::LOCAL_ADMIN_TOKEN;
+    // A second database with the whole schema, for raw inserts into `events` with its
+    // materialized views (identity links, known customers, the context index): what ClickHouse
+    // itself does to store an event for segments, without the collector.
+    let full_database = format!("{database}_full");
+    let mut full_config = config.clone();
+    full_config.clickhouse_database = full_database.clone();
+    eventline_collector::store::migrations::migrate(&full_config).await?;
     let running = app::start(config).await?;
     let base = format!("http://{}", running.addr);
     // reqwest has no crypto provider of its own (see campaigns::http_client).
@@ -266,6 +273,9 @@ async fn main() -> anyhow::Result<()> {
     let raw_url = format!(
         "{ch_url}/?database={database}&query=INSERT%20INTO%20raw_events%20FORMAT%20JSONEachRow"
     );
+    let full_url = format!(
+        "{ch_url}/?database={full_database}&query=INSERT%20INTO%20events%20FORMAT%20JSONEachRow"
+    );
 
     println!(
         "Eventline ingest benchmark: {CONCURRENCY} concurrent clients, ClickHouse at {ch_url}"
@@ -273,7 +283,12 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "collector = POST /v1/events (validate, dedup check, batched insert, ack after commit)"
     );
-    println!("raw       = POST INSERT INTO raw_events FORMAT JSONEachRow, same events, straight to ClickHouse\n");
+    println!("raw       = POST INSERT INTO raw_events FORMAT JSONEachRow, same events, straight to ClickHouse");
+    println!("            (a bare copy of the events table: no materialized views)");
+    println!(
+        "raw+views = the same inserts into `events` of a database with the whole schema, whose"
+    );
+    println!("            materialized views also write identity links, known customers and the context index\n");
     println!(
         "{:>5} {:<10} {:>8} {:>8} {:>10} {:>8} {:>8} {:>8} {:>6} {:>9}",
         "batch",
@@ -321,8 +336,13 @@ async fn main() -> anyhow::Result<()> {
             size,
         )
         .await;
-        let raw = drive(&http, &raw_url, vec![], raw_bodies, size).await;
-        for (name, o) in [("collector", &collector), ("raw insert", &raw)] {
+        let raw = drive(&http, &raw_url, vec![], raw_bodies.clone(), size).await;
+        let full = drive(&http, &full_url, vec![], raw_bodies, size).await;
+        for (name, o) in [
+            ("collector", &collector),
+            ("raw insert", &raw),
+            ("raw+views", &full),
+        ] {
             println!(
                 "{:>5} {:<10} {:>8} {:>8} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>6} {:>9.1}",
                 size,
@@ -338,11 +358,18 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         println!(
-            "{:>5} {:<10} throughput collector/raw = {:.2}x, p50 latency collector/raw = {:.2}x\n",
+            "{:>5} {:<10} throughput collector/raw = {:.2}x, p50 latency collector/raw = {:.2}x",
             size,
             "ratio",
             collector.rate() / raw.rate(),
             collector.pct(0.5) / raw.pct(0.5)
+        );
+        println!(
+            "{:>5} {:<10} throughput collector/raw+views = {:.2}x, raw+views/raw = {:.2}x\n",
+            size,
+            "",
+            collector.rate() / full.rate(),
+            full.rate() / raw.rate()
         );
     }
     let stored: u64 = ch.query("SELECT count() FROM events").fetch_one().await?;
@@ -360,11 +387,21 @@ async fn main() -> anyhow::Result<()> {
         ),
         None => println!("peak memory: not measurable here"),
     }
-    println!("rows stored: events = {stored}, raw_events = {raw_stored} (each should equal the events sent)");
-    running.stop().await?;
-    ch.query("DROP DATABASE IF EXISTS {db:Identifier}")
-        .param("db", database.as_str())
-        .execute()
+    let full_stored: u64 = ch
+        .query("SELECT count() FROM {db:Identifier}.events")
+        .param("db", full_database.as_str())
+        .fetch_one()
         .await?;
+    println!(
+        "rows stored: events = {stored}, raw_events = {raw_stored}, raw+views events = {full_stored} \
+         (each should equal the events sent)"
+    );
+    running.stop().await?;
+    for db in [&database, &full_database] {
+        ch.query("DROP DATABASE IF EXISTS {db:Identifier}")
+            .param("db", db.as_str())
+            .execute()
+            .await?;
+    }
     Ok(())
 }

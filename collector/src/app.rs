@@ -132,6 +132,9 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
     config
         .validate_ingest_bounds()
         .map_err(anyhow::Error::msg)?;
+    config
+        .validate_campaign_bounds()
+        .map_err(anyhow::Error::msg)?;
     let mailer = Mailer::from_config(&config).map_err(anyhow::Error::msg)?;
     // Webhooks and the SMS, push and Viber gateways share one client: one pool, one trust
     // store (a bad EVENTLINE_GATEWAY_CA_FILE stops the start here).
@@ -168,8 +171,8 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
         store.clone(),
         registry.clone(),
         Gateways::new(store.clone(), mailer, webhook, gateway_sender),
+        campaign_runner::Settings::from_config(&config),
         clock,
-        Duration::from_millis(config.campaign_schedule_poll_ms.max(1)),
     );
     let (sink, sink_task) = sink::spawn_with_listener(
         ClickHouseWriter::new(store.clone(), metrics.clone()),

@@ -12,6 +12,10 @@ use ipnet::IpNet;
 /// set; accepted on loopback only (see [`crate::admin_token`]).
 pub const LOCAL_ADMIN_TOKEN: &str = "eventline-local-admin-token";
 
+/// Largest `EVENTLINE_CAMPAIGN_FANOUT_PAGE`: a page's customer ids and message ids travel as
+/// query parameters, and 10,000 UUIDs (370 KiB) stay well below ClickHouse's 1 MiB URI limit.
+pub const MAX_CAMPAIGN_FANOUT_PAGE: u32 = 10_000;
+
 /// Command line of the `eventline-collector` binary.
 #[derive(Debug, Parser)]
 #[command(
@@ -363,6 +367,14 @@ pub struct Config {
     /// stops the start.
     #[arg(long, env = "EVENTLINE_GATEWAY_CA_FILE")]
     pub gateway_ca_file: Option<std::path::PathBuf>,
+    /// Customers per page of a system-event fan-out: each page is one keyset query of the
+    /// campaign's selection, one read of their states and profiles, and one insert each of
+    /// messages and states; the fan-out's progress is recorded after every page. Default 2000:
+    /// large enough that 100,000 customers take 50 pages, small enough that a page's id lists
+    /// stay far below ClickHouse's 1 MiB URI limit (ids travel as query parameters) and that a
+    /// customer event waits at most one page behind a fan-out. 1 to 10000.
+    #[arg(long, env = "EVENTLINE_CAMPAIGN_FANOUT_PAGE", default_value_t = 2_000)]
+    pub campaign_fanout_page: u32,
 
     /// How often the campaign engine looks for scheduled campaigns (new, edited or activated
     /// ones; each known one is also looked at when its next day is due), in milliseconds.
@@ -415,6 +427,17 @@ impl Config {
     /// Time allowed to receive a request body.
     pub fn body_timeout(&self) -> Duration {
         Duration::from_millis(self.body_timeout_ms)
+    }
+
+    /// Checks the campaign settings; the message names the variable to fix.
+    pub fn validate_campaign_bounds(&self) -> Result<(), String> {
+        if !(1..=MAX_CAMPAIGN_FANOUT_PAGE).contains(&self.campaign_fanout_page) {
+            return Err(format!(
+                "EVENTLINE_CAMPAIGN_FANOUT_PAGE must be from 1 to {MAX_CAMPAIGN_FANOUT_PAGE}, not {}",
+                self.campaign_fanout_page
+            ));
+        }
+        Ok(())
     }
 
     /// Checks the ingest bounds; the message names the setting to fix.
@@ -522,5 +545,19 @@ mod tests {
             .contains("EVENTLINE_RATE_LIMIT_IP_BURST"));
         c.rate_limit_ip_per_sec = 0;
         assert_eq!(c.validate_ingest_bounds(), Ok(()), "0 turns the limit off");
+    }
+
+    #[test]
+    fn a_fan_out_page_of_zero_or_over_the_bound_is_refused_at_start() {
+        let mut c = Config::local_defaults();
+        assert_eq!(c.campaign_fanout_page, 2_000);
+        assert_eq!(c.validate_campaign_bounds(), Ok(()));
+        for bad in [0, MAX_CAMPAIGN_FANOUT_PAGE + 1] {
+            c.campaign_fanout_page = bad;
+            let err = c.validate_campaign_bounds().unwrap_err();
+            assert!(err.contains("EVENTLINE_CAMPAIGN_FANOUT_PAGE"), "{err}");
+        }
+        c.campaign_fanout_page = MAX_CAMPAIGN_FANOUT_PAGE;
+        assert_eq!(c.validate_campaign_bounds(), Ok(()));
     }
 }

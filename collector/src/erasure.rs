@@ -323,6 +323,7 @@ impl Erasure {
             "partner_channels",
             "campaign_runs",
             "campaign_messages",
+            "campaign_fanouts",
             "campaign_schedules",
         ] {
             self.delete(table, "partner_id = {partner:UUID}", &p)

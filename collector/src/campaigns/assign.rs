@@ -123,3 +123,44 @@ pub async fn record(
         Err(e @ SubmitError::Overloaded) => Err(StorageError::Commit(e.to_string()).into()),
     }
 }
+
+/// Assigned events per sink submit in [`record_many`]: a fan-out page's events go in a few
+/// submits rather than one per customer, each small enough for one lane's queue.
+pub const BATCH: usize = 100;
+
+/// [`record`] for many events (a fan-out page's), [`BATCH`] per sink submit. Returns the
+/// refused ones (their index in `events`, and why), which are not stored; `Err` when a submit
+/// failed (the caller retries the page, with the same event ids).
+pub async fn record_many<'a>(
+    sink: &SinkSlot,
+    registry: &Registry,
+    entry: &PartnerEntry,
+    events: impl Iterator<Item = Assigned<'a>>,
+    now_ms: i64,
+) -> Result<Vec<(usize, AssignError)>, StorageError> {
+    let mut refused = Vec::new();
+    let mut rows = Vec::new();
+    for (i, event) in events.enumerate() {
+        match row(registry, entry, event, now_ms) {
+            Ok(row) => rows.push(row),
+            Err(violation) => refused.push((i, AssignError::Refused(violation))),
+        }
+    }
+    if rows.is_empty() {
+        return Ok(refused);
+    }
+    let sink = sink
+        .get()
+        .and_then(WeakSink::upgrade)
+        .ok_or(StorageError::SinkClosed)?;
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let batch: Vec<_> = rows.by_ref().take(BATCH).collect();
+        match sink.submit(batch).await {
+            Ok(_) => {}
+            Err(SubmitError::Storage(e)) => return Err(e),
+            Err(e @ SubmitError::Overloaded) => return Err(StorageError::Commit(e.to_string())),
+        }
+    }
+    Ok(refused)
+}

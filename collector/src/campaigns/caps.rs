@@ -9,10 +9,19 @@
 //! message a cap refuses is logged `skipped` with the reason `capped: …` and never sent. The
 //! engine advances one input at a time, so a message queued by one campaign is in the log
 //! before the next campaign's cap is checked.
+//!
+//! The counted messages are read once per input, or once per fan-out page for all its
+//! customers ([`counted`]); each message the input or page queues is then added to what was
+//! read ([`Counted::count`]) before the next one is judged, so two messages of one input count
+//! each other as if the first were read back from the log.
 
+use std::collections::HashMap;
+
+use clickhouse::Row;
 use eventline_campaigns::counters;
 use eventline_campaigns::definition::Cap;
 use eventline_campaigns::engine::Message;
+use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::error::StorageError;
@@ -21,48 +30,79 @@ use crate::store::Store;
 /// The reason code of a capped message.
 pub const CAPPED: &str = "capped";
 
-/// What a count covers.
-enum Scope<'a> {
-    /// One step of one campaign.
-    Step { campaign_id: Uuid, step: &'a str },
-    /// One channel, every campaign.
-    Channel(&'a str),
+/// One counted message, as [`counted`] reads it.
+#[derive(Debug, Row, Deserialize)]
+struct CountedRow {
+    customer_id: String,
+    #[serde(with = "clickhouse::serde::uuid")]
+    campaign_id: Uuid,
+    step: String,
+    channel: String,
+    /// Queue time, Unix ms.
+    t: i64,
 }
 
-/// Queue times (Unix ms) of the customer's counted messages in the scope, newer than `from_ms`.
-async fn sent_since(
+/// The queue times (Unix ms) of some customers' counted messages since a start, by step
+/// (customer, campaign, step) and by channel (customer, channel).
+#[derive(Debug, Default)]
+pub struct Counted {
+    steps: HashMap<(String, Uuid, String), Vec<i64>>,
+    channels: HashMap<(String, String), Vec<i64>>,
+}
+
+/// Where the window of the caps of `messages` starts at `now_ms` (the longest one's start), or
+/// `None` when none of them has a cap or a counter (nothing to read).
+pub fn window_start<'a>(messages: impl Iterator<Item = &'a Message>, now_ms: i64) -> Option<i64> {
+    messages
+        .flat_map(|m| {
+            let cap = m.cap.as_ref().map(|c| c.per.as_ms());
+            let counter = m.counter.as_ref().map(|c| c.per.as_ms());
+            cap.into_iter().chain(counter)
+        })
+        .max()
+        .map(|per| now_ms - per)
+}
+
+/// The counted messages of `customers` queued after `from_ms`, in one query.
+pub async fn counted(
     store: &Store,
     partner_id: Uuid,
-    customer: &str,
-    scope: Scope<'_>,
+    customers: &[&str],
     from_ms: i64,
-) -> Result<Vec<i64>, StorageError> {
-    // The scope columns and created_at never change between row versions, so filtering on them
-    // next to FINAL is safe; the status changes, so it is filtered after FINAL.
-    let filter = match scope {
-        Scope::Step { .. } => "campaign_id = {campaign:UUID} AND step = {step:String}",
-        Scope::Channel(_) => "channel = {channel:String}",
-    };
-    let sql = format!(
-        "SELECT t FROM ( \
-           SELECT toUnixTimestamp64Milli(created_at) AS t, status FROM campaign_messages FINAL \
-           WHERE partner_id = {{partner:UUID}} AND customer_id = {{customer:String}} \
-             AND {filter} AND toUnixTimestamp64Milli(created_at) > {{from:Int64}}) \
-         WHERE status != 'skipped'"
-    );
-    let mut query = store
-        .client()
-        .query(&sql)
-        .param("partner", partner_id.to_string())
-        .param("customer", customer)
-        .param("from", from_ms);
-    query = match scope {
-        Scope::Step { campaign_id, step } => query
-            .param("campaign", campaign_id.to_string())
-            .param("step", step),
-        Scope::Channel(channel) => query.param("channel", channel),
-    };
-    store.timed(query.fetch_all()).await
+) -> Result<Counted, StorageError> {
+    // The customer, campaign, step, channel and created_at never change between row versions,
+    // so filtering on them next to FINAL is safe; the status changes, so it is filtered after.
+    let rows: Vec<CountedRow> = store
+        .timed(
+            store
+                .client()
+                .query(
+                    "SELECT customer_id, campaign_id, step, channel, t FROM ( \
+                       SELECT customer_id, campaign_id, step, channel, status, \
+                              toUnixTimestamp64Milli(created_at) AS t \
+                       FROM campaign_messages FINAL \
+                       WHERE partner_id = {partner:UUID} \
+                         AND customer_id IN {customers:Array(String)} \
+                         AND toUnixTimestamp64Milli(created_at) > {from:Int64}) \
+                     WHERE status != 'skipped'",
+                )
+                .param("partner", partner_id.to_string())
+                .param("customers", customers.to_vec())
+                .param("from", from_ms)
+                .fetch_all(),
+        )
+        .await?;
+    let mut counted = Counted::default();
+    for row in rows {
+        counted.add(
+            row.customer_id,
+            row.campaign_id,
+            row.step,
+            row.channel,
+            row.t,
+        );
+    }
+    Ok(counted)
 }
 
 fn window(cap: &Cap) -> String {
@@ -75,56 +115,66 @@ fn window(cap: &Cap) -> String {
     }
 }
 
-/// Why `message` may not go to `customer` now (`capped: …`), or `None` when every cap admits it.
-pub async fn refusal(
-    store: &Store,
-    partner_id: Uuid,
-    campaign_id: Uuid,
-    customer: &str,
-    message: &Message,
-    now_ms: i64,
-) -> Result<Option<String>, StorageError> {
-    if let Some(cap) = &message.cap {
-        let sent = sent_since(
-            store,
-            partner_id,
-            customer,
-            Scope::Step {
-                campaign_id,
-                step: &message.step,
-            },
-            now_ms - cap.per.as_ms(),
-        )
-        .await?;
-        if !counters::admits(cap, &sent, now_ms) {
-            return Ok(Some(format!(
-                "{CAPPED}: the step's cap allows {} message(s) to a customer per {}",
-                cap.max,
-                window(cap)
-            )));
-        }
+impl Counted {
+    fn add(&mut self, customer: String, campaign_id: Uuid, step: String, channel: String, t: i64) {
+        self.steps
+            .entry((customer.clone(), campaign_id, step))
+            .or_default()
+            .push(t);
+        self.channels
+            .entry((customer, channel))
+            .or_default()
+            .push(t);
     }
-    if let Some(counter) = &message.counter {
-        let channel = counter.channel.as_str();
-        let sent = sent_since(
-            store,
-            partner_id,
-            customer,
-            Scope::Channel(channel),
-            now_ms - counter.per.as_ms(),
-        )
-        .await?;
-        if !counters::counter_admits(counter, &sent, now_ms) {
-            let cap = Cap {
-                max: counter.max,
-                per: counter.per,
-            };
-            return Ok(Some(format!(
-                "{CAPPED}: the campaign's `{channel}` counter allows {} message(s) to a customer per {}, from every campaign",
-                counter.max,
-                window(&cap)
-            )));
+
+    /// Why `message` of `campaign_id` may not go to `customer` at `now_ms` (`capped: …`), or
+    /// `None` when every cap admits it. Only messages read or counted are seen: the reader
+    /// must have read from [`window_start`] of this message (or earlier) for this customer.
+    pub fn refusal(
+        &self,
+        campaign_id: Uuid,
+        customer: &str,
+        message: &Message,
+        now_ms: i64,
+    ) -> Option<String> {
+        if let Some(cap) = &message.cap {
+            let key = (customer.to_string(), campaign_id, message.step.clone());
+            let sent = self.steps.get(&key).map_or(&[][..], Vec::as_slice);
+            if !counters::admits(cap, sent, now_ms) {
+                return Some(format!(
+                    "{CAPPED}: the step's cap allows {} message(s) to a customer per {}",
+                    cap.max,
+                    window(cap)
+                ));
+            }
         }
+        if let Some(counter) = &message.counter {
+            let channel = counter.channel.as_str();
+            let key = (customer.to_string(), channel.to_string());
+            let sent = self.channels.get(&key).map_or(&[][..], Vec::as_slice);
+            if !counters::counter_admits(counter, sent, now_ms) {
+                let cap = Cap {
+                    max: counter.max,
+                    per: counter.per,
+                };
+                return Some(format!(
+                    "{CAPPED}: the campaign's `{channel}` counter allows {} message(s) to a customer per {}, from every campaign",
+                    counter.max,
+                    window(&cap)
+                ));
+            }
+        }
+        None
     }
-    Ok(None)
+
+    /// Counts `message`, queued now (`now_ms`), for the messages judged after it.
+    pub fn count(&mut self, campaign_id: Uuid, customer: &str, message: &Message, now_ms: i64) {
+        self.add(
+            customer.to_string(),
+            campaign_id,
+            message.step.clone(),
+            message.channel.as_str().to_string(),
+            now_ms,
+        );
+    }
 }

@@ -9,6 +9,7 @@
 //! written sends it again at the next start, under the same id (the email `Message-ID`), so a
 //! receiver can drop the copy.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use clickhouse::Row;
@@ -141,6 +142,39 @@ pub async fn queue(store: &Store, row: &MessageRow) -> Result<bool, StorageError
     }
     write(store, row).await?;
     Ok(true)
+}
+
+/// Which of `ids` the log holds (one look-up). For a fan-out's page: a replayed page's
+/// messages are all held, and nothing is written again.
+pub async fn held(
+    store: &Store,
+    partner_id: Uuid,
+    ids: &[Uuid],
+) -> Result<HashSet<Uuid>, StorageError> {
+    if ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+    let held: Vec<String> = store
+        .timed(
+            store
+                .client()
+                .query(
+                    "SELECT DISTINCT toString(message_id) FROM campaign_messages \
+                     WHERE partner_id = {partner:UUID} AND message_id IN {ids:Array(UUID)}",
+                )
+                .param("partner", partner_id.to_string())
+                .param("ids", &ids)
+                .fetch_all(),
+        )
+        .await?;
+    Ok(held.iter().filter_map(|id| id.parse().ok()).collect())
+}
+
+/// Writes many new rows (queued or skipped) in one insert; the caller has checked with
+/// [`held`] that the log holds none of their ids.
+pub async fn write_many(store: &Store, rows: &[MessageRow]) -> Result<(), StorageError> {
+    store.insert_rows("campaign_messages", rows).await
 }
 
 /// Writes a new version of a message's row.

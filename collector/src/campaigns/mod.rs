@@ -15,10 +15,10 @@
 //!
 //! HTTP lives in `http/campaigns.rs`, which maps [`CampaignError`] to answers. Running them:
 //! [`runner`] (the engine task fed by the sink, and delivery), [`runs`] (durable run state and
-//! wake-ups), [`messages`] (the message log), [`eligibility`] (who can receive what),
-//! [`gateways`] (sending by channel: [`email`] over SMTP, [`webhook`], [`http_gateway`] for
-//! SMS, push and Viber, both over [`http_client`]), [`channels`] (the partner's channel
-//! settings).
+//! wake-ups), [`messages`] (the message log), [`fanout`] (system-event fan-outs),
+//! [`eligibility`] (who can receive what), [`gateways`] (sending by channel: [`email`] over
+//! SMTP, [`webhook`], [`http_gateway`] for SMS, push and Viber, both over [`http_client`]),
+//! [`channels`] (the partner's channel settings).
 
 pub mod assign;
 pub mod branches;
@@ -27,6 +27,7 @@ pub mod channels;
 pub mod clock;
 pub mod eligibility;
 pub mod email;
+pub mod fanout;
 pub mod gateways;
 pub mod http_client;
 pub mod http_gateway;

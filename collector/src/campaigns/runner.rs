@@ -17,17 +17,27 @@
 //!   as queued or failed) are sent in order of their next attempt; a failure is logged with its
 //!   reason and retried with backoff ([`messages::backoff`]).
 //!
+//! - **System events** fan out ([`super::fanout`]): each active campaign whose `system_event`
+//!   trigger matches gets a durable fan-out record, and the engine task advances the runs of
+//!   the customers its filters select a page at a time, between its other inputs (so a
+//!   customer's state keeps its one writer, and a customer event waits at most one page). A
+//!   page's states and profiles are read in one query each, the counts its caps need in one
+//!   more, its assigned events stored through the sink, its new messages written in one
+//!   insert, its states in another, then its progress.
 //! - **Schedules** ([`super::schedules`]): the engine task also scans the scheduled campaigns
 //!   (every `EVENTLINE_CAMPAIGN_SCHEDULE_POLL_MS` and at each one's next due instant) and starts
 //!   the day's runs. **Caps and counters** are counted from the message log before a message is
-//!   queued ([`super::caps`]). **`assign_event`** stores its event through the sink
-//!   ([`super::assign`]); an event a campaign assigned starts no run, it only reaches runs in
-//!   progress (a wait for it, a turn-off), so campaigns cannot trigger each other forever.
-//! - **Time** is the [`Clock`] given at start (the system clock; tests shift it).
+//!   queued ([`super::caps`]), for one customer's input and for a fan-out page alike.
+//!   **`assign_event`** stores its event through the sink ([`super::assign`]); an event a
+//!   campaign assigned starts no run, it only reaches runs in progress (a wait for it, a
+//!   turn-off), so campaigns cannot trigger each other forever.
+//! - **Time** is the [`Clock`] given at start (the system clock; tests shift it): waits,
+//!   schedule scans, fan-out clocks, message times and delivery all read it.
 //!
 //! Not handled yet: events stored but not yet advanced when the process stops abruptly are not
-//! replayed (a graceful stop advances them first); system-event triggers; runs of an older
-//! version of a campaign (only the current version sees events); a paused campaign's due runs
+//! replayed (a graceful stop advances them first; a system event's fan-out is recorded before
+//! its first page, so once recorded it survives any stop); runs of an older version of a
+//! campaign (only the current version sees events); a paused campaign's due runs and fan-outs
 //! resume at the next start.
 
 use std::cmp::Reverse;
@@ -39,8 +49,8 @@ use event_model::{ContextValue, EventKind};
 use eventline_audience::compile;
 use eventline_audience::evaluate::StoredEvent;
 use eventline_campaigns::content;
-use eventline_campaigns::definition::Status;
-use eventline_campaigns::engine::{self, Action, Key, Message};
+use eventline_campaigns::definition::{Status, Trigger};
+use eventline_campaigns::engine::{self, Action, Key, Message, State};
 use eventline_campaigns::template::{self, CampaignVars, Client, Vars};
 use eventline_campaigns::{validate_json, Valid};
 use serde_json::Value;
@@ -54,13 +64,15 @@ use super::branches;
 use super::caps;
 use super::clock::Clock;
 use super::eligibility;
+use super::fanout::{self, FanoutRow, Selection};
 use super::gateways::Gateways;
 use super::messages::{self, MessageRow};
 use super::runs::{self, RunKey};
+use crate::config::Config;
 use crate::customers::queries as customer_queries;
 use crate::error::StorageError;
 use crate::registry::{PartnerEntry, Registry};
-use crate::segments;
+use crate::segments::{self, Members};
 use crate::sink::Sink;
 use crate::store::rows::{CampaignRow, CustomerProfileRow, EventRow};
 use crate::store::Store;
@@ -94,26 +106,51 @@ impl Campaigns {
     }
 }
 
-/// Starts the engine and delivery tasks, on `clock`, scanning scheduled campaigns every
-/// `schedule_poll`.
+/// How the engine runs, from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Customers per page of a fan-out (`EVENTLINE_CAMPAIGN_FANOUT_PAGE`).
+    pub fanout_page: u32,
+    /// Time allowed to one selection query (`EVENTLINE_SEGMENT_QUERY_TIMEOUT_SECS`).
+    pub segment_timeout: Duration,
+    /// How often scheduled campaigns are looked at (`EVENTLINE_CAMPAIGN_SCHEDULE_POLL_MS`, at
+    /// least 1 ms).
+    pub schedule_poll: Duration,
+}
+
+impl Settings {
+    /// The settings of `config`.
+    pub fn from_config(config: &Config) -> Settings {
+        Settings {
+            fanout_page: config.campaign_fanout_page,
+            segment_timeout: config.segment_query_timeout(),
+            schedule_poll: Duration::from_millis(config.campaign_schedule_poll_ms.max(1)),
+        }
+    }
+}
+
+/// Starts the engine and delivery tasks, on `clock`.
 pub fn spawn(
     store: Store,
     registry: Arc<Registry>,
     gateways: Gateways,
+    settings: Settings,
     clock: Clock,
-    schedule_poll: Duration,
 ) -> Campaigns {
     let (committed, events) = mpsc::unbounded_channel();
     let (to_deliver, deliveries) = mpsc::unbounded_channel();
     let sink = SinkSlot::default();
     let engine = Engine {
         store: store.clone(),
+        members: Members::new(&store, settings.segment_timeout),
         registry,
         timer: BinaryHeap::new(),
+        fanouts: VecDeque::new(),
+        fanout_page: settings.fanout_page.max(1),
         to_deliver,
         clock: clock.clone(),
         sink: sink.clone(),
-        schedule_poll_ms: schedule_poll.as_millis().max(1) as i64,
+        schedule_poll_ms: settings.schedule_poll.as_millis().max(1) as i64,
         next_scan_ms: i64::MIN,
     };
     Campaigns {
@@ -135,6 +172,7 @@ pub(super) struct Live {
 }
 
 /// What moves a run.
+#[derive(Clone, Copy)]
 pub(super) enum Input<'a> {
     Event(&'a StoredEvent),
     /// An event a campaign assigned: it reaches a run in progress only.
@@ -147,12 +185,72 @@ pub(super) enum Input<'a> {
     },
 }
 
+/// A fan-out in progress: its durable row, and what its pages need.
+struct Fanout {
+    row: FanoutRow,
+    /// The page after `row.after`, selected (with its customers' profiles) while the previous
+    /// page was advanced.
+    ahead: Option<Ahead>,
+    /// Whether the next page may have been advanced before, unrecorded: the first page after a
+    /// resume. Only such a page asks the log which of its messages it holds; every other page's
+    /// customers are new to this fan-out (keyset order), and the message ids include the event.
+    replaying: bool,
+    event: StoredEvent,
+    live: Live,
+    selection: Selection,
+}
+
+/// A page selected ahead: its customer ids and their profiles.
+struct Ahead {
+    ids: Vec<String>,
+    profiles: HashMap<String, CustomerProfileRow>,
+}
+
+/// What a fan-out page leaves to hand on: messages to deliver, wake-ups for the timer.
+struct Advanced {
+    queued: Vec<MessageRow>,
+    wakes: Vec<(i64, RunKey)>,
+}
+
+/// What one input did to a run: the state after it, the messages to log, and the events its
+/// `assign_event` steps assign (stored before the messages and the state).
+struct Stepped {
+    state: State,
+    sends: Vec<Message>,
+    assigns: Vec<Assign>,
+}
+
+/// An [`Action::AssignEvent`], kept for the writer.
+struct Assign {
+    event_id: Uuid,
+    step: String,
+    name: String,
+    properties: BTreeMap<String, Value>,
+    occurred_ms: i64,
+}
+
+impl Assign {
+    fn assigned<'a>(&'a self, customer: &'a str) -> assign::Assigned<'a> {
+        assign::Assigned {
+            customer,
+            event_id: self.event_id,
+            name: &self.name,
+            properties: &self.properties,
+            occurred_ms: self.occurred_ms,
+        }
+    }
+}
+
 pub(super) struct Engine {
     pub(super) store: Store,
+    members: Members,
     pub(super) registry: Arc<Registry>,
     /// Wake-ups, earliest first. A state rewritten with another wake-up leaves its old entry
     /// here; firing it finds nothing due and changes nothing.
     timer: BinaryHeap<Reverse<(i64, RunKey)>>,
+    /// Fan-outs with customers left, taken a page at a time in turn.
+    fanouts: VecDeque<Fanout>,
+    fanout_page: u32,
     to_deliver: mpsc::UnboundedSender<MessageRow>,
     clock: Clock,
     sink: SinkSlot,
@@ -178,26 +276,64 @@ impl Engine {
             }
         }
         loop {
+            match fanout::running(&self.store).await {
+                Ok(rows) => {
+                    tracing::info!(fanouts = rows.len(), "campaign fan-outs to resume");
+                    for row in rows {
+                        self.resume(row).await;
+                    }
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "reading running campaign fan-outs failed; retrying");
+                    tokio::time::sleep(START_RETRY).await;
+                }
+            }
+        }
+        // After each other input, a fan-out page (if any) goes first; after a page, events,
+        // wake-ups and schedule scans do. So a customer event waits at most one page behind a
+        // fan-out, and a fan-out advances at least one page per other input. A stop leaves the
+        // fan-outs recorded, for the next start.
+        let mut page_owed = false;
+        loop {
             let next = self.timer.peek().map(|Reverse((due, _))| *due);
             let next = next.map_or(self.next_scan_ms, |due| due.min(self.next_scan_ms));
+            let fanning = !self.fanouts.is_empty();
+            let page_first = fanning && std::mem::take(&mut page_owed);
             tokio::select! {
+                biased;
+                () = std::future::ready(()), if page_first => self.fanout_page().await,
                 batch = events.recv() => match batch {
-                    Some(rows) => self.on_events(rows).await,
+                    Some(rows) => {
+                        page_owed = true;
+                        self.on_events(rows).await;
+                    }
                     None => break,
                 },
+                // Also returns when a test moves the clock: only what is due then is run.
                 () = self.clock.sleep_until(Some(next)) => {
+                    page_owed = true;
                     self.on_due().await;
-                    if self.clock.now_ms() >= self.next_scan_ms {
-                        let now = self.clock.now_ms();
+                    let now = self.clock.now_ms();
+                    if now >= self.next_scan_ms {
                         let next_due = self.on_schedules(now).await;
                         self.next_scan_ms = next_due.min(now + self.schedule_poll_ms);
                     }
                 }
+                () = std::future::ready(()), if fanning => self.fanout_page().await,
             }
         }
     }
 
     async fn on_events(&mut self, mut rows: Vec<EventRow>) {
+        let system: Vec<EventRow> = rows
+            .iter()
+            .filter(|r| r.kind == "system")
+            .cloned()
+            .collect();
+        if !system.is_empty() {
+            self.on_system_events(&system).await;
+        }
         rows.retain(|r| r.kind == "customer" && !r.customer_id.is_empty());
         let assigned_path = crate::ingest::IngestPath::Campaign.as_str();
         // A customer's events in time order (within what one commit holds).
@@ -232,6 +368,357 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Records a fan-out for each active campaign a system event triggers (once per campaign
+    /// version and event), and queues it.
+    async fn on_system_events(&mut self, rows: &[EventRow]) {
+        let mut live: HashMap<Uuid, Vec<Live>> = HashMap::new();
+        for row in rows {
+            let Ok(entry) = self.registry.partner(&row.partner_id) else {
+                continue;
+            };
+            if let std::collections::hash_map::Entry::Vacant(slot) = live.entry(row.partner_id) {
+                slot.insert(match active_campaigns(&self.store, &entry).await {
+                    Ok(found) => found,
+                    Err(error) => {
+                        tracing::warn!(%error, partner = %row.partner_id, "reading active campaigns failed; these system events start no campaign");
+                        Vec::new()
+                    }
+                });
+            }
+            let event = stored_event(row);
+            for campaign in &live[&row.partner_id] {
+                if !matches!(campaign.valid.campaign.trigger, Trigger::SystemEvent(_))
+                    || !engine::starts(&campaign.valid, &event)
+                {
+                    continue;
+                }
+                if let Err(error) = self.start_fanout(&entry, campaign, &event).await {
+                    tracing::warn!(%error, campaign = %campaign.row.campaign_id, event = %event.event_id, "recording a campaign fan-out failed; this system event reaches nobody in it");
+                }
+            }
+        }
+    }
+
+    async fn start_fanout(
+        &mut self,
+        entry: &PartnerEntry,
+        campaign: &Live,
+        event: &StoredEvent,
+    ) -> Result<(), StorageError> {
+        let c = &campaign.row;
+        if fanout::get(
+            &self.store,
+            c.partner_id,
+            c.campaign_id,
+            c.version,
+            &event.event_id,
+        )
+        .await?
+        .is_some()
+        {
+            return Ok(());
+        }
+        let row = FanoutRow::start(
+            c.partner_id,
+            c.campaign_id,
+            c.version,
+            event,
+            self.clock.now_ms(),
+        );
+        fanout::write(&self.store, &row).await?;
+        tracing::info!(campaign = %c.campaign_id, version = c.version, event = %event.event_id, "campaign fan-out started");
+        self.fanouts.push_back(Fanout {
+            row,
+            ahead: None,
+            replaying: false,
+            event: event.clone(),
+            selection: fanout::selection(&campaign.valid, entry, event),
+            live: Live {
+                row: campaign.row.clone(),
+                valid: campaign.valid.clone(),
+            },
+        });
+        Ok(())
+    }
+
+    /// Queues a fan-out read back at start. One whose campaign version is gone, or no longer
+    /// fits the catalogue, is ended.
+    async fn resume(&mut self, row: FanoutRow) {
+        let entry = self.registry.partner(&row.partner_id).ok();
+        let version =
+            super::version(&self.store, row.partner_id, row.campaign_id, row.version).await;
+        let (entry, campaign, event) = match (entry, version, row.trigger_event()) {
+            (_, Err(super::CampaignError::Storage(error)), _) => {
+                // Left running in the table: the next start tries again.
+                tracing::warn!(%error, campaign = %row.campaign_id, "reading a fan-out's campaign failed; it resumes at the next start");
+                return;
+            }
+            (Some(entry), Ok(version), Some(event)) => match live(&entry, version) {
+                Some(campaign) => (entry, campaign, event),
+                None => return self.end_fanout(&row).await,
+            },
+            _ => return self.end_fanout(&row).await,
+        };
+        tracing::info!(campaign = %row.campaign_id, version = row.version, event = %row.event_id, after = %row.after, "campaign fan-out resumed");
+        self.fanouts.push_back(Fanout {
+            selection: fanout::selection(&campaign.valid, &entry, &event),
+            ahead: None,
+            replaying: true,
+            row,
+            event,
+            live: campaign,
+        });
+    }
+
+    async fn end_fanout(&self, row: &FanoutRow) {
+        tracing::info!(campaign = %row.campaign_id, event = %row.event_id, "a fan-out's campaign version is gone or no longer valid; ended");
+        if let Err(error) = fanout::write(&self.store, &row.finished()).await {
+            tracing::warn!(%error, "ending a fan-out failed; it is looked at again at the next start");
+        }
+    }
+
+    /// One page of the first fan-out in line; it goes to the back of the line if customers
+    /// are left.
+    async fn fanout_page(&mut self) {
+        let Some(mut f) = self.fanouts.pop_front() else {
+            return;
+        };
+        match self.page_of(&mut f).await {
+            Ok(true) => {}
+            Ok(false) => self.fanouts.push_back(f),
+            Err(error) => {
+                tracing::warn!(%error, campaign = %f.row.campaign_id, event = %f.row.event_id, after = %f.row.after, "a fan-out page failed; retrying");
+                // ClickHouse is failing: wait a little before the page is tried again. Some of
+                // its writes may have landed (a timed-out insert too): the retry is a replay.
+                f.replaying = true;
+                tokio::time::sleep(START_RETRY).await;
+                self.fanouts.push_back(f);
+            }
+        }
+    }
+
+    /// Advances the runs of the next page of customers; `true` when the fan-out is over (or
+    /// held: a paused campaign's fan-out resumes at the next start).
+    async fn page_of(&mut self, f: &mut Fanout) -> Result<bool, StorageError> {
+        let row = &f.row;
+        let current = match super::get(&self.store, row.partner_id, row.campaign_id).await {
+            Ok(current) => current,
+            Err(super::CampaignError::Storage(e)) => return Err(e),
+            Err(_) => {
+                // Deleted: nothing runs a deleted campaign.
+                fanout::write(&self.store, &row.finished()).await?;
+                return Ok(true);
+            }
+        };
+        if super::row_status(&current) != Status::Active {
+            tracing::info!(campaign = %row.campaign_id, "campaign paused mid-fan-out; the fan-out resumes at the next start after it is active");
+            return Ok(true);
+        }
+        let Ok(entry) = self.registry.partner(&row.partner_id) else {
+            fanout::write(&self.store, &row.finished()).await?;
+            return Ok(true);
+        };
+        let started = std::time::Instant::now();
+        let (ids, profiles) = match f.ahead.take() {
+            Some(Ahead { ids, profiles }) => (ids, Some(profiles)),
+            None => {
+                let ids = fanout::page(
+                    &self.members,
+                    &entry,
+                    &f.selection,
+                    row.clock_ms,
+                    &row.after,
+                    self.fanout_page,
+                )
+                .await?;
+                (ids, None)
+            }
+        };
+        let next = row.after_page(&ids, self.fanout_page);
+        // The next page, and its customers' profiles, are read while this one is advanced:
+        // the page depends only on this page's last id (and the fixed clock), and is only kept
+        // in memory. (States are not read ahead: another input may change one in between.)
+        let select_ahead = async {
+            if next.status == fanout::DONE {
+                return Ok::<_, StorageError>(None);
+            }
+            let (selection, clock_ms, after) = (&f.selection, next.clock_ms, &next.after);
+            let ids = fanout::page(
+                &self.members,
+                &entry,
+                selection,
+                clock_ms,
+                after,
+                self.fanout_page,
+            )
+            .await?;
+            let profiles =
+                by_customer(customer_queries::profiles(&self.store, row.partner_id, &ids).await?);
+            Ok(Some(Ahead { ids, profiles }))
+        };
+        let (advanced, ahead) = tokio::join!(
+            self.advance_many(
+                &entry,
+                &f.live,
+                &ids,
+                profiles,
+                &f.event,
+                f.replaying,
+                self.clock.now_ms()
+            ),
+            select_ahead
+        );
+        let Advanced { queued, wakes } = advanced?;
+        for row in queued {
+            let _ = self.to_deliver.send(row);
+        }
+        self.timer.extend(wakes.into_iter().map(Reverse));
+        // Only after the page's messages and states are written.
+        fanout::write(&self.store, &next).await?;
+        f.replaying = false;
+        f.ahead = ahead.ok().flatten();
+        tracing::debug!(
+            campaign = %next.campaign_id,
+            customers = ids.len(),
+            page_ms = started.elapsed().as_millis() as u64,
+            "campaign fan-out page"
+        );
+        let done = next.status == fanout::DONE;
+        if done {
+            tracing::info!(campaign = %next.campaign_id, event = %next.event_id, customers = next.customers, "campaign fan-out done");
+        }
+        f.row = next;
+        Ok(done)
+    }
+
+    /// One system event for many customers (a fan-out's page): their states read (and their
+    /// profiles, unless read ahead), the engine run for each, the events its `assign_event`
+    /// steps assign stored through the sink, the log asked which message ids it holds already
+    /// when the page may be a replay, the caps judged on one read of the page's counted
+    /// messages, then the new messages written in one insert and the states in another.
+    /// Returns what to hand on: the queued messages and the wake-ups.
+    #[allow(clippy::too_many_arguments)]
+    async fn advance_many(
+        &self,
+        entry: &PartnerEntry,
+        campaign: &Live,
+        customers: &[String],
+        profiles: Option<HashMap<String, CustomerProfileRow>>,
+        event: &StoredEvent,
+        replaying: bool,
+        now: i64,
+    ) -> Result<Advanced, StorageError> {
+        let c = &campaign.row;
+        let started = std::time::Instant::now();
+        let states = runs::load_many(
+            &self.store,
+            c.partner_id,
+            c.campaign_id,
+            c.version,
+            customers,
+        );
+        let (mut loaded, profiles) = match profiles {
+            Some(profiles) => (states.await?, profiles),
+            None => {
+                let (states, profiles) = tokio::try_join!(
+                    states,
+                    customer_queries::profiles(&self.store, c.partner_id, customers)
+                )?;
+                (states, by_customer(profiles))
+            }
+        };
+        let read = started.elapsed();
+        let mut changed = Vec::new();
+        let mut sends = Vec::new();
+        let mut assigns = Vec::new();
+        for customer in customers {
+            let before = loaded.remove(customer).unwrap_or_default();
+            let stepped = self
+                .step(
+                    entry,
+                    campaign,
+                    customer,
+                    Input::Event(event),
+                    &before.state,
+                    now,
+                )
+                .await?;
+            assigns.extend(stepped.assigns.into_iter().map(|a| (customer, a)));
+            if stepped.state == before.state {
+                continue;
+            }
+            sends.extend(stepped.sends.into_iter().map(|m| (customer, m)));
+            changed.push((run_key(c, customer), stepped.state, before.revision));
+        }
+        self.record_many(entry, campaign, &assigns, now).await?;
+        let stepped = started.elapsed();
+        let ids: Vec<Uuid> = sends.iter().map(|(_, m)| m.message_id).collect();
+        let held = if replaying {
+            messages::held(&self.store, c.partner_id, &ids).await?
+        } else {
+            std::collections::HashSet::new()
+        };
+        let looked_up = started.elapsed();
+        let mut seen = std::collections::HashSet::new();
+        let fresh: Vec<&(&String, Message)> = sends
+            .iter()
+            .filter(|(_, m)| !held.contains(&m.message_id) && seen.insert(m.message_id))
+            .collect();
+        let created = self.clock.now();
+        let mut rows: Vec<MessageRow> = fresh
+            .iter()
+            .map(|(customer, m)| message_row(c, customer, m, profiles.get(*customer), created))
+            .collect();
+        let rendered = started.elapsed();
+        // Caps: every message of the page is new to the log (held ones are left out above), so
+        // each one admitted counts for the next of the same customer.
+        let capped = fresh
+            .iter()
+            .zip(&rows)
+            .filter(|(_, row)| row.status == messages::QUEUED)
+            .map(|((customer, m), _)| (customer.as_str(), m));
+        if let Some(from) = caps::window_start(capped.clone().map(|(_, m)| m), now) {
+            let who: Vec<&str> = capped.map(|(customer, _)| customer).collect();
+            let mut counted = caps::counted(&self.store, c.partner_id, &who, from).await?;
+            for ((customer, m), row) in fresh.iter().zip(rows.iter_mut()) {
+                if row.status != messages::QUEUED {
+                    continue;
+                }
+                match counted.refusal(c.campaign_id, customer, m, now) {
+                    Some(why) => {
+                        row.status = messages::SKIPPED.into();
+                        row.error = why;
+                    }
+                    None => counted.count(c.campaign_id, customer, m, now),
+                }
+            }
+        }
+        let capped_at = started.elapsed();
+        messages::write_many(&self.store, &rows).await?;
+        let logged = started.elapsed();
+        runs::save_many(&self.store, &changed).await?;
+        tracing::debug!(
+            read_ms = read.as_millis() as u64,
+            engine_ms = (stepped - read).as_millis() as u64,
+            held_ms = (looked_up - stepped).as_millis() as u64,
+            render_ms = (rendered - looked_up).as_millis() as u64,
+            caps_ms = (capped_at - rendered).as_millis() as u64,
+            log_insert_ms = (logged - capped_at).as_millis() as u64,
+            state_insert_ms = (started.elapsed() - logged).as_millis() as u64,
+            "campaign fan-out page phases"
+        );
+        Ok(Advanced {
+            queued: rows
+                .into_iter()
+                .filter(|r| r.status == messages::QUEUED)
+                .collect(),
+            wakes: changed
+                .into_iter()
+                .filter_map(|(key, state, _)| Some((state.next_wake_ms()?, key)))
+                .collect(),
+        })
     }
 
     async fn on_due(&mut self) {
@@ -284,7 +771,8 @@ impl Engine {
             .await
     }
 
-    /// One input for one customer's run: engine, checks, message log, state, timer.
+    /// One input for one customer's run: engine, checks, assigned events, message log (caps
+    /// judged), state, timer.
     pub(super) async fn advance(
         &mut self,
         entry: &PartnerEntry,
@@ -293,12 +781,73 @@ impl Engine {
         input: Input<'_>,
         now: i64,
     ) -> Result<(), StorageError> {
-        let key = RunKey {
-            partner_id: campaign.row.partner_id,
-            campaign_id: campaign.row.campaign_id,
-            version: campaign.row.version,
-            customer_id: customer.to_string(),
+        let key = run_key(&campaign.row, customer);
+        let loaded = runs::load(&self.store, &key).await?;
+        let Stepped {
+            state,
+            sends,
+            assigns,
+        } = self
+            .step(entry, campaign, customer, input, &loaded.state, now)
+            .await?;
+        for a in &assigns {
+            self.record(entry, campaign, customer, a, now).await?;
+        }
+        if state == loaded.state {
+            return Ok(());
+        }
+        let mut profile: Option<Option<CustomerProfileRow>> = None;
+        let mut counted = match caps::window_start(sends.iter(), now) {
+            Some(from) => {
+                Some(caps::counted(&self.store, key.partner_id, &[customer], from).await?)
+            }
+            None => None,
         };
+        for message in &sends {
+            if profile.is_none() {
+                profile =
+                    Some(customer_queries::profile(&self.store, key.partner_id, customer).await?);
+            }
+            let mut row = message_row(
+                &campaign.row,
+                customer,
+                message,
+                profile.as_ref().and_then(Option::as_ref),
+                self.clock.now(),
+            );
+            let counted = counted.as_mut().filter(|_| row.status == messages::QUEUED);
+            if let Some(counted) = &counted {
+                if let Some(why) = counted.refusal(key.campaign_id, customer, message, now) {
+                    row.status = messages::SKIPPED.into();
+                    row.error = why;
+                }
+            }
+            // A message the log holds already (a replay) is counted in `counted` already.
+            if messages::queue(&self.store, &row).await? && row.status == messages::QUEUED {
+                if let Some(counted) = counted {
+                    counted.count(key.campaign_id, customer, message, now);
+                }
+                let _ = self.to_deliver.send(row);
+            }
+        }
+        runs::save(&self.store, &key, &state, loaded.revision).await?;
+        if let Some(due) = state.next_wake_ms() {
+            self.timer.push(Reverse((due, key)));
+        }
+        Ok(())
+    }
+
+    /// The engine on one input for one customer, with its segment checks answered: the state
+    /// after it, the messages it sends and the events it assigns. Writes nothing.
+    async fn step(
+        &self,
+        entry: &PartnerEntry,
+        campaign: &Live,
+        customer: &str,
+        input: Input<'_>,
+        state: &State,
+        now: i64,
+    ) -> Result<Stepped, StorageError> {
         let campaign_id = campaign.row.campaign_id.to_string();
         let engine_key = Key {
             campaign_id: &campaign_id,
@@ -306,21 +855,19 @@ impl Engine {
             customer_id: customer,
         };
         let valid = &campaign.valid;
-        let loaded = runs::load(&self.store, &key).await?;
         let (mut state, actions) = match input {
-            Input::Event(event) => {
-                engine::on_event(valid, engine_key, loaded.state.clone(), event, now)
-            }
+            Input::Event(event) => engine::on_event(valid, engine_key, state.clone(), event, now),
             Input::Assigned(event) => {
-                engine::on_assigned_event(valid, engine_key, loaded.state.clone(), event, now)
+                engine::on_assigned_event(valid, engine_key, state.clone(), event, now)
             }
-            Input::Due => engine::on_due(valid, engine_key, loaded.state.clone(), now),
+            Input::Due => engine::on_due(valid, engine_key, state.clone(), now),
             Input::Schedule { day, at_ms } => {
-                engine::on_schedule(valid, engine_key, loaded.state.clone(), day, at_ms, now)
+                engine::on_schedule(valid, engine_key, state.clone(), day, at_ms, now)
             }
         };
         let mut actions: VecDeque<Action> = actions.into();
         let mut sends = Vec::new();
+        let mut assigns = Vec::new();
         while let Some(action) = actions.pop_front() {
             match action {
                 Action::Check { check, condition } => {
@@ -333,7 +880,7 @@ impl Engine {
                 Action::CheckSegment { check, segment_id } => {
                     let holds = match branches::saved_condition(
                         &self.store,
-                        key.partner_id,
+                        campaign.row.partner_id,
                         &segment_id,
                     )
                     .await?
@@ -356,65 +903,63 @@ impl Engine {
                     name,
                     properties,
                     occurred_ms,
-                } => {
-                    let assigned = assign::Assigned {
-                        customer,
-                        event_id,
-                        name: &name,
-                        properties: &properties,
-                        occurred_ms,
-                    };
-                    match assign::record(&self.sink, &self.registry, entry, assigned, now).await {
-                        Ok(()) => {}
-                        Err(AssignError::Storage(e)) => return Err(e),
-                        // Judged like ingest and refused (a type retired since the save): the
-                        // step is skipped; retrying could not change the verdict.
-                        Err(error @ AssignError::Refused(_)) => {
-                            tracing::warn!(campaign = %campaign_id, %step, %name, %error, "an assigned event was refused; the step is skipped");
-                        }
-                    }
-                }
+                } => assigns.push(Assign {
+                    event_id,
+                    step,
+                    name,
+                    properties,
+                    occurred_ms,
+                }),
                 Action::WakeAt { .. } | Action::Done { .. } => {}
             }
         }
-        if state == loaded.state {
+        Ok(Stepped {
+            state,
+            sends,
+            assigns,
+        })
+    }
+
+    /// Stores one assigned event through the sink (a replay submits the same event id, which
+    /// the sink skips). One the ingest rules refuse is skipped: retrying could not change the
+    /// verdict.
+    async fn record(
+        &self,
+        entry: &PartnerEntry,
+        campaign: &Live,
+        customer: &str,
+        a: &Assign,
+        now: i64,
+    ) -> Result<(), StorageError> {
+        match assign::record(&self.sink, &self.registry, entry, a.assigned(customer), now).await {
+            Ok(()) => Ok(()),
+            Err(AssignError::Storage(e)) => Err(e),
+            // Judged like ingest and refused (a type retired since the save).
+            Err(error @ AssignError::Refused(_)) => {
+                tracing::warn!(campaign = %campaign.row.campaign_id, step = %a.step, name = %a.name, %error, "an assigned event was refused; the step is skipped");
+                Ok(())
+            }
+        }
+    }
+
+    /// [`Self::record`] for a fan-out page's assigned events, in batches of
+    /// [`assign::BATCH`] per sink submit.
+    async fn record_many(
+        &self,
+        entry: &PartnerEntry,
+        campaign: &Live,
+        assigns: &[(&String, Assign)],
+        now: i64,
+    ) -> Result<(), StorageError> {
+        if assigns.is_empty() {
             return Ok(());
         }
-        let mut profile: Option<Option<CustomerProfileRow>> = None;
-        for message in &sends {
-            if profile.is_none() {
-                profile =
-                    Some(customer_queries::profile(&self.store, key.partner_id, customer).await?);
-            }
-            let mut row = message_row(
-                &campaign.row,
-                customer,
-                message,
-                profile.as_ref().and_then(Option::as_ref),
-                self.clock.now(),
-            );
-            if row.status == messages::QUEUED {
-                if let Some(why) = caps::refusal(
-                    &self.store,
-                    key.partner_id,
-                    key.campaign_id,
-                    customer,
-                    message,
-                    now,
-                )
-                .await?
-                {
-                    row.status = messages::SKIPPED.into();
-                    row.error = why;
-                }
-            }
-            if messages::queue(&self.store, &row).await? && row.status == messages::QUEUED {
-                let _ = self.to_deliver.send(row);
-            }
-        }
-        runs::save(&self.store, &key, &state, loaded.revision).await?;
-        if let Some(due) = state.next_wake_ms() {
-            self.timer.push(Reverse((due, key)));
+        let events = assigns.iter().map(|(customer, a)| a.assigned(customer));
+        for (refused, error) in
+            assign::record_many(&self.sink, &self.registry, entry, events, now).await?
+        {
+            let a = &assigns[refused].1;
+            tracing::warn!(campaign = %campaign.row.campaign_id, step = %a.step, name = %a.name, %error, "an assigned event was refused; the step is skipped");
         }
         Ok(())
     }
@@ -491,6 +1036,22 @@ pub(super) fn live(entry: &PartnerEntry, row: CampaignRow) -> Option<Live> {
             tracing::warn!(campaign = %row.campaign_id, version = row.version, ?errors, "a saved campaign no longer fits the catalogue; not run");
             None
         }
+    }
+}
+
+fn by_customer(profiles: Vec<CustomerProfileRow>) -> HashMap<String, CustomerProfileRow> {
+    profiles
+        .into_iter()
+        .map(|p| (p.customer_id.clone(), p))
+        .collect()
+}
+
+fn run_key(campaign: &CampaignRow, customer: &str) -> RunKey {
+    RunKey {
+        partner_id: campaign.partner_id,
+        campaign_id: campaign.campaign_id,
+        version: campaign.version,
+        customer_id: customer.to_string(),
     }
 }
 
@@ -668,6 +1229,7 @@ async fn deliver(
                 None => break,
             },
             () = clock.sleep_until(outbox.next_ms()) => {
+                // Also returns when a test moves the clock: only what is due then is sent.
                 if outbox.next_ms().is_none_or(|at| at > clock.now_ms()) {
                     continue;
                 }

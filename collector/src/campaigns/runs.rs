@@ -3,6 +3,8 @@
 //! [`super::runner`]), so reading the latest version and writing the next needs no
 //! compare-and-set.
 
+use std::collections::HashMap;
+
 use clickhouse::Row;
 use eventline_campaigns::engine::State;
 use serde::{Deserialize, Serialize};
@@ -90,16 +92,65 @@ pub async fn load(store: &Store, key: &RunKey) -> Result<Loaded, StorageError> {
                 .fetch_optional(),
         )
         .await?;
-    Ok(match row {
-        Some(row) => Loaded {
-            state: serde_json::from_str(&row.state).unwrap_or_else(|error| {
-                tracing::warn!(%error, ?key, "unreadable campaign run state; starting over");
-                State::default()
-            }),
-            revision: row.revision,
-        },
-        None => Loaded::default(),
-    })
+    Ok(row.map(loaded).unwrap_or_default())
+}
+
+fn loaded(row: RunRow) -> Loaded {
+    Loaded {
+        state: serde_json::from_str(&row.state).unwrap_or_else(|error| {
+            tracing::warn!(%error, key = ?row.key(), "unreadable campaign run state; starting over");
+            State::default()
+        }),
+        revision: row.revision,
+    }
+}
+
+/// The latest states of many customers in one campaign version, by customer (one query; a
+/// customer without a row is absent). For a fan-out's page.
+pub async fn load_many(
+    store: &Store,
+    partner_id: Uuid,
+    campaign_id: Uuid,
+    version: u32,
+    customers: &[String],
+) -> Result<HashMap<String, Loaded>, StorageError> {
+    if customers.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<RunRow> = store
+        .timed(
+            store
+                .client()
+                .query(
+                    "SELECT ?fields FROM campaign_runs FINAL \
+                     WHERE partner_id = {partner:UUID} AND campaign_id = {campaign:UUID} \
+                       AND version = {version:UInt32} AND customer_id IN {customers:Array(String)}",
+                )
+                .param("partner", partner_id.to_string())
+                .param("campaign", campaign_id.to_string())
+                .param("version", version)
+                .param("customers", customers)
+                .fetch_all(),
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| (row.customer_id.clone(), loaded(row)))
+        .collect())
+}
+
+fn row(key: &RunKey, state: &State, previous_revision: u64, now: OffsetDateTime) -> RunRow {
+    let micros = (now.unix_timestamp_nanos() / 1000) as u64;
+    RunRow {
+        partner_id: key.partner_id,
+        campaign_id: key.campaign_id,
+        version: key.version,
+        customer_id: key.customer_id.clone(),
+        state: serde_json::to_string(state).unwrap_or_default(),
+        wake_at: state.next_wake_ms().map(ms_to_datetime),
+        updated_at: now,
+        revision: micros.max(previous_revision + 1),
+    }
 }
 
 /// Writes `state` as the next version of `key`'s row.
@@ -109,19 +160,18 @@ pub async fn save(
     state: &State,
     previous_revision: u64,
 ) -> Result<(), StorageError> {
-    let now = OffsetDateTime::now_utc();
-    let micros = (now.unix_timestamp_nanos() / 1000) as u64;
-    let row = RunRow {
-        partner_id: key.partner_id,
-        campaign_id: key.campaign_id,
-        version: key.version,
-        customer_id: key.customer_id.clone(),
-        state: serde_json::to_string(state).unwrap_or_default(),
-        wake_at: state.next_wake_ms().map(ms_to_datetime),
-        updated_at: now,
-        revision: micros.max(previous_revision + 1),
-    };
+    let row = row(key, state, previous_revision, OffsetDateTime::now_utc());
     store.insert_rows("campaign_runs", &[row]).await
+}
+
+/// Writes many states (each above its previous revision) in one insert.
+pub async fn save_many(store: &Store, states: &[(RunKey, State, u64)]) -> Result<(), StorageError> {
+    let now = OffsetDateTime::now_utc();
+    let rows: Vec<RunRow> = states
+        .iter()
+        .map(|(key, state, previous)| row(key, state, *previous, now))
+        .collect();
+    store.insert_rows("campaign_runs", &rows).await
 }
 
 /// Every run that waits, with its due time (Unix ms): what the timer holds after a start.

@@ -59,6 +59,31 @@ pub async fn profile(
         .await
 }
 
+/// The profiles of many customers (one query); a customer without one is absent.
+pub async fn profiles(
+    store: &Store,
+    partner_id: Uuid,
+    customer_ids: &[String],
+) -> Result<Vec<CustomerProfileRow>, StorageError> {
+    if customer_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    store
+        .timed(
+            store
+                .client()
+                .query(
+                    "SELECT ?fields FROM customer_profiles FINAL \
+                     WHERE partner_id = {partner:UUID} AND customer_id IN {customers:Array(String)} \
+                       AND is_deleted = 0",
+                )
+                .param("partner", partner_id.to_string())
+                .param("customers", customer_ids)
+                .fetch_all(),
+        )
+        .await
+}
+
 /// Anonymous ids linked to the customer, sorted.
 pub async fn anonymous_ids(
     store: &Store,

@@ -343,6 +343,37 @@ impl Members {
             .await
     }
 
+    /// Up to `limit` of the partner's known customers (the universe every segment is taken
+    /// against, table `known_customers`) after `after`, in `customer_id` (byte) order.
+    pub async fn known_page(
+        &self,
+        partner_id: Uuid,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, StorageError> {
+        let query = Query {
+            sql: "SELECT DISTINCT customer_id FROM known_customers \
+                  WHERE partner_id = {partner:UUID} AND customer_id > {after:String} \
+                  ORDER BY customer_id LIMIT {limit:UInt32}"
+                .into(),
+            params: vec![
+                compile::Param {
+                    name: "after".into(),
+                    ty: "String",
+                    value: compile::ParamValue::Str(after.unwrap_or_default().into()),
+                },
+                compile::Param {
+                    name: "limit".into(),
+                    ty: "UInt32",
+                    value: compile::ParamValue::UInt(u64::from(limit)),
+                },
+            ],
+        };
+        self.store
+            .timed(self.bind(&query, partner_id).fetch_all())
+            .await
+    }
+
     /// Every member id in `customer_id` order, as rows stream from ClickHouse: the same order
     /// as the pages, one query, nothing held in memory but the current block.
     pub fn all(

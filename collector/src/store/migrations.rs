@@ -82,6 +82,11 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../clickhouse/migrations/0011_partner_channels.sql"),
     },
     Migration {
+        version: 12,
+        name: "0012_campaign_fanouts.sql",
+        sql: include_str!("../../clickhouse/migrations/0012_campaign_fanouts.sql"),
+    },
+    Migration {
         version: 13,
         name: "0013_message_content_parts.sql",
         sql: include_str!("../../clickhouse/migrations/0013_message_content_parts.sql"),
