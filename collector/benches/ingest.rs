@@ -397,7 +397,8 @@ async fn main() -> anyhow::Result<()> {
          (each should equal the events sent)"
     );
     running.stop().await?;
-    for db in [&database, &full_database] {
+    // The full database first: `ch` is bound to `database`, which must exist for its queries.
+    for db in [&full_database, &database] {
         ch.query("DROP DATABASE IF EXISTS {db:Identifier}")
             .param("db", db.as_str())
             .execute()
