@@ -1009,6 +1009,28 @@ mod tests {
         assert_eq!(s.sent_days(), [15.0]);
     }
 
+    #[test]
+    fn example_2_each_purchase_postpones_again_and_a_status_change_stops_the_mailing() {
+        let mut s = Story::new(registered_with_postponing_purchases());
+        s.event("registration_completed", T0);
+        s.event("purchase_completed", T0 + 5 * DAY);
+        s.event("purchase_completed", T0 + 12 * DAY);
+        s.until(T0 + 26 * DAY - 1);
+        assert!(
+            s.sent.is_empty(),
+            "nothing before day 26: {:?}",
+            s.sent_days()
+        );
+        s.until(T0 + 40 * DAY);
+        assert_eq!(s.sent_days(), [26.0]);
+
+        let mut s = Story::new(registered_with_postponing_purchases());
+        s.event("registration_completed", T0);
+        s.event("customer_status_changed", T0 + 10 * DAY);
+        s.until(T0 + 40 * DAY);
+        assert!(s.sent.is_empty(), "{:?}", s.sent_days());
+    }
+
     /// One on → off pair of the catalogue: the mailing goes a day after the on-event unless the
     /// off-event comes first.
     fn pair(on: &str, off: &str) {
