@@ -73,6 +73,28 @@ pub fn client(timeout: Duration, extra_ca_file: Option<&Path>) -> Result<reqwest
         .map_err(|e| format!("the HTTP client of webhooks and gateways could not be built: {e}"))
 }
 
+/// How much of a refusing answer's body goes into the message log's `error`.
+const ERROR_BODY_CHARS: usize = 200;
+
+/// Sends one message's `request`: a `2xx` answer is delivery. `Err` is the reason for the
+/// message log, prefixed with `label` (`webhook`, `sms gateway`): the transport error with its
+/// causes, or the status and the start of the answer's body.
+pub async fn deliver(request: reqwest::RequestBuilder, label: &str) -> Result<(), String> {
+    let answer = request
+        .send()
+        .await
+        .map_err(|e| format!("{label}: {}", chain(&e)))?;
+    let status = answer.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let text = answer.text().await.unwrap_or_default();
+    let text: String = text.chars().take(ERROR_BODY_CHARS).collect();
+    Err(format!("{label}: HTTP {status}: {text}")
+        .trim_end()
+        .to_string())
+}
+
 /// An error and its causes, `a: b: c` (reqwest's own message hides "connection refused" or the
 /// certificate problem).
 pub fn chain(error: &dyn std::error::Error) -> String {

@@ -16,12 +16,9 @@
 use serde_json::{json, Map, Value};
 
 use super::channels::HttpGateway;
-use super::http_client::chain;
+use super::http_client::deliver;
 use super::messages::MessageRow;
 use super::webhook::IDEMPOTENCY_HEADER;
-
-/// How much of a refusing answer's body goes into the message log's `error`.
-const ERROR_BODY_CHARS: usize = 200;
 
 /// `Some(text)` for a non-empty text, else `null`.
 fn text_or_null(text: &str) -> Value {
@@ -89,26 +86,14 @@ impl GatewaySender {
     /// Posts one message; `Err` carries the reason (for the message log), prefixed with the
     /// channel.
     pub async fn send(&self, gateway: &HttpGateway, row: &MessageRow) -> Result<(), String> {
-        let channel = &row.channel;
-        let answer = self
+        let request = self
             .client
             .post(&gateway.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(IDEMPOTENCY_HEADER, row.message_id.to_string())
             .bearer_auth(&gateway.token)
-            .body(payload(row))
-            .send()
-            .await
-            .map_err(|e| format!("{channel} gateway: {}", chain(&e)))?;
-        let status = answer.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let text = answer.text().await.unwrap_or_default();
-        let text: String = text.chars().take(ERROR_BODY_CHARS).collect();
-        Err(format!("{channel} gateway: HTTP {status}: {text}")
-            .trim_end()
-            .to_string())
+            .body(payload(row));
+        deliver(request, &format!("{} gateway", row.channel)).await
     }
 }
 

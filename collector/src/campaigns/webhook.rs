@@ -20,15 +20,13 @@ use sha2::Sha256;
 use time::OffsetDateTime;
 
 use super::channels::WebhookGateway;
-use super::http_client::chain;
+use super::http_client::deliver;
 use super::messages::MessageRow;
 
 /// The header with the message id.
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 /// The header with the timestamp and signature.
 pub const SIGNATURE_HEADER: &str = "Eventline-Signature";
-/// How much of a refusing answer's body goes into the message log's `error`.
-const ERROR_BODY_CHARS: usize = 200;
 
 /// `t=<timestamp>,v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`.
 pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
@@ -80,7 +78,7 @@ impl WebhookSender {
     pub async fn send(&self, gateway: &WebhookGateway, row: &MessageRow) -> Result<(), String> {
         let body = payload(row);
         let timestamp = OffsetDateTime::now_utc().unix_timestamp();
-        let answer = self
+        let request = self
             .client
             .post(&gateway.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -89,19 +87,8 @@ impl WebhookSender {
                 SIGNATURE_HEADER,
                 signature(&gateway.secret, timestamp, &body),
             )
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| format!("webhook: {}", chain(&e)))?;
-        let status = answer.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let text = answer.text().await.unwrap_or_default();
-        let text: String = text.chars().take(ERROR_BODY_CHARS).collect();
-        Err(format!("webhook: HTTP {status}: {text}")
-            .trim_end()
-            .to_string())
+            .body(body);
+        deliver(request, "webhook").await
     }
 }
 
