@@ -1,27 +1,43 @@
-//! Running campaigns inside `serve`: customer-event triggers, durable waits, and the channels
-//! ([`super::gateways`]; who can receive what: [`super::eligibility`]).
+//! Running campaigns: customer-event triggers, durable waits, and the channels
+//! ([`super::gateways`]; who can receive what: [`super::eligibility`]). The engine runs inside
+//! `serve` (the default) or as its own process, `eventline-collector campaigns`
+//! ([`super::standalone`]).
 //!
-//! - **Hand-off.** The sink hands every commit's newly stored events (never a duplicate it
-//!   skipped) to the engine task in-process, right after the commit: no polling delay.
-//! - **One writer per state.** One engine task in this process advances every run, one input
-//!   at a time, so reading a customer's state and writing the next version cannot interleave
-//!   with another write of it. Exactly one `serve` process may run campaigns on one ClickHouse
-//!   database (two would each write the same states: not supported yet).
+//! - **Inputs.** Inside `serve`, the sink hands every commit's newly stored events (never a
+//!   duplicate it skipped) to the engine task in-process, right after the commit: no polling
+//!   delay. Every engine also reads `events` from ClickHouse by `received_at` ([`Tail`]): from
+//!   its durable checkpoint minus an overlap at start (so events stored but not advanced when
+//!   a process was killed are advanced then), then a round every
+//!   `EVENTLINE_CAMPAIGN_POLL_MS` (the only input of a separate engine process; inside `serve`
+//!   it catches what other collectors stored, and what the hand-off failed to advance). An
+//!   event is advanced once per process; a replay after a restart is harmless (below).
+//! - **One writer per state.** Each engine process owns a fixed share `k/N` of the customers
+//!   ([`Shard`], `EVENTLINE_CAMPAIGN_SHARD`; `serve` with campaigns is `0/1` unless told
+//!   otherwise) and advances, wakes and delivers only their runs and messages. Within a
+//!   process one engine task advances every run, one input at a time, so reading a customer's
+//!   state and writing the next version cannot interleave with another write of it. Run one
+//!   process per share, all with the same `N`: two processes on one share (or a `serve`
+//!   with campaigns beside `campaigns` processes) would each write the same states.
 //! - **Order of writes.** For each input: the engine runs, its messages are written to the log
 //!   (`queued`) under their deterministic ids, then the state is saved (with its wake-up time),
 //!   then the wake-up joins the in-memory timer. A crash between any two steps replays from the
 //!   old state and produces the same message ids, which the log already holds: nothing is
-//!   queued twice. Due times are read back from `campaign_runs` at start, so a wait survives a
-//!   restart and one that fell due while the collector was down fires at once.
-//! - **Delivery** is its own task: queued messages (and, at start, every message the log holds
-//!   as queued or failed) are sent in order of their next attempt; a failure is logged with its
-//!   reason and retried with backoff ([`messages::backoff`]).
+//!   queued twice. A replayed triggering event that the state remembers (the last
+//!   `RECENT_TRIGGERS`) starts no second run. Due times are read back from `campaign_runs` at
+//!   start, so a wait survives a restart and one that fell due while the engine was down
+//!   fires at once.
+//! - **Delivery** is its own task: queued messages (and, at start, every message of the share
+//!   the log holds as queued or failed) are sent in order of their next attempt; a failure is
+//!   logged with its reason and retried with backoff ([`messages::backoff`]).
 //!
-//! Not handled yet: events stored but not yet advanced when the process stops abruptly are not
-//! replayed (a graceful stop advances them first); system-event triggers, schedules, caps and
-//! counters, `assign_event`; runs of an older version of a
-//! campaign (only the current version sees events); a paused campaign's due runs resume at the
-//! next start.
+//! Windows: an event that becomes visible in ClickHouse more than the overlap
+//! (`EVENTLINE_CAMPAIGN_TAIL_OVERLAP_MS`) after its `received_at`, while no hand-off gives it
+//! to this process, is never read; a customer who triggers more than `RECENT_TRIGGERS` runs of
+//! one campaign version within the replayed span can have an older run started again after a
+//! restart: its messages carry the ids the log holds, so nothing is sent twice, but until it
+//! ends a new trigger of that customer is ignored. Not handled yet: system-event triggers, schedules,
+//! caps and counters, `assign_event`; runs of an older version of a campaign (only the current
+//! version sees events); a paused campaign's due runs resume at the next start.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
@@ -46,6 +62,8 @@ use super::eligibility;
 use super::gateways::Gateways;
 use super::messages::{self, MessageRow};
 use super::runs::{self, RunKey};
+use super::shard::Shard;
+use super::tail::{Tail, TailSettings};
 use crate::customers::queries as customer_queries;
 use crate::error::StorageError;
 use crate::registry::{PartnerEntry, Registry};
@@ -72,8 +90,15 @@ pub struct Campaigns {
     pub delivery: JoinHandle<()>,
 }
 
-/// Starts the engine and delivery tasks.
-pub fn spawn(store: Store, registry: Arc<Registry>, gateways: Gateways) -> Campaigns {
+/// Starts the engine and delivery tasks for the share `tail.shard` of the customers. The
+/// engine reads its inputs from `events` ([`Tail`]) and from [`Campaigns::committed`]; without
+/// a hand-off (its own process), holding `committed` keeps it running and dropping it stops it.
+pub fn spawn(
+    store: Store,
+    registry: Arc<Registry>,
+    gateways: Gateways,
+    tail: TailSettings,
+) -> Campaigns {
     let (committed, events) = mpsc::unbounded_channel();
     let (to_deliver, deliveries) = mpsc::unbounded_channel();
     let engine = Engine {
@@ -81,11 +106,38 @@ pub fn spawn(store: Store, registry: Arc<Registry>, gateways: Gateways) -> Campa
         registry,
         timer: BinaryHeap::new(),
         to_deliver,
+        tail,
     };
     Campaigns {
         committed,
         engine: tokio::spawn(engine.run(events)),
-        delivery: tokio::spawn(deliver(store, gateways, deliveries)),
+        delivery: tokio::spawn(deliver(store, gateways, deliveries, tail.shard)),
+    }
+}
+
+/// How long a graceful stop waits for the engine to advance what it was handed (and save its
+/// checkpoint), and then for the send in progress (each; an SMTP send may take
+/// `EVENTLINE_SMTP_TIMEOUT_MS`, and one cut short is sent again at the next start under the
+/// same Message-ID).
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(3);
+
+/// A graceful end, once every [`Committed`] sender is dropped: the engine advances what it was
+/// handed, saves its checkpoint and ends, which closes delivery's queue; delivery finishes the
+/// send in progress (so a stop does not cut one between the server's answer and `sent`), then
+/// ends. Each gets [`DRAIN_DEADLINE`], then is cut: what was cut is read again at the next
+/// start (events from the checkpoint, messages from the log).
+pub async fn drain(mut engine: JoinHandle<()>, mut delivery: JoinHandle<()>) {
+    if tokio::time::timeout(DRAIN_DEADLINE, &mut engine)
+        .await
+        .is_err()
+    {
+        engine.abort();
+    }
+    if tokio::time::timeout(DRAIN_DEADLINE, &mut delivery)
+        .await
+        .is_err()
+    {
+        delivery.abort();
     }
 }
 
@@ -126,16 +178,27 @@ struct Engine {
     /// here; firing it finds nothing due and changes nothing.
     timer: BinaryHeap<Reverse<(i64, RunKey)>>,
     to_deliver: mpsc::UnboundedSender<MessageRow>,
+    /// Where inputs are read from, and this process's share of the customers.
+    tail: TailSettings,
 }
 
 impl Engine {
+    fn shard(&self) -> Shard {
+        self.tail.shard
+    }
+
     async fn run(mut self, mut events: mpsc::UnboundedReceiver<Vec<EventRow>>) {
         loop {
             match runs::waiting(&self.store).await {
                 Ok(waiting) => {
-                    tracing::info!(runs = waiting.len(), "campaign runs waiting");
+                    let shard = self.shard();
+                    let mine: Vec<_> = waiting
+                        .into_iter()
+                        .filter(|(k, _)| shard.owns(&k.customer_id))
+                        .collect();
+                    tracing::info!(runs = mine.len(), %shard, "campaign runs waiting");
                     self.timer
-                        .extend(waiting.into_iter().map(|(k, due)| Reverse((due, k))));
+                        .extend(mine.into_iter().map(|(k, due)| Reverse((due, k))));
                     break;
                 }
                 Err(error) => {
@@ -144,20 +207,71 @@ impl Engine {
                 }
             }
         }
+        let mut tail = loop {
+            match Tail::open(self.store.clone(), self.tail, now_ms()).await {
+                Ok(tail) => break tail,
+                Err(error) => {
+                    tracing::warn!(%error, "reading the campaign checkpoint failed; retrying");
+                    tokio::time::sleep(START_RETRY).await;
+                }
+            }
+        };
+        // The first round at once: it replays what was stored but not advanced before.
+        let mut next_round = tokio::time::Instant::now();
         loop {
             let next = self.timer.peek().map(|Reverse((due, _))| *due);
             tokio::select! {
                 batch = events.recv() => match batch {
-                    Some(rows) => self.on_events(rows).await,
+                    Some(rows) => {
+                        let keys = Tail::keys(&rows);
+                        // What failed is read again by the tail.
+                        if self.on_events(rows).await {
+                            tail.handed(keys);
+                        }
+                    }
                     None => break,
                 },
                 () = sleep_until_ms(next) => self.on_due().await,
+                () = tokio::time::sleep_until(next_round) => {
+                    next_round = self.on_tail(&mut tail).await;
+                }
             }
+        }
+        if let Err(error) = tail.save_if_due(true).await {
+            tracing::warn!(%error, "saving the campaign checkpoint at the end failed; the next start reads a little more again");
         }
     }
 
-    async fn on_events(&mut self, mut rows: Vec<EventRow>) {
-        rows.retain(|r| r.kind == "customer" && !r.customer_id.is_empty());
+    /// One page of the tail; returns when to read the next.
+    async fn on_tail(&mut self, tail: &mut Tail) -> tokio::time::Instant {
+        let poll = tail.settings().poll;
+        let mut page = match tail.next_page().await {
+            Ok(page) => page,
+            Err(error) => {
+                tracing::warn!(%error, "reading events for campaigns failed; retrying");
+                return tokio::time::Instant::now() + poll;
+            }
+        };
+        let events = std::mem::take(&mut page.events);
+        if !self.on_events(events).await {
+            // The page is read again (what it advanced replays harmlessly).
+            return tokio::time::Instant::now() + poll;
+        }
+        let more = page.more;
+        tail.advanced(page);
+        if let Err(error) = tail.save_if_due(false).await {
+            tracing::warn!(%error, "saving the campaign checkpoint failed; retrying later");
+        }
+        tokio::time::Instant::now() + if more { Duration::ZERO } else { poll }
+    }
+
+    /// Advances every run `rows` move; `false` when a storage failure left some not advanced.
+    async fn on_events(&mut self, mut rows: Vec<EventRow>) -> bool {
+        let mut ok = true;
+        let shard = self.shard();
+        rows.retain(|r| {
+            r.kind == "customer" && !r.customer_id.is_empty() && shard.owns(&r.customer_id)
+        });
         // A customer's events in time order (within what one commit holds).
         rows.sort_by_key(|r| (r.partner_id, ms(r.event_time)));
         let mut live: HashMap<Uuid, Vec<Live>> = HashMap::new();
@@ -169,7 +283,8 @@ impl Engine {
                 slot.insert(match active_campaigns(&self.store, &entry).await {
                     Ok(found) => found,
                     Err(error) => {
-                        tracing::warn!(%error, partner = %row.partner_id, "reading active campaigns failed; these events start no campaign");
+                        tracing::warn!(%error, partner = %row.partner_id, "reading active campaigns failed; these events are tried again");
+                        ok = false;
                         Vec::new()
                     }
                 });
@@ -187,10 +302,12 @@ impl Engine {
                     )
                     .await
                 {
-                    tracing::warn!(%error, campaign = %campaign.row.campaign_id, customer = %row.customer_id, "advancing a campaign run on an event failed");
+                    tracing::warn!(%error, campaign = %campaign.row.campaign_id, customer = %row.customer_id, "advancing a campaign run on an event failed; tried again");
+                    ok = false;
                 }
             }
         }
+        ok
     }
 
     async fn on_due(&mut self) {
@@ -541,12 +658,14 @@ async fn deliver(
     store: Store,
     gateways: Gateways,
     mut incoming: mpsc::UnboundedReceiver<MessageRow>,
+    shard: Shard,
 ) {
     let mut outbox = Outbox::default();
     loop {
         match messages::pending(&store).await {
             Ok(pending) => {
-                for row in pending {
+                // Another share's messages are its delivery's to send.
+                for row in pending.into_iter().filter(|r| shard.owns(&r.customer_id)) {
                     outbox.add(row);
                 }
                 break;

@@ -86,6 +86,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0013_message_content_parts.sql",
         sql: include_str!("../../clickhouse/migrations/0013_message_content_parts.sql"),
     },
+    Migration {
+        version: 15,
+        name: "0015_campaign_checkpoints.sql",
+        sql: include_str!("../../clickhouse/migrations/0015_campaign_checkpoints.sql"),
+    },
 ];
 
 /// Why migrating failed.

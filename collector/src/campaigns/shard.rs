@@ -1,0 +1,141 @@
+//! Which customers an engine process runs: its share `k/N` of them (`EVENTLINE_CAMPAIGN_SHARD`).
+//!
+//! A customer belongs to share `fnv1a64(customer_id) mod N`, where `fnv1a64` is the 64-bit
+//! FNV-1a hash (offset basis `0xcbf29ce484222325`, prime `0x100000001b3`) of the customer id's
+//! UTF-8 bytes. The hash is fixed here and never seeded, so every process, on every machine and
+//! release, puts a customer in the same share. Each customer's run states, wake-ups and messages
+//! then have exactly one writer among the N engine processes, as each sink lane is the only
+//! writer of its share of event ids. `0/1` (the default) owns every customer.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A share `index/count` of the customers (`0 <= index < count`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Shard {
+    index: u32,
+    count: u32,
+}
+
+/// The most shares (1024): far beyond the engine processes one ClickHouse serves; a larger `N`
+/// is refused as a likely typo.
+pub const MAX_SHARDS: u32 = 1024;
+
+impl Shard {
+    /// Every customer (`0/1`).
+    pub const ALL: Shard = Shard { index: 0, count: 1 };
+
+    /// Share `index` of `count`.
+    pub fn new(index: u32, count: u32) -> Result<Shard, String> {
+        if count == 0 || count > MAX_SHARDS {
+            return Err(format!(
+                "the number of campaign shares must be 1 to {MAX_SHARDS}, not {count}"
+            ));
+        }
+        if index >= count {
+            return Err(format!(
+                "share {index}/{count} does not exist: shares of {count} are 0/{count} to {}/{count}",
+                count - 1
+            ));
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// `k` of `k/N`.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// `N` of `k/N`.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// Whether this share runs `customer_id`'s campaigns.
+    pub fn owns(&self, customer_id: &str) -> bool {
+        self.count == 1
+            || fnv1a64(customer_id.as_bytes()) % u64::from(self.count) == u64::from(self.index)
+    }
+}
+
+impl Shard {
+    /// [`FromStr`] for a command-line value parser.
+    pub fn from_str_arg(text: &str) -> Result<Shard, String> {
+        text.parse()
+    }
+}
+
+impl Default for Shard {
+    fn default() -> Shard {
+        Shard::ALL
+    }
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl FromStr for Shard {
+    type Err = String;
+
+    /// `k/N`, e.g. `0/2`.
+    fn from_str(text: &str) -> Result<Shard, String> {
+        let bad = || format!("`{text}` is not a campaign share: write k/N, e.g. 0/2 and 1/2");
+        let (k, n) = text.trim().split_once('/').ok_or_else(bad)?;
+        let k = k.trim().parse::<u32>().map_err(|_| bad())?;
+        let n = n.trim().parse::<u32>().map_err(|_| bad())?;
+        Shard::new(k, n)
+    }
+}
+
+/// 64-bit FNV-1a: tiny, unseeded and specified, so the share of a customer is the same
+/// everywhere (std's `DefaultHasher` is explicitly not stable across releases).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hash_is_the_published_fnv1a_64() {
+        // Test vectors of the FNV reference (draft-eastlake-fnv).
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn a_share_is_k_slash_n_with_k_below_n() {
+        assert_eq!("0/1".parse::<Shard>(), Ok(Shard::ALL));
+        assert_eq!("1/2".parse::<Shard>().unwrap().to_string(), "1/2");
+        assert_eq!(" 3 / 4 ".parse::<Shard>(), Shard::new(3, 4));
+        for bad in ["", "1", "2/2", "0/0", "-1/2", "a/b", "1/2/3", "0/1025"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+        let err = "2/2".parse::<Shard>().unwrap_err();
+        assert!(err.contains("0/2 to 1/2"), "{err}");
+    }
+
+    #[test]
+    fn every_customer_is_in_exactly_one_share_and_the_shares_are_about_even() {
+        let shares: Vec<Shard> = (0..4).map(|k| Shard::new(k, 4).unwrap()).collect();
+        let mut sizes = [0usize; 4];
+        for i in 0..4000 {
+            let customer = format!("customer-{i}");
+            let owners: Vec<usize> = (0..4).filter(|&k| shares[k].owns(&customer)).collect();
+            assert_eq!(owners.len(), 1, "{customer}: {owners:?}");
+            sizes[owners[0]] += 1;
+            assert!(Shard::ALL.owns(&customer));
+        }
+        assert!(sizes.iter().all(|&n| (800..1200).contains(&n)), "{sizes:?}");
+    }
+}
