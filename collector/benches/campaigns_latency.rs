@@ -160,37 +160,22 @@ async fn main() -> anyhow::Result<()> {
         created.text().await
     );
 
-    // A profile with an email per customer, so every message is queued (not skipped).
-    let started = Instant::now();
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut putters = Vec::new();
-    for _ in 0..16 {
-        let (http, base, api_key, next) =
-            (http.clone(), base.clone(), api_key.clone(), next.clone());
-        putters.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= total {
-                    break;
-                }
-                let resp = http
-                    .put(format!("{base}/v1/server/customers/bench-{i}"))
-                    .bearer_auth(&api_key)
-                    .json(&json!({"email": format!("bench-{i}@example.com")}))
-                    .send()
-                    .await
-                    .expect("profile");
-                assert_eq!(resp.status().as_u16(), 200, "{:?}", resp.text().await);
-            }
-        }));
-    }
-    for p in putters {
-        p.await?;
-    }
-    eprintln!(
-        "{total} profiles in {:.1} s; sending {rate} events/s for {secs} s",
-        started.elapsed().as_secs_f64()
-    );
+    // A profile with an email per customer, so every message is queued (not skipped). Written
+    // straight into ClickHouse in one insert: the setup, not what is measured.
+    let ch = clickhouse::Client::default()
+        .with_url(&ch_url)
+        .with_database(&database);
+    ch.query(
+        "INSERT INTO customer_profiles (partner_id, customer_id, email, updated_at, version) \
+         SELECT toUUID({partner:String}), concat('bench-', toString(number)), \
+                concat('bench-', toString(number), '@example.com'), now64(3), 1 \
+         FROM numbers({n:UInt64})",
+    )
+    .param("partner", partner_id.as_str())
+    .param("n", total as u64)
+    .execute()
+    .await?;
+    eprintln!("{total} profiles; sending {rate} events/s for {secs} s");
 
     let times: Arc<Mutex<Vec<(usize, i64, i64)>>> = Arc::new(Mutex::new(Vec::new()));
     let mut ticker = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rate));
@@ -245,9 +230,6 @@ async fn main() -> anyhow::Result<()> {
     }
     let offered = load_started.elapsed().as_secs_f64();
 
-    let ch = clickhouse::Client::default()
-        .with_url(&ch_url)
-        .with_database(&database);
     let deadline = Instant::now() + Duration::from_secs(120);
     let queued: Vec<(String, i64)> = loop {
         let rows: Vec<(String, i64)> = ch

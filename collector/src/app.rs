@@ -130,14 +130,20 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     rejected_ttl::apply(&store, config.rejected_ttl_days).await?;
     let registry = Arc::new(Registry::load(store.clone()).await?);
     let metrics = Metrics::new();
-    let campaigns = config.serve_campaigns.then(|| {
-        campaign_runner::spawn(
-            store.clone(),
-            registry.clone(),
-            senders.gateways(store.clone()),
-            config.campaign_tail(),
+    let campaigns = if config.serve_campaigns {
+        Some(
+            campaign_runner::spawn(
+                store.clone(),
+                registry.clone(),
+                &senders,
+                config.campaign_tail(),
+                config.campaign_lanes,
+            )
+            .map_err(anyhow::Error::msg)?,
         )
-    });
+    } else {
+        None
+    };
     if campaigns.is_none() {
         tracing::info!("campaigns are not run by this process (EVENTLINE_SERVE_CAMPAIGNS=false)");
     }

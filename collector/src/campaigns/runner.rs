@@ -14,10 +14,12 @@
 //! - **One writer per state.** Each engine process owns a fixed share `k/N` of the customers
 //!   ([`Shard`], `EVENTLINE_CAMPAIGN_SHARD`; `serve` with campaigns is `0/1` unless told
 //!   otherwise) and advances, wakes and delivers only their runs and messages. Within a
-//!   process one engine task advances every run, one input at a time, so reading a customer's
-//!   state and writing the next version cannot interleave with another write of it. Run one
-//!   process per share, all with the same `N`: two processes on one share (or a `serve`
-//!   with campaigns beside `campaigns` processes) would each write the same states.
+//!   process the share is split in lanes (`EVENTLINE_CAMPAIGN_LANES`; lane `j` of `k/N` is
+//!   the share `(k + j·N)/(N·lanes)`, with its own checkpoint), and one engine task per lane
+//!   advances its runs one input at a time, so reading a customer's state and writing the
+//!   next version cannot interleave with another write of it. Run one process per share, all
+//!   with the same `N`: two processes on one share (or a `serve` with campaigns beside
+//!   `campaigns` processes) would each write the same states.
 //! - **Order of writes.** For each input: the engine runs, its messages are written to the log
 //!   (`queued`) under their deterministic ids, then the state is saved (with its wake-up time),
 //!   then the wake-up joins the in-memory timer. A crash between any two steps replays from the
@@ -31,8 +33,8 @@
 //!   logged with its reason and retried with backoff ([`messages::backoff`]).
 //!
 //! Windows: an event that becomes visible in ClickHouse more than the overlap
-//! (`EVENTLINE_CAMPAIGN_TAIL_OVERLAP_MS`) after its `received_at`, while no hand-off gives it
-//! to this process, is never read; a customer who triggers more than `RECENT_TRIGGERS` runs of
+//! (`EVENTLINE_CAMPAIGN_TAIL_OVERLAP_MS`) minus [`super::tail::FULL_EVERY`] after its
+//! `received_at`, while no hand-off gives it to this process, may never be read; a customer who triggers more than `RECENT_TRIGGERS` runs of
 //! one campaign version within the replayed span can have an older run started again after a
 //! restart: its messages carry the ids the log holds, so nothing is sent twice, but until it
 //! ends a new trigger of that customer is ignored. Not handled yet: system-event triggers, schedules,
@@ -63,6 +65,7 @@ use super::gateways::Gateways;
 use super::messages::{self, MessageRow};
 use super::runs::{self, RunKey};
 use super::shard::Shard;
+use super::standalone::Senders;
 use super::tail::{Tail, TailSettings};
 use crate::customers::queries as customer_queries;
 use crate::error::StorageError;
@@ -83,36 +86,76 @@ const DUE_RETRY_MS: i64 = 1_000;
 pub struct Campaigns {
     /// Give this to the sink.
     pub committed: Committed,
-    /// The engine task; it ends once every [`Committed`] sender is dropped and what they sent
-    /// is advanced.
+    /// The engine tasks (one per lane, and the router); it ends once every [`Committed`]
+    /// sender is dropped and what they sent is advanced. Aborting it aborts them all.
     pub engine: JoinHandle<()>,
-    /// The delivery task.
+    /// The delivery tasks (one per lane); aborting it aborts them all.
     pub delivery: JoinHandle<()>,
 }
 
-/// Starts the engine and delivery tasks for the share `tail.shard` of the customers. The
-/// engine reads its inputs from `events` ([`Tail`]) and from [`Campaigns::committed`]; without
-/// a hand-off (its own process), holding `committed` keeps it running and dropping it stops it.
+/// Starts the engines and deliveries of this process's share `tail.shard` of the customers,
+/// in `lanes` lanes: lane `j` of share `k/N` is the share `(k + j·N)/(N·lanes)` (exactly the
+/// customers of `k/N` whose hash falls there), with an engine task, a delivery task and a
+/// checkpoint of its own, so the lanes advance runs in parallel and each customer's state
+/// still has one writer. Each engine reads its inputs from `events` ([`Tail`]) and from
+/// [`Campaigns::committed`] (routed to the lane by customer); without a hand-off (its own
+/// process), holding `committed` keeps them running and dropping it stops them.
 pub fn spawn(
     store: Store,
     registry: Arc<Registry>,
-    gateways: Gateways,
+    senders: &Senders,
     tail: TailSettings,
-) -> Campaigns {
-    let (committed, events) = mpsc::unbounded_channel();
-    let (to_deliver, deliveries) = mpsc::unbounded_channel();
-    let engine = Engine {
-        store: store.clone(),
-        registry,
-        timer: BinaryHeap::new(),
-        to_deliver,
-        tail,
-    };
-    Campaigns {
-        committed,
-        engine: tokio::spawn(engine.run(events)),
-        delivery: tokio::spawn(deliver(store, gateways, deliveries, tail.shard)),
+    lanes: u32,
+) -> Result<Campaigns, String> {
+    let shards = tail.shard.lanes(lanes)?;
+    let (committed, mut incoming) = mpsc::unbounded_channel::<Vec<EventRow>>();
+    let mut engines = tokio::task::JoinSet::new();
+    let mut deliveries = tokio::task::JoinSet::new();
+    let mut routes = Vec::new();
+    for shard in &shards {
+        let (events, lane_events) = mpsc::unbounded_channel();
+        let (to_deliver, to_send) = mpsc::unbounded_channel();
+        let engine = Engine {
+            store: store.clone(),
+            registry: registry.clone(),
+            timer: BinaryHeap::new(),
+            to_deliver,
+            tail: TailSettings {
+                shard: *shard,
+                ..tail
+            },
+        };
+        engines.spawn(engine.run(lane_events));
+        deliveries.spawn(deliver(
+            store.clone(),
+            senders.clone().gateways(store.clone()),
+            to_send,
+            *shard,
+        ));
+        routes.push((*shard, events));
     }
+    // The router hands each lane its customers' events (system events to every lane); it ends
+    // with the hand-off, and its end (dropping the lanes' senders) ends the engines.
+    engines.spawn(async move {
+        while let Some(rows) = incoming.recv().await {
+            for (shard, lane) in &routes {
+                let mine: Vec<EventRow> = rows
+                    .iter()
+                    .filter(|r| r.kind == "system" || shard.owns(&r.customer_id))
+                    .cloned()
+                    .collect();
+                if !mine.is_empty() {
+                    let _ = lane.send(mine);
+                }
+            }
+        }
+    });
+    // Dropping (aborting) either handle drops its set, which aborts every task in it.
+    Ok(Campaigns {
+        committed,
+        engine: tokio::spawn(async move { while engines.join_next().await.is_some() {} }),
+        delivery: tokio::spawn(async move { while deliveries.join_next().await.is_some() {} }),
+    })
 }
 
 /// How long a graceful stop waits for the engine to advance what it was handed (and save its

@@ -51,6 +51,23 @@ impl Shard {
         self.count
     }
 
+    /// This share split in `lanes`: lane `j` is `(k + j·N)/(N·lanes)`, so the lanes hold
+    /// exactly this share's customers (`h mod N·lanes ≡ k mod N` exactly when `h mod N = k`).
+    pub fn lanes(&self, lanes: u32) -> Result<Vec<Shard>, String> {
+        let count = self
+            .count
+            .checked_mul(lanes)
+            .filter(|&c| c <= MAX_SHARDS && lanes > 0);
+        let Some(count) = count else {
+            return Err(format!(
+                "share {self} in {lanes} lanes makes more than {MAX_SHARDS} shares (or none): lower EVENTLINE_CAMPAIGN_LANES"
+            ));
+        };
+        (0..lanes)
+            .map(|j| Shard::new(self.index + j * self.count, count))
+            .collect()
+    }
+
     /// Whether this share runs `customer_id`'s campaigns.
     pub fn owns(&self, customer_id: &str) -> bool {
         self.count == 1
@@ -123,6 +140,24 @@ mod tests {
         }
         let err = "2/2".parse::<Shard>().unwrap_err();
         assert!(err.contains("0/2 to 1/2"), "{err}");
+    }
+
+    #[test]
+    fn the_lanes_of_a_share_hold_exactly_its_customers_each_in_one_lane() {
+        let share = Shard::new(1, 3).unwrap();
+        let lanes = share.lanes(4).unwrap();
+        assert_eq!(
+            lanes.iter().map(Shard::to_string).collect::<Vec<_>>(),
+            ["1/12", "4/12", "7/12", "10/12"]
+        );
+        for i in 0..3000 {
+            let customer = format!("customer-{i}");
+            let in_lanes = lanes.iter().filter(|l| l.owns(&customer)).count();
+            assert_eq!(in_lanes, usize::from(share.owns(&customer)), "{customer}");
+        }
+        assert_eq!(Shard::ALL.lanes(1).unwrap(), vec![Shard::ALL]);
+        assert!(Shard::ALL.lanes(0).is_err());
+        assert!(Shard::new(0, 512).unwrap().lanes(4).is_err());
     }
 
     #[test]

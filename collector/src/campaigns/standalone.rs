@@ -18,7 +18,8 @@ use crate::registry::Registry;
 use crate::store::{migrations, Store};
 
 /// What sends messages, built from the settings before ClickHouse is contacted (a bad SMTP URL
-/// or CA file stops the start at once).
+/// or CA file stops the start at once). Clones share the SMTP transport and HTTP client.
+#[derive(Clone)]
 pub struct Senders {
     mailer: Mailer,
     webhook: WebhookSender,
@@ -82,8 +83,9 @@ pub async fn start(config: Config) -> anyhow::Result<Engine> {
         committed,
         engine,
         delivery,
-    } = runner::spawn(store.clone(), registry, senders.gateways(store), tail);
-    tracing::info!(shard = %tail.shard, "campaign engine running");
+    } = runner::spawn(store, registry, &senders, tail, config.campaign_lanes)
+        .map_err(anyhow::Error::msg)?;
+    tracing::info!(shard = %tail.shard, lanes = config.campaign_lanes, "campaign engine running");
     Ok(Engine {
         stop: committed,
         engine,

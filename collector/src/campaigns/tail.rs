@@ -1,8 +1,9 @@
 //! Reading the campaign engine's inputs from ClickHouse: `events` by `received_at`, from a
 //! durable checkpoint per share (`campaign_checkpoints`, migration 0015), with an overlap.
 //!
-//! - **Rounds.** A round reads the events received at or after `checkpoint - overlap`, in
-//!   `(received_at, event_id)` order, a page at a time. Each page is read light first (ids,
+//! - **Rounds.** A round reads the events received at or after `checkpoint - overlap` (a
+//!   full round, at most every [`FULL_EVERY`]) or at or after the checkpoint (the rounds in
+//!   between), in `(received_at, event_id)` order, a page at a time. Each page is read light first (ids,
 //!   kind, customer); only the events of this share not advanced yet in this process are read
 //!   whole and handed to the engine. Events the in-process hand-off already gave the engine
 //!   ([`Tail::handed`]) count as advanced.
@@ -13,8 +14,8 @@
 //! - **The window.** `received_at` is stamped when a request arrives, and the event becomes
 //!   visible when its commit ends. The overlap must exceed that delay (the sink's queue wait,
 //!   linger and commit, plus the clock difference between collectors): an event that becomes
-//!   visible only after the checkpoint has moved past `received_at + overlap` is never read by
-//!   the tail (inside `serve`, the hand-off still gives it to the engine of that process).
+//!   visible more than `overlap - FULL_EVERY` after its `received_at` may never be read by the
+//!   tail (inside `serve`, the hand-off still gives it to the engine of that process).
 //! - **Replays are harmless.** After a restart the overlap is read again with nothing marked
 //!   advanced: a triggering event a run remembers starts nothing (`RECENT_TRIGGERS`), and a
 //!   message id the log holds is not queued again.
@@ -35,6 +36,10 @@ use crate::store::Store;
 /// Most events one page reads; their ids travel as one query parameter when read whole
 /// (about 40 bytes each: well under ClickHouse's 1 MiB URI limit).
 pub const PAGE: u64 = 2_000;
+
+/// How often a round reads the whole overlap again; the rounds in between read from the
+/// checkpoint on, so a poll reads little more than what is new.
+pub const FULL_EVERY: Duration = Duration::from_secs(5);
 
 /// How often a moved checkpoint is saved; a restart reads again at most this much more than
 /// the overlap.
@@ -101,6 +106,12 @@ pub struct Tail {
     saved_at: Instant,
     /// Where the round in progress is: after this `(received_ms, event_id)`.
     cursor: Option<(i64, Uuid)>,
+    /// Where the round in progress started (Unix ms).
+    round_from: i64,
+    /// Whether the round in progress is full.
+    round_full: bool,
+    /// When the last full round ended; `None` before the first (the start's replay).
+    full_at: Option<Instant>,
     /// Events advanced in this process with their receive time, kept while the overlap can
     /// read them again.
     seen: HashMap<Seen, i64>,
@@ -134,6 +145,9 @@ impl Tail {
             saved_ms: 0,
             saved_at: Instant::now(),
             cursor: None,
+            round_from: 0,
+            round_full: false,
+            full_at: None,
             seen: HashMap::new(),
         };
         match own {
@@ -187,7 +201,15 @@ impl Tail {
     /// Reads the next page of the round in progress (a new round starts at the checkpoint
     /// minus the overlap). Call [`Tail::advanced`] once its events are advanced.
     pub async fn next_page(&mut self) -> Result<Page, StorageError> {
-        let from = self.checkpoint_ms - self.settings.overlap.as_millis() as i64;
+        if self.cursor.is_none() {
+            self.round_full = self.full_at.is_none_or(|at| at.elapsed() >= FULL_EVERY);
+            self.round_from = if self.round_full {
+                self.checkpoint_ms - self.settings.overlap.as_millis() as i64
+            } else {
+                self.checkpoint_ms
+            };
+        }
+        let from = self.round_from;
         let (after_ms, after_id) = self.cursor.unwrap_or((from - 1, Uuid::max()));
         let light: Vec<Light> = self
             .store
@@ -267,6 +289,9 @@ impl Tail {
         }
         if !page.more {
             self.cursor = None;
+            if self.round_full {
+                self.full_at = Some(Instant::now());
+            }
             let keep_from = self.checkpoint_ms - self.settings.overlap.as_millis() as i64;
             self.seen.retain(|_, received| *received >= keep_from);
         }

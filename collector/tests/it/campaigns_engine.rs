@@ -36,6 +36,8 @@ fn engine_config(t: &TestCollector, smtp: &SmtpSink, shard: &str) -> Config {
     config.smtp_url = smtp.url();
     config.campaign_shard = shard.parse().unwrap();
     config.campaign_poll_ms = 100;
+    // Share k/2 in two lanes: the shares k/4 and (k+2)/4, a checkpoint each.
+    config.campaign_lanes = 2;
     config
 }
 
@@ -103,12 +105,16 @@ async fn two_engine_processes_with_shares_0_of_2_and_1_of_2_send_every_customer_
     let b = standalone::start(engine_config(&t, &smtp, "1/2"))
         .await
         .unwrap();
-    eventually("both shares' checkpoints written", 30, || async {
-        let n = t
-            .count("SELECT count() FROM campaign_checkpoints FINAL WHERE shard_count = 2")
-            .await;
-        (n == 2).then_some(())
-    })
+    eventually(
+        "the checkpoints of both shares' lanes written",
+        30,
+        || async {
+            let n = t
+                .count("SELECT count() FROM campaign_checkpoints FINAL WHERE shard_count = 4")
+                .await;
+            (n == 4).then_some(())
+        },
+    )
     .await;
 
     add_to_cart(&t, &p, &customers[..10]).await;
@@ -130,13 +136,13 @@ async fn two_engine_processes_with_shares_0_of_2_and_1_of_2_send_every_customer_
     let checkpoints: Vec<i64> =
         t.db.query(
             "SELECT toUnixTimestamp64Milli(received_before) FROM campaign_checkpoints FINAL \
-             WHERE shard_count = 2 ORDER BY shard_index",
+             WHERE shard_count = 4 ORDER BY shard_index",
         )
         .fetch_all()
         .await
         .unwrap();
     assert!(
-        checkpoints.iter().all(|&c| c >= last),
+        checkpoints.len() == 4 && checkpoints.iter().all(|&c| c >= last),
         "{checkpoints:?} < {last}"
     );
 
