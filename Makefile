@@ -2,7 +2,7 @@
 # The tracker's pinned tools (the dated nightly, wasm-bindgen, binaryen, twiggy); the scripts read
 # the same file, so `make run`, `make tracker`, `make size` and CI build one artifact.
 include scripts/wasm-tools.env
-.PHONY: run test bench bench-audience lint wasm-check migrate clickhouse-start clickhouse-stop tracker size test-e2e
+.PHONY: run test bench bench-audience bench-campaigns lint wasm-check migrate clickhouse-start clickhouse-stop tracker size test-e2e
 
 run: ## ClickHouse + collector + a demo partner, on local defaults
 	bash scripts/run.sh
@@ -23,6 +23,9 @@ test-e2e: ## only the end-to-end tests in headless Chromium
 
 bench: ## collector ingest throughput and latency vs raw ClickHouse inserts
 	bash scripts/bench.sh
+
+bench-campaigns: ## campaign latency: event acknowledged -> message queued at a steady 200 events/s (ARGS="--rate 200 --secs 30")
+	bash scripts/bench-campaigns.sh $(ARGS)
 
 bench-audience: ## segment counts, member pages and customer history over 10M generated events (ARGS="--events 100000000")
 	bash scripts/bench-audience.sh $(ARGS)

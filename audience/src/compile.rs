@@ -29,6 +29,7 @@ use crate::segment::{
     Comparison, ContextPredicate, EventFilter, EventTest, Node, ProfileField, ProfileTest, Scalar,
     Segment,
 };
+use crate::share::Share;
 
 /// A query and its parameters (besides `partner`).
 #[derive(Debug, Clone, PartialEq)]
@@ -87,6 +88,19 @@ pub fn member_count(segment: &Segment, clock: &Clock) -> Query {
 /// One page of members in `customer_id` order (byte order), after the id `after` (keyset
 /// pagination: pass the last id of the previous page), at most `limit` ids.
 pub fn member_page(segment: &Segment, clock: &Clock, after: Option<&str>, limit: u32) -> Query {
+    member_share_page(segment, clock, after, limit, Share::ALL)
+}
+
+/// [`member_page`] restricted to the members in `share` ([`crate::share`]: the predicate
+/// `xxHash64(customer_id) % N = k`, with `N` and `k` bound): a campaign engine's share of a
+/// system event's audience.
+pub fn member_share_page(
+    segment: &Segment,
+    clock: &Clock,
+    after: Option<&str>,
+    limit: u32,
+    share: Share,
+) -> Query {
     let mut c = Compiler::new(clock);
     let (from, filter) = c.scope_parenthesized(&segment.root);
     let after = after.map(|id| {
@@ -95,7 +109,14 @@ pub fn member_page(segment: &Segment, clock: &Clock, after: Option<&str>, limit:
             c.param("String", ParamValue::Str(id.to_string()))
         )
     });
-    let conditions: Vec<String> = filter.into_iter().chain(after).collect();
+    let share = (share.count > 1).then(|| {
+        format!(
+            "xxHash64(customer_id) % {} = {}",
+            c.param("UInt32", ParamValue::UInt(u64::from(share.count))),
+            c.param("UInt32", ParamValue::UInt(u64::from(share.index)))
+        )
+    });
+    let conditions: Vec<String> = filter.into_iter().chain(after).chain(share).collect();
     let filter = if conditions.is_empty() {
         String::new()
     } else {

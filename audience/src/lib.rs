@@ -12,6 +12,7 @@ pub mod error;
 pub mod evaluate;
 pub mod period;
 pub mod segment;
+pub mod share;
 pub mod validate;
 
 pub use definition::Condition;

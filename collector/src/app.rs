@@ -10,11 +10,8 @@ use tokio::task::JoinHandle;
 
 use crate::admin_token::AdminTokens;
 use crate::campaigns::clock::Clock;
-use crate::campaigns::email::Mailer;
-use crate::campaigns::gateways::Gateways;
-use crate::campaigns::http_gateway::GatewaySender;
 use crate::campaigns::runner as campaign_runner;
-use crate::campaigns::webhook::WebhookSender;
+use crate::campaigns::standalone::Senders;
 use crate::config::Config;
 use crate::erasure::Erasure;
 use crate::http::rate_limit::{RateLimits, FORGET_IDLE_EVERY};
@@ -32,11 +29,6 @@ const QUARANTINE_FLUSH_DEADLINE: Duration = Duration::from_secs(5);
 /// The wait before the first retry of a rejected-rows insert (it doubles up to 5 s).
 const QUARANTINE_FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
-/// How long a shutdown waits for the campaign engine to advance the runs of the last commits,
-/// and then for the send in progress (each; an SMTP send may take `EVENTLINE_SMTP_TIMEOUT_MS`,
-/// and one cut short is sent again at the next start under the same Message-ID).
-const CAMPAIGNS_DRAIN_DEADLINE: Duration = Duration::from_secs(3);
-
 /// A running collector.
 pub struct Running {
     /// The address it listens on (useful when configured with port 0).
@@ -49,8 +41,8 @@ pub struct Running {
     limit_janitor: JoinHandle<()>,
     erasure_task: JoinHandle<()>,
     retention_task: JoinHandle<()>,
-    campaign_engine: JoinHandle<()>,
-    campaign_delivery: JoinHandle<()>,
+    /// The campaign engine and delivery, unless `EVENTLINE_SERVE_CAMPAIGNS=false`.
+    campaigns: Option<(JoinHandle<()>, JoinHandle<()>)>,
 }
 
 impl Running {
@@ -65,8 +57,7 @@ impl Running {
             limit_janitor,
             erasure_task,
             retention_task,
-            mut campaign_engine,
-            mut campaign_delivery,
+            campaigns,
             ..
         } = self;
         server_task.await??;
@@ -80,20 +71,8 @@ impl Running {
         sink_task.await?;
         // The sink's lanes dropped their hand-off: the engine advances what it was handed,
         // then ends. Whatever it had not finished is safe to cut (see campaigns::runner).
-        if tokio::time::timeout(CAMPAIGNS_DRAIN_DEADLINE, &mut campaign_engine)
-            .await
-            .is_err()
-        {
-            campaign_engine.abort();
-        }
-        // The engine's end closed the delivery's queue: delivery finishes the send in progress
-        // (so a graceful stop does not cut one between the SMTP answer and `sent`), then ends.
-        // Queued messages wait in the log for the next start.
-        if tokio::time::timeout(CAMPAIGNS_DRAIN_DEADLINE, &mut campaign_delivery)
-            .await
-            .is_err()
-        {
-            campaign_delivery.abort();
+        if let Some((engine, delivery)) = campaigns {
+            campaign_runner::drain(engine, delivery).await;
         }
         quarantine_task.finish(QUARANTINE_FLUSH_DEADLINE).await;
         Ok(())
@@ -107,8 +86,10 @@ impl Running {
         self.server_task.abort();
         self.refresher.abort();
         self.sink_task.abort();
-        self.campaign_engine.abort();
-        self.campaign_delivery.abort();
+        if let Some((engine, delivery)) = self.campaigns {
+            engine.abort();
+            delivery.abort();
+        }
     }
 
     /// Stops gracefully: in-flight requests finish, then the sink commits and ends.
@@ -135,16 +116,8 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
     config
         .validate_campaign_bounds()
         .map_err(anyhow::Error::msg)?;
-    let mailer = Mailer::from_config(&config).map_err(anyhow::Error::msg)?;
-    // Webhooks and the SMS, push and Viber gateways share one client: one pool, one trust
-    // store (a bad EVENTLINE_GATEWAY_CA_FILE stops the start here).
-    let http = crate::campaigns::http_client::client(
-        Duration::from_millis(config.webhook_timeout_ms.max(1)),
-        config.gateway_ca_file.as_deref(),
-    )
-    .map_err(anyhow::Error::msg)?;
-    let webhook = WebhookSender::new(http.clone());
-    let gateway_sender = GatewaySender::new(http);
+    // Checked even when campaigns run elsewhere: a bad setting stops the start at once.
+    let senders = Senders::from_config(&config)?;
     // Read before ClickHouse is contacted: a wrong folder stops the start at once.
     let tracker_files = web::Data::new(match &config.tracker_dir {
         Some(dir) => {
@@ -167,13 +140,23 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
     rejected_ttl::apply(&store, config.rejected_ttl_days).await?;
     let registry = Arc::new(Registry::load(store.clone()).await?);
     let metrics = Metrics::new();
-    let campaigns = campaign_runner::spawn(
-        store.clone(),
-        registry.clone(),
-        Gateways::new(store.clone(), mailer, webhook, gateway_sender),
-        campaign_runner::Settings::from_config(&config),
-        clock,
-    );
+    let campaigns = if config.serve_campaigns {
+        Some(
+            campaign_runner::spawn(
+                store.clone(),
+                registry.clone(),
+                &senders,
+                campaign_runner::Settings::from_config(&config),
+                clock,
+            )
+            .map_err(anyhow::Error::msg)?,
+        )
+    } else {
+        None
+    };
+    if campaigns.is_none() {
+        tracing::info!("campaigns are not run by this process (EVENTLINE_SERVE_CAMPAIGNS=false)");
+    }
     let (sink, sink_task) = sink::spawn_with_listener(
         ClickHouseWriter::new(store.clone(), metrics.clone()),
         BatchLimits {
@@ -185,9 +168,11 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
             lanes: config.sink_lanes,
         },
         metrics.clone(),
-        Some(campaigns.committed.clone()),
+        campaigns.as_ref().map(|c| c.committed.clone()),
     );
-    campaigns.attach_sink(&sink);
+    if let Some(campaigns) = &campaigns {
+        campaigns.attach_sink(&sink);
+    }
     let (quarantine, quarantine_task) = sink::quarantine::spawn(
         ClickHouseWriter::new(store.clone(), metrics.clone()),
         QuarantineLimits {
@@ -272,7 +257,6 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
         limit_janitor,
         erasure_task,
         retention_task,
-        campaign_engine: campaigns.engine,
-        campaign_delivery: campaigns.delivery,
+        campaigns: campaigns.map(|c| (c.engine, c.delivery)),
     })
 }

@@ -8,6 +8,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
 
+use crate::campaigns::shard::Shard;
+use crate::campaigns::tail::TailSettings;
+
 /// The admin token used when neither `EVENTLINE_ADMIN_TOKEN` nor `EVENTLINE_ADMIN_TOKEN_FILE` is
 /// set; accepted on loopback only (see [`crate::admin_token`]).
 pub const LOCAL_ADMIN_TOKEN: &str = "eventline-local-admin-token";
@@ -48,6 +51,10 @@ pub enum Command {
     Serve,
     /// Apply pending schema migrations and exit.
     Migrate,
+    /// Apply pending schema migrations, then run campaigns (no HTTP) for the share
+    /// `EVENTLINE_CAMPAIGN_SHARD` of the customers, reading events from ClickHouse; set
+    /// `EVENTLINE_SERVE_CAMPAIGNS=false` on every `serve` then.
+    Campaigns,
 }
 
 /// What the collector stores of a client's IP address.
@@ -387,6 +394,47 @@ pub struct Config {
     )]
     pub campaign_schedule_poll_ms: u64,
 
+    /// Whether `serve` runs campaigns (the engine, fed in-process by the sink, and delivery).
+    /// Default `true`: one `serve` is the whole system. Set `false` on every `serve` when
+    /// `eventline-collector campaigns` processes run them (two writers of one customer's state
+    /// are not supported).
+    #[arg(long, env = "EVENTLINE_SERVE_CAMPAIGNS", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub serve_campaigns: bool,
+
+    /// The share `k/N` of the customers this process runs campaigns for: customer `c` belongs
+    /// to `xxHash64(c) mod N` (see `campaigns::shard`). Run exactly one engine process per
+    /// share, `0/N` to `N-1/N`, all with the same `N`. Default `0/1`: every customer.
+    #[arg(long, env = "EVENTLINE_CAMPAIGN_SHARD", default_value = "0/1", value_parser = Shard::from_str_arg)]
+    pub campaign_shard: Shard,
+
+    /// Campaign engine lanes in this process: its share split in this many (each lane is the
+    /// share `(k + j·N)/(N·lanes)`, with its own engine task, delivery task, checkpoint, fan-out
+    /// and schedule progress), so that runs advance in parallel while each customer's state
+    /// keeps one writer. Default 1: one engine task advances each hand-off as one batch (a few
+    /// ClickHouse round trips per campaign, whatever the number of events), which keeps up
+    /// with the `make bench-campaigns` load; more lanes help when sends or segment checks
+    /// dominate. `N × lanes` is at most 1024. Keep it fixed: a changed value starts new
+    /// shares at the oldest checkpoint (a longer replay), and leaves fan-outs in progress to
+    /// the old shares.
+    #[arg(long, env = "EVENTLINE_CAMPAIGN_LANES", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub campaign_lanes: u32,
+
+    /// How far before its checkpoint the campaign engine reads `events` again (at start and
+    /// every 5 s, `campaigns::tail::FULL_EVERY`), in milliseconds: it must exceed by those 5 s
+    /// the time from an event's `received_at` (request arrival) to its commit becoming visible,
+    /// plus the clock difference between collectors. Default 30000: three times the default
+    /// ClickHouse timeout of one commit. Re-reading is cheap (ids only for events already
+    /// advanced).
+    #[arg(long, env = "EVENTLINE_CAMPAIGN_TAIL_OVERLAP_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub campaign_tail_overlap_ms: u64,
+
+    /// The pause between two reads of new events by the campaign engine, in milliseconds: what
+    /// a separate `campaigns` process adds to an event's latency (half of it on average).
+    /// Default 250, for a p99 under one second. Inside `serve` the sink hands events over at
+    /// once and the reads only catch what other collectors stored.
+    #[arg(long, env = "EVENTLINE_CAMPAIGN_POLL_MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(1..))]
+    pub campaign_poll_ms: u64,
+
     /// Log format: `text` for people, `json` for log collectors; anything else is refused at
     /// start-up rather than silently logging in a format nobody asked for.
     #[arg(long, env = "EVENTLINE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -407,6 +455,15 @@ impl Config {
         }
         // Parse with no arguments; env vars could still leak in, so tests override what matters.
         Only::parse_from(["eventline-collector"]).config
+    }
+
+    /// How this process's campaign engine reads events.
+    pub fn campaign_tail(&self) -> TailSettings {
+        TailSettings {
+            shard: self.campaign_shard,
+            overlap: Duration::from_millis(self.campaign_tail_overlap_ms),
+            poll: Duration::from_millis(self.campaign_poll_ms),
+        }
     }
 
     /// Linger period of the sink.
@@ -484,6 +541,19 @@ mod tests {
         }
         Only::try_parse_from(std::iter::once("eventline-collector").chain(args.iter().copied()))
             .map(|o| o.config)
+    }
+
+    #[test]
+    fn campaigns_run_in_serve_for_every_customer_unless_told_otherwise() {
+        let c = parse(&[]).unwrap();
+        assert!(c.serve_campaigns);
+        assert_eq!(c.campaign_shard, Shard::ALL);
+        let c = parse(&["--serve-campaigns", "false", "--campaign-shard", "1/2"]).unwrap();
+        assert!(!c.serve_campaigns);
+        assert_eq!(c.campaign_shard.to_string(), "1/2");
+        let err = parse(&["--campaign-shard", "2/2"]).unwrap_err().to_string();
+        assert!(err.contains("0/2 to 1/2"), "{err}");
+        assert!(parse(&["--campaign-tail-overlap-ms", "0"]).is_err());
     }
 
     #[test]

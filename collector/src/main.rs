@@ -1,6 +1,8 @@
-//! The `eventline-collector` binary: configuration, logging, then `serve` or `migrate`.
+//! The `eventline-collector` binary: configuration, logging, then `serve`, `migrate` or
+//! `campaigns`.
 
 use clap::Parser;
+use eventline_collector::campaigns::standalone;
 use eventline_collector::config::{Cli, Command, LogFormat};
 use eventline_collector::{app, store::migrations};
 use tracing_subscriber::EnvFilter;
@@ -24,6 +26,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Serve => {
             app::start(cli.config).await?.wait().await?;
+        }
+        Command::Campaigns => {
+            standalone::start(cli.config).await?.wait().await?;
         }
     }
     Ok(())

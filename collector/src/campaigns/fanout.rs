@@ -15,6 +15,10 @@
 //!   last id. A start resumes every fan-out still running after that id; a page done but not
 //!   recorded is replayed, and its customers' states (which remember the trigger) and the
 //!   message log (which refuses an id it holds) make the replay send nothing twice.
+//! - **Shares.** Each engine lane fans out to its own share of the customers
+//!   ([`super::shard`]): its pages select only them (`xxHash64(customer_id) % N = k`, in SQL),
+//!   and its progress is a row of its own (the share is part of the key, migration 0016), so
+//!   N processes fan out one system event in parallel, each customer reached once.
 
 use std::collections::BTreeMap;
 
@@ -29,6 +33,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::shard::Shard;
 use crate::error::StorageError;
 use crate::registry::PartnerEntry;
 use crate::segments::{self, Members};
@@ -71,16 +76,22 @@ pub struct FanoutRow {
     pub updated_at: OffsetDateTime,
     /// Write version.
     pub revision: u64,
+    /// `N` of the share `k/N` this row is the progress of.
+    pub shard_count: u32,
+    /// `k` of the share `k/N`.
+    pub shard_index: u32,
 }
 
 impl FanoutRow {
-    /// A new fan-out of `event` for a campaign version, started at `now_ms`.
+    /// A new fan-out of `event` for a campaign version, to the customers of `shard`, started
+    /// at `now_ms`.
     pub fn start(
         partner_id: Uuid,
         campaign_id: Uuid,
         version: u32,
         event: &StoredEvent,
         now_ms: i64,
+        shard: Shard,
     ) -> FanoutRow {
         let now = ms_to_datetime(now_ms);
         FanoutRow {
@@ -96,6 +107,8 @@ impl FanoutRow {
             started_at: now,
             updated_at: now,
             revision: super::messages::revision_after(0),
+            shard_count: shard.count(),
+            shard_index: shard.index(),
         }
     }
 
@@ -226,7 +239,8 @@ pub fn selection(valid: &Valid, entry: &PartnerEntry, event: &StoredEvent) -> Se
     }
 }
 
-/// Up to `limit` selected customer ids after `after`, in `customer_id` (byte) order.
+/// Up to `limit` selected customer ids of `shard` after `after`, in `customer_id` (byte)
+/// order.
 pub async fn page(
     members: &Members,
     entry: &PartnerEntry,
@@ -234,30 +248,36 @@ pub async fn page(
     clock_ms: i64,
     after: &str,
     limit: u32,
+    shard: Shard,
 ) -> Result<Vec<String>, StorageError> {
     let partner_id = entry.partner.partner_id;
     let after = (!after.is_empty()).then_some(after);
     match selection {
         Selection::Nobody => Ok(Vec::new()),
-        Selection::Everyone => members.known_page(partner_id, after, limit).await,
+        Selection::Everyone => {
+            members
+                .known_share_page(partner_id, after, limit, shard.share())
+                .await
+        }
         Selection::Members(segment) => {
             let Ok(clock) = segments::clock(entry, clock_ms) else {
                 return Ok(Vec::new());
             };
             members
-                .page(partner_id, segment, &clock, after, limit)
+                .share_page(partner_id, segment, &clock, after, limit, shard.share())
                 .await
         }
     }
 }
 
-/// The fan-out of `event_id` for a campaign version, if one was started.
+/// The fan-out of `event_id` for a campaign version to `shard`, if one was started.
 pub async fn get(
     store: &Store,
     partner_id: Uuid,
     campaign_id: Uuid,
     version: u32,
     event_id: &str,
+    shard: Shard,
 ) -> Result<Option<FanoutRow>, StorageError> {
     store
         .timed(
@@ -266,12 +286,15 @@ pub async fn get(
                 .query(
                     "SELECT ?fields FROM campaign_fanouts FINAL \
                      WHERE partner_id = {partner:UUID} AND campaign_id = {campaign:UUID} \
-                       AND version = {version:UInt32} AND event_id = {event:String}",
+                       AND version = {version:UInt32} AND event_id = {event:String} \
+                       AND shard_count = {count:UInt32} AND shard_index = {index:UInt32}",
                 )
                 .param("partner", partner_id.to_string())
                 .param("campaign", campaign_id.to_string())
                 .param("version", version)
                 .param("event", event_id)
+                .param("count", shard.count())
+                .param("index", shard.index())
                 .fetch_optional(),
         )
         .await
@@ -284,16 +307,20 @@ pub async fn write(store: &Store, row: &FanoutRow) -> Result<(), StorageError> {
         .await
 }
 
-/// Every fan-out still running, oldest first: what a start resumes.
-pub async fn running(store: &Store) -> Result<Vec<FanoutRow>, StorageError> {
+/// Every fan-out of `shard` still running, oldest first: what a start resumes.
+pub async fn running(store: &Store, shard: Shard) -> Result<Vec<FanoutRow>, StorageError> {
     store
         .timed(
             store
                 .client()
                 .query(
                     "SELECT ?fields FROM campaign_fanouts FINAL \
-                     WHERE status = 'running' ORDER BY started_at, event_id",
+                     WHERE status = 'running' \
+                       AND shard_count = {count:UInt32} AND shard_index = {index:UInt32} \
+                     ORDER BY started_at, event_id",
                 )
+                .param("count", shard.count())
+                .param("index", shard.index())
                 .fetch_all(),
         )
         .await
@@ -322,7 +349,14 @@ mod tests {
 
     #[test]
     fn the_triggering_event_comes_back_from_its_row_as_it_went_in() {
-        let row = FanoutRow::start(Uuid::nil(), Uuid::nil(), 3, &event(), 1_700_000_001_000);
+        let row = FanoutRow::start(
+            Uuid::nil(),
+            Uuid::nil(),
+            3,
+            &event(),
+            1_700_000_001_000,
+            Shard::ALL,
+        );
         assert_eq!(row.trigger_event(), Some(event()));
         assert_eq!((row.status.as_str(), row.after.as_str()), (RUNNING, ""));
         assert_eq!(row.clock_ms, 1_700_000_001_000);
@@ -330,7 +364,7 @@ mod tests {
 
     #[test]
     fn a_full_page_moves_the_cursor_and_a_short_one_ends_the_fan_out() {
-        let row = FanoutRow::start(Uuid::nil(), Uuid::nil(), 1, &event(), 0);
+        let row = FanoutRow::start(Uuid::nil(), Uuid::nil(), 1, &event(), 0, Shard::ALL);
         let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let full = row.after_page(&ids(&["a", "b"]), 2);
         assert_eq!(

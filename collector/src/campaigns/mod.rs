@@ -14,11 +14,13 @@
 //!   creating an active campaign and editing one.
 //!
 //! HTTP lives in `http/campaigns.rs`, which maps [`CampaignError`] to answers. Running them:
-//! [`runner`] (the engine task fed by the sink, and delivery), [`runs`] (durable run state and
-//! wake-ups), [`messages`] (the message log), [`fanout`] (system-event fan-outs),
-//! [`eligibility`] (who can receive what), [`gateways`] (sending by channel: [`email`] over
-//! SMTP, [`webhook`], [`http_gateway`] for SMS, push and Viber, both over [`http_client`]),
-//! [`channels`] (the partner's channel settings).
+//! [`runner`] (the engine task fed by the sink and by [`tail`], and delivery; [`shard`]: which
+//! customers a process runs; [`standalone`]: the `campaigns` process), [`runs`] (durable run
+//! state and wake-ups), [`messages`] (the message log), [`fanout`] (system-event fan-outs), [`schedules`] (schedule
+//! triggers), [`eligibility`] (who can receive what),
+//! [`gateways`] (sending by channel: [`email`] over SMTP, [`webhook`], [`http_gateway`] for
+//! SMS, push and Viber, both over [`http_client`]), [`channels`] (the partner's channel
+//! settings).
 
 pub mod assign;
 pub mod branches;
@@ -35,6 +37,9 @@ pub mod messages;
 pub mod runner;
 pub mod runs;
 pub mod schedules;
+pub mod shard;
+pub mod standalone;
+pub mod tail;
 pub mod webhook;
 
 use clickhouse::Row;

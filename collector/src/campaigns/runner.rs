@@ -1,44 +1,66 @@
-//! Running campaigns inside `serve`: customer-event triggers, durable waits, and the channels
-//! ([`super::gateways`]; who can receive what: [`super::eligibility`]).
+//! Running campaigns: customer-event triggers, durable waits, system-event fan-outs,
+//! schedules, and the channels ([`super::gateways`]; who can receive what:
+//! [`super::eligibility`]). The engine runs inside `serve` (the default) or as its own process,
+//! `eventline-collector campaigns` ([`super::standalone`]).
 //!
-//! - **Hand-off.** The sink hands every commit's newly stored events (never a duplicate it
-//!   skipped) to the engine task in-process, right after the commit: no polling delay.
-//! - **One writer per state.** One engine task in this process advances every run, one input
-//!   at a time, so reading a customer's state and writing the next version cannot interleave
-//!   with another write of it. Exactly one `serve` process may run campaigns on one ClickHouse
-//!   database (two would each write the same states: not supported yet).
-//! - **Order of writes.** For each input: the engine runs, its messages are written to the log
-//!   (`queued`) under their deterministic ids, then the state is saved (with its wake-up time),
-//!   then the wake-up joins the in-memory timer. A crash between any two steps replays from the
-//!   old state and produces the same message ids, which the log already holds: nothing is
-//!   queued twice. Due times are read back from `campaign_runs` at start, so a wait survives a
-//!   restart and one that fell due while the collector was down fires at once.
-//! - **Delivery** is its own task: queued messages (and, at start, every message the log holds
-//!   as queued or failed) are sent in order of their next attempt; a failure is logged with its
-//!   reason and retried with backoff ([`messages::backoff`]).
-//!
-//! - **System events** fan out ([`super::fanout`]): each active campaign whose `system_event`
-//!   trigger matches gets a durable fan-out record, and the engine task advances the runs of
-//!   the customers its filters select a page at a time, between its other inputs (so a
-//!   customer's state keeps its one writer, and a customer event waits at most one page). A
-//!   page's states and profiles are read in one query each, the counts its caps need in one
-//!   more, its assigned events stored through the sink, its new messages written in one
-//!   insert, its states in another, then its progress.
-//! - **Schedules** ([`super::schedules`]): the engine task also scans the scheduled campaigns
-//!   (every `EVENTLINE_CAMPAIGN_SCHEDULE_POLL_MS` and at each one's next due instant) and starts
-//!   the day's runs. **Caps and counters** are counted from the message log before a message is
-//!   queued ([`super::caps`]), for one customer's input and for a fan-out page alike.
-//!   **`assign_event`** stores its event through the sink ([`super::assign`]); an event a
-//!   campaign assigned starts no run, it only reaches runs in progress (a wait for it, a
-//!   turn-off), so campaigns cannot trigger each other forever.
+//! - **Inputs.** Inside `serve`, the sink hands every commit's newly stored events (never a
+//!   duplicate it skipped) to the engine in-process, right after the commit: no polling
+//!   delay. Every engine also reads `events` from ClickHouse by `received_at` ([`Tail`]): from
+//!   its durable checkpoint minus an overlap at start (so events stored but not advanced when
+//!   a process was killed are advanced then), then a round every `EVENTLINE_CAMPAIGN_POLL_MS`
+//!   (the only input of a separate engine process; inside `serve` it catches what other
+//!   collectors stored, and what the hand-off failed to advance). An event is advanced once
+//!   per process; a replay after a restart is harmless (below).
+//! - **One writer per state.** Each engine process owns a fixed share `k/N` of the customers
+//!   ([`Shard`], `EVENTLINE_CAMPAIGN_SHARD`; `serve` with campaigns is `0/1` unless told
+//!   otherwise) and advances, wakes, fans out to, schedules and delivers only their runs and
+//!   messages. Within a process the share is split in lanes (`EVENTLINE_CAMPAIGN_LANES`; lane
+//!   `j` of `k/N` is the share `(k + j·N)/(N·lanes)`, with its own checkpoint, fan-outs and
+//!   schedule progress), and one engine task per lane advances its runs, so reading a
+//!   customer's state and writing the next version cannot interleave with another write of
+//!   it. Run one process per share, all with the same `N`: two processes on one share (or a
+//!   `serve` with campaigns beside `campaigns` processes) would each write the same states.
+//! - **Batches.** The events of one hand-off (or one page of the tail) are advanced together:
+//!   per campaign, the states of every customer they touch are read in one query and their
+//!   profiles in another, each customer's events run through the engine in time order, then the
+//!   log is asked which of the new message ids it holds already (a replay), the caps are judged
+//!   on one read of the counted messages, the new messages are written in one insert and the
+//!   states in another. A fan-out page is the same with one event for many customers.
+//! - **Order of writes.** For each batch: the engine runs, assigned events are stored through
+//!   the sink, the messages are written to the log (`queued`) under their deterministic ids,
+//!   then the states are saved (with their wake-up times), then the wake-ups join the in-memory
+//!   timer. A crash between any two steps replays from the old states and produces the same
+//!   message ids, which the log already holds: nothing is queued twice. A replayed triggering
+//!   event that the state remembers (the last `RECENT_TRIGGERS`) starts no second run. Due
+//!   times are read back from `campaign_runs` at start, so a wait survives a restart and one
+//!   that fell due while the engine was down fires at once.
+//! - **Delivery** is its own task per lane: queued messages (and, at start, every message of
+//!   the lane the log holds as queued or failed) are sent in order of their next attempt; a
+//!   failure is logged with its reason and retried with backoff ([`messages::backoff`]).
+//! - **System events** fan out ([`super::fanout`]): each lane records a durable fan-out per
+//!   active campaign whose `system_event` trigger matches, and advances the runs of the
+//!   customers of its share that the filters select, a page at a time between its other
+//!   inputs (a customer event waits at most one page).
+//! - **Schedules** ([`super::schedules`]): each lane also scans the scheduled campaigns (every
+//!   `EVENTLINE_CAMPAIGN_SCHEDULE_POLL_MS` and at each one's next due instant) and starts the
+//!   day's runs of its customers. **Caps and counters** are counted from the message log
+//!   before a message is queued ([`super::caps`]). **`assign_event`** stores its event through
+//!   the sink ([`super::assign`]); an event a campaign assigned starts no run, it only reaches
+//!   runs in progress (a wait for it, a turn-off), so campaigns cannot trigger each other
+//!   forever.
 //! - **Time** is the [`Clock`] given at start (the system clock; tests shift it): waits,
-//!   schedule scans, fan-out clocks, message times and delivery all read it.
+//!   schedule scans, fan-out clocks, message times and delivery all read it. The tail reads by
+//!   `received_at`, the wall clock of the collectors.
 //!
-//! Not handled yet: events stored but not yet advanced when the process stops abruptly are not
-//! replayed (a graceful stop advances them first; a system event's fan-out is recorded before
-//! its first page, so once recorded it survives any stop); runs of an older version of a
-//! campaign (only the current version sees events); a paused campaign's due runs and fan-outs
-//! resume at the next start.
+//! Windows: an event that becomes visible in ClickHouse more than the overlap
+//! (`EVENTLINE_CAMPAIGN_TAIL_OVERLAP_MS`) minus [`super::tail::FULL_EVERY`] after its
+//! `received_at`, while no hand-off gives it to this process, may never be read; a customer
+//! who triggers more than `RECENT_TRIGGERS` runs of one campaign version within the replayed
+//! span can have an older run started again after a restart: its messages carry the ids the
+//! log holds, so nothing is sent twice, but until it ends a new trigger of that customer is
+//! ignored. Not handled yet: runs of an older version of a campaign (only the current version
+//! sees events); a paused campaign's due runs and fan-outs resume at the next start; a
+//! fan-out or schedule day in progress when `N` or the lanes change is left unfinished.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
@@ -68,6 +90,9 @@ use super::fanout::{self, FanoutRow, Selection};
 use super::gateways::Gateways;
 use super::messages::{self, MessageRow};
 use super::runs::{self, RunKey};
+use super::shard::Shard;
+use super::standalone::Senders;
+use super::tail::{Tail, TailSettings};
 use crate::config::Config;
 use crate::customers::queries as customer_queries;
 use crate::error::StorageError;
@@ -89,12 +114,12 @@ const DUE_RETRY_MS: i64 = 1_000;
 pub struct Campaigns {
     /// Give this to the sink.
     pub committed: Committed,
-    /// The engine task; it ends once every [`Committed`] sender is dropped and what they sent
-    /// is advanced.
+    /// The engine tasks (one per lane, and the router); it ends once every [`Committed`]
+    /// sender is dropped and what they sent is advanced. Aborting it aborts them all.
     pub engine: JoinHandle<()>,
-    /// The delivery task.
+    /// The delivery tasks (one per lane); aborting it aborts them all.
     pub delivery: JoinHandle<()>,
-    /// Where the engine finds the sink, for `assign_event` ([`Campaigns::attach_sink`]).
+    /// Where the engines find the sink, for `assign_event` ([`Campaigns::attach_sink`]).
     sink: SinkSlot,
 }
 
@@ -116,6 +141,10 @@ pub struct Settings {
     /// How often scheduled campaigns are looked at (`EVENTLINE_CAMPAIGN_SCHEDULE_POLL_MS`, at
     /// least 1 ms).
     pub schedule_poll: Duration,
+    /// This process's share and how it reads `events`.
+    pub tail: TailSettings,
+    /// Lanes of the share (`EVENTLINE_CAMPAIGN_LANES`).
+    pub lanes: u32,
 }
 
 impl Settings {
@@ -125,40 +154,122 @@ impl Settings {
             fanout_page: config.campaign_fanout_page,
             segment_timeout: config.segment_query_timeout(),
             schedule_poll: Duration::from_millis(config.campaign_schedule_poll_ms.max(1)),
+            tail: config.campaign_tail(),
+            lanes: config.campaign_lanes,
         }
     }
 }
 
-/// Starts the engine and delivery tasks, on `clock`.
+/// Starts the engines and deliveries of this process's share `settings.tail.shard` of the
+/// customers, on `clock`, in `settings.lanes` lanes: lane `j` of share `k/N` is the share
+/// `(k + j·N)/(N·lanes)` (exactly the customers of `k/N` whose hash falls there), with an
+/// engine task, a delivery task, a checkpoint, fan-outs and schedule progress of its own, so
+/// the lanes advance runs in parallel and each customer's state still has one writer. Each
+/// engine reads its inputs from `events` ([`Tail`]) and from [`Campaigns::committed`] (routed
+/// to the lane by customer; system events to every lane); without a hand-off (its own
+/// process), holding `committed` keeps them running and dropping it stops them.
 pub fn spawn(
     store: Store,
     registry: Arc<Registry>,
-    gateways: Gateways,
+    senders: &Senders,
     settings: Settings,
     clock: Clock,
-) -> Campaigns {
-    let (committed, events) = mpsc::unbounded_channel();
-    let (to_deliver, deliveries) = mpsc::unbounded_channel();
+) -> Result<Campaigns, String> {
+    let shards = settings.tail.shard.lanes(settings.lanes)?;
+    let (committed, mut incoming) = mpsc::unbounded_channel::<Vec<EventRow>>();
     let sink = SinkSlot::default();
-    let engine = Engine {
-        store: store.clone(),
-        members: Members::new(&store, settings.segment_timeout),
-        registry,
-        timer: BinaryHeap::new(),
-        fanouts: VecDeque::new(),
-        fanout_page: settings.fanout_page.max(1),
-        to_deliver,
-        clock: clock.clone(),
-        sink: sink.clone(),
-        schedule_poll_ms: settings.schedule_poll.as_millis().max(1) as i64,
-        next_scan_ms: i64::MIN,
-    };
-    Campaigns {
-        committed,
-        engine: tokio::spawn(engine.run(events)),
-        delivery: tokio::spawn(deliver(store, gateways, deliveries, clock)),
-        sink,
+    let mut engines = tokio::task::JoinSet::new();
+    let mut deliveries = tokio::task::JoinSet::new();
+    let mut routes = Vec::new();
+    let members = Members::new(&store, settings.segment_timeout);
+    for shard in &shards {
+        let (events, lane_events) = mpsc::unbounded_channel();
+        let (to_deliver, to_send) = mpsc::unbounded_channel();
+        let engine = Engine {
+            store: store.clone(),
+            members: members.clone(),
+            registry: registry.clone(),
+            timer: BinaryHeap::new(),
+            fanouts: VecDeque::new(),
+            fanout_page: settings.fanout_page.max(1),
+            to_deliver,
+            clock: clock.clone(),
+            sink: sink.clone(),
+            schedule_poll_ms: settings.schedule_poll.as_millis().max(1) as i64,
+            next_scan_ms: i64::MIN,
+            tail: TailSettings {
+                shard: *shard,
+                ..settings.tail
+            },
+        };
+        engines.spawn(engine.run(lane_events));
+        deliveries.spawn(deliver(
+            store.clone(),
+            senders.clone().gateways(store.clone()),
+            to_send,
+            clock.clone(),
+            *shard,
+        ));
+        routes.push((*shard, events));
     }
+    // The router hands each lane its customers' events (system events to every lane); it ends
+    // with the hand-off, and its end (dropping the lanes' senders) ends the engines.
+    engines.spawn(async move {
+        while let Some(rows) = incoming.recv().await {
+            if let [(_, lane)] = routes.as_slice() {
+                let _ = lane.send(rows);
+                continue;
+            }
+            for (shard, lane) in &routes {
+                let mine: Vec<EventRow> = rows
+                    .iter()
+                    .filter(|r| r.kind == "system" || shard.owns(&r.customer_id))
+                    .cloned()
+                    .collect();
+                if !mine.is_empty() {
+                    let _ = lane.send(mine);
+                }
+            }
+        }
+    });
+    // Dropping (aborting) either handle drops its set, which aborts every task in it.
+    Ok(Campaigns {
+        committed,
+        engine: tokio::spawn(async move { while engines.join_next().await.is_some() {} }),
+        delivery: tokio::spawn(async move { while deliveries.join_next().await.is_some() {} }),
+        sink,
+    })
+}
+
+/// How long a graceful stop waits for the engine to advance what it was handed (and save its
+/// checkpoint), and then for the send in progress (each; an SMTP send may take
+/// `EVENTLINE_SMTP_TIMEOUT_MS`, and one cut short is sent again at the next start under the
+/// same Message-ID).
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(3);
+
+/// A graceful end, once every [`Committed`] sender is dropped: the engine advances what it was
+/// handed, saves its checkpoint and ends, which closes delivery's queue; delivery finishes the
+/// send in progress (so a stop does not cut one between the server's answer and `sent`), then
+/// ends. Each gets [`DRAIN_DEADLINE`], then is cut: what was cut is read again at the next
+/// start (events from the checkpoint, messages from the log).
+pub async fn drain(mut engine: JoinHandle<()>, mut delivery: JoinHandle<()>) {
+    if tokio::time::timeout(DRAIN_DEADLINE, &mut engine)
+        .await
+        .is_err()
+    {
+        engine.abort();
+    }
+    if tokio::time::timeout(DRAIN_DEADLINE, &mut delivery)
+        .await
+        .is_err()
+    {
+        delivery.abort();
+    }
+}
+
+/// The wall clock in Unix ms (what `received_at` is written in).
+fn wall_ms() -> i64 {
+    ms(OffsetDateTime::now_utc())
 }
 
 fn ms(t: OffsetDateTime) -> i64 {
@@ -207,7 +318,7 @@ struct Ahead {
 }
 
 /// What a fan-out page leaves to hand on: messages to deliver, wake-ups for the timer.
-struct Advanced {
+pub(super) struct Advanced {
     queued: Vec<MessageRow>,
     wakes: Vec<(i64, RunKey)>,
 }
@@ -257,16 +368,28 @@ pub(super) struct Engine {
     schedule_poll_ms: i64,
     /// When the scheduled campaigns are looked at next.
     next_scan_ms: i64,
+    /// Where inputs are read from, and this lane's share of the customers.
+    tail: TailSettings,
 }
 
 impl Engine {
+    /// This lane's share of the customers.
+    pub(super) fn shard(&self) -> Shard {
+        self.tail.shard
+    }
+
     async fn run(mut self, mut events: mpsc::UnboundedReceiver<Vec<EventRow>>) {
+        let shard = self.shard();
         loop {
             match runs::waiting(&self.store).await {
                 Ok(waiting) => {
-                    tracing::info!(runs = waiting.len(), "campaign runs waiting");
+                    let mine: Vec<_> = waiting
+                        .into_iter()
+                        .filter(|(k, _)| shard.owns(&k.customer_id))
+                        .collect();
+                    tracing::info!(runs = mine.len(), %shard, "campaign runs waiting");
                     self.timer
-                        .extend(waiting.into_iter().map(|(k, due)| Reverse((due, k))));
+                        .extend(mine.into_iter().map(|(k, due)| Reverse((due, k))));
                     break;
                 }
                 Err(error) => {
@@ -276,9 +399,9 @@ impl Engine {
             }
         }
         loop {
-            match fanout::running(&self.store).await {
+            match fanout::running(&self.store, shard).await {
                 Ok(rows) => {
-                    tracing::info!(fanouts = rows.len(), "campaign fan-outs to resume");
+                    tracing::info!(fanouts = rows.len(), %shard, "campaign fan-outs to resume");
                     for row in rows {
                         self.resume(row).await;
                     }
@@ -290,10 +413,23 @@ impl Engine {
                 }
             }
         }
+        // The tail reads by received_at, the collectors' wall clock (not the engine's clock,
+        // which tests shift).
+        let mut tail = loop {
+            match Tail::open(self.store.clone(), self.tail, wall_ms()).await {
+                Ok(tail) => break tail,
+                Err(error) => {
+                    tracing::warn!(%error, "reading the campaign checkpoint failed; retrying");
+                    tokio::time::sleep(START_RETRY).await;
+                }
+            }
+        };
+        // The first round at once: it replays what was stored but not advanced before.
+        let mut next_round = tokio::time::Instant::now();
         // After each other input, a fan-out page (if any) goes first; after a page, events,
-        // wake-ups and schedule scans do. So a customer event waits at most one page behind a
-        // fan-out, and a fan-out advances at least one page per other input. A stop leaves the
-        // fan-outs recorded, for the next start.
+        // wake-ups, tail rounds and schedule scans do. So a customer event waits at most one
+        // page behind a fan-out, and a fan-out advances at least one page per other input. A
+        // stop leaves the fan-outs recorded, for the next start.
         let mut page_owed = false;
         loop {
             let next = self.timer.peek().map(|Reverse((due, _))| *due);
@@ -306,7 +442,12 @@ impl Engine {
                 batch = events.recv() => match batch {
                     Some(rows) => {
                         page_owed = true;
-                        self.on_events(rows).await;
+                        let rows = tail.unseen(rows);
+                        let keys = Tail::keys(&rows);
+                        // What failed is read again by the tail.
+                        if self.on_events(rows).await {
+                            tail.handed(keys);
+                        }
                     }
                     None => break,
                 },
@@ -320,59 +461,130 @@ impl Engine {
                         self.next_scan_ms = next_due.min(now + self.schedule_poll_ms);
                     }
                 }
+                () = tokio::time::sleep_until(next_round) => {
+                    page_owed = true;
+                    next_round = self.on_tail(&mut tail).await;
+                }
                 () = std::future::ready(()), if fanning => self.fanout_page().await,
             }
         }
+        if let Err(error) = tail.save_if_due(true).await {
+            tracing::warn!(%error, "saving the campaign checkpoint at the end failed; the next start reads a little more again");
+        }
     }
 
-    async fn on_events(&mut self, mut rows: Vec<EventRow>) {
+    /// One page of the tail; returns when to read the next.
+    async fn on_tail(&mut self, tail: &mut Tail) -> tokio::time::Instant {
+        let poll = tail.settings().poll;
+        let mut page = match tail.next_page().await {
+            Ok(page) => page,
+            Err(error) => {
+                tracing::warn!(%error, "reading events for campaigns failed; retrying");
+                return tokio::time::Instant::now() + poll;
+            }
+        };
+        let events = std::mem::take(&mut page.events);
+        if !self.on_events(events).await {
+            // The page is read again (what it advanced replays harmlessly).
+            return tokio::time::Instant::now() + poll;
+        }
+        let more = page.more;
+        tail.advanced(page);
+        if let Err(error) = tail.save_if_due(false).await {
+            tracing::warn!(%error, "saving the campaign checkpoint failed; retrying later");
+        }
+        tokio::time::Instant::now() + if more { Duration::ZERO } else { poll }
+    }
+
+    /// Advances every run `rows` move: per partner and active campaign, one batch
+    /// ([`Self::advance_batch`]) of the customers' events in time order. `false` when a
+    /// storage failure left some not advanced (the tail reads them again; what was advanced
+    /// replays harmlessly).
+    async fn on_events(&mut self, mut rows: Vec<EventRow>) -> bool {
+        let shard = self.shard();
+        let mut ok = true;
         let system: Vec<EventRow> = rows
             .iter()
             .filter(|r| r.kind == "system")
             .cloned()
             .collect();
         if !system.is_empty() {
-            self.on_system_events(&system).await;
+            ok &= self.on_system_events(&system).await;
         }
-        rows.retain(|r| r.kind == "customer" && !r.customer_id.is_empty());
-        let assigned_path = crate::ingest::IngestPath::Campaign.as_str();
-        // A customer's events in time order (within what one commit holds).
+        rows.retain(|r| {
+            r.kind == "customer" && !r.customer_id.is_empty() && shard.owns(&r.customer_id)
+        });
+        // Each partner's events in time order (within what one hand-off or page holds); the
+        // sort is stable, so events of one instant keep their order of arrival.
         rows.sort_by_key(|r| (r.partner_id, ms(r.event_time)));
-        let mut live: HashMap<Uuid, Vec<Live>> = HashMap::new();
-        for row in &rows {
-            let Ok(entry) = self.registry.partner(&row.partner_id) else {
+        let assigned_path = crate::ingest::IngestPath::Campaign.as_str();
+        for rows in rows.chunk_by(|a, b| a.partner_id == b.partner_id) {
+            let partner_id = rows[0].partner_id;
+            let Ok(entry) = self.registry.partner(&partner_id) else {
                 continue;
             };
-            if let std::collections::hash_map::Entry::Vacant(slot) = live.entry(row.partner_id) {
-                slot.insert(match active_campaigns(&self.store, &entry).await {
-                    Ok(found) => found,
-                    Err(error) => {
-                        tracing::warn!(%error, partner = %row.partner_id, "reading active campaigns failed; these events start no campaign");
-                        Vec::new()
-                    }
-                });
+            let campaigns = match active_campaigns(&self.store, &entry).await {
+                Ok(found) => found,
+                Err(error) => {
+                    tracing::warn!(%error, partner = %partner_id, "reading active campaigns failed; these events are tried again");
+                    ok = false;
+                    continue;
+                }
+            };
+            if campaigns.is_empty() {
+                continue;
             }
-            let event = stored_event(row);
-            for campaign in &live[&row.partner_id] {
+            let events: Vec<(&str, StoredEvent, bool)> = rows
+                .iter()
+                .map(|r| {
+                    (
+                        r.customer_id.as_str(),
+                        stored_event(r),
+                        r.ingest_path == assigned_path,
+                    )
+                })
+                .collect();
+            let inputs: Vec<(&str, Input<'_>)> = events
+                .iter()
+                .map(|(customer, event, assigned)| {
+                    let input = if *assigned {
+                        Input::Assigned(event)
+                    } else {
+                        Input::Event(event)
+                    };
+                    (*customer, input)
+                })
+                .collect();
+            for campaign in &campaigns {
                 let now = self.clock.now_ms();
-                let input = if row.ingest_path == assigned_path {
-                    Input::Assigned(&event)
-                } else {
-                    Input::Event(&event)
-                };
-                if let Err(error) = self
-                    .advance(&entry, campaign, &row.customer_id, input, now)
+                match self
+                    .advance_batch(&entry, campaign, &inputs, None, true, now)
                     .await
                 {
-                    tracing::warn!(%error, campaign = %campaign.row.campaign_id, customer = %row.customer_id, "advancing a campaign run on an event failed");
+                    Ok(advanced) => self.hand_on(advanced),
+                    Err(error) => {
+                        tracing::warn!(%error, campaign = %campaign.row.campaign_id, events = inputs.len(), "advancing campaign runs on events failed; tried again");
+                        ok = false;
+                    }
                 }
             }
         }
+        ok
     }
 
-    /// Records a fan-out for each active campaign a system event triggers (once per campaign
-    /// version and event), and queues it.
-    async fn on_system_events(&mut self, rows: &[EventRow]) {
+    /// Hands a batch's queued messages to delivery and its wake-ups to the timer.
+    pub(super) fn hand_on(&mut self, advanced: Advanced) {
+        for row in advanced.queued {
+            let _ = self.to_deliver.send(row);
+        }
+        self.timer.extend(advanced.wakes.into_iter().map(Reverse));
+    }
+
+    /// Records this lane's fan-out for each active campaign a system event triggers (once per
+    /// campaign version, event and share), and queues it. `false` when a storage failure left
+    /// one unrecorded (the tail reads the event again).
+    async fn on_system_events(&mut self, rows: &[EventRow]) -> bool {
+        let mut ok = true;
         let mut live: HashMap<Uuid, Vec<Live>> = HashMap::new();
         for row in rows {
             let Ok(entry) = self.registry.partner(&row.partner_id) else {
@@ -382,7 +594,8 @@ impl Engine {
                 slot.insert(match active_campaigns(&self.store, &entry).await {
                     Ok(found) => found,
                     Err(error) => {
-                        tracing::warn!(%error, partner = %row.partner_id, "reading active campaigns failed; these system events start no campaign");
+                        tracing::warn!(%error, partner = %row.partner_id, "reading active campaigns failed; these system events are tried again");
+                        ok = false;
                         Vec::new()
                     }
                 });
@@ -394,11 +607,20 @@ impl Engine {
                 {
                     continue;
                 }
+                if self.fanouts.iter().any(|f| {
+                    f.row.campaign_id == campaign.row.campaign_id
+                        && f.row.event_id == event.event_id
+                        && f.row.version == campaign.row.version
+                }) {
+                    continue;
+                }
                 if let Err(error) = self.start_fanout(&entry, campaign, &event).await {
-                    tracing::warn!(%error, campaign = %campaign.row.campaign_id, event = %event.event_id, "recording a campaign fan-out failed; this system event reaches nobody in it");
+                    tracing::warn!(%error, campaign = %campaign.row.campaign_id, event = %event.event_id, "recording a campaign fan-out failed; tried again");
+                    ok = false;
                 }
             }
         }
+        ok
     }
 
     async fn start_fanout(
@@ -408,12 +630,14 @@ impl Engine {
         event: &StoredEvent,
     ) -> Result<(), StorageError> {
         let c = &campaign.row;
+        let shard = self.shard();
         if fanout::get(
             &self.store,
             c.partner_id,
             c.campaign_id,
             c.version,
             &event.event_id,
+            shard,
         )
         .await?
         .is_some()
@@ -426,9 +650,10 @@ impl Engine {
             c.version,
             event,
             self.clock.now_ms(),
+            shard,
         );
         fanout::write(&self.store, &row).await?;
-        tracing::info!(campaign = %c.campaign_id, version = c.version, event = %event.event_id, "campaign fan-out started");
+        tracing::info!(campaign = %c.campaign_id, version = c.version, event = %event.event_id, %shard, "campaign fan-out started");
         self.fanouts.push_back(Fanout {
             row,
             ahead: None,
@@ -531,6 +756,7 @@ impl Engine {
                     row.clock_ms,
                     &row.after,
                     self.fanout_page,
+                    self.tail.shard,
                 )
                 .await?;
                 (ids, None)
@@ -552,29 +778,29 @@ impl Engine {
                 clock_ms,
                 after,
                 self.fanout_page,
+                self.tail.shard,
             )
             .await?;
             let profiles =
                 by_customer(customer_queries::profiles(&self.store, row.partner_id, &ids).await?);
             Ok(Some(Ahead { ids, profiles }))
         };
+        let inputs: Vec<(&str, Input<'_>)> = ids
+            .iter()
+            .map(|id| (id.as_str(), Input::Event(&f.event)))
+            .collect();
         let (advanced, ahead) = tokio::join!(
-            self.advance_many(
+            self.advance_batch(
                 &entry,
                 &f.live,
-                &ids,
+                &inputs,
                 profiles,
-                &f.event,
                 f.replaying,
                 self.clock.now_ms()
             ),
             select_ahead
         );
-        let Advanced { queued, wakes } = advanced?;
-        for row in queued {
-            let _ = self.to_deliver.send(row);
-        }
-        self.timer.extend(wakes.into_iter().map(Reverse));
+        self.hand_on(advanced?);
         // Only after the page's messages and states are written.
         fanout::write(&self.store, &next).await?;
         f.replaying = false;
@@ -593,76 +819,96 @@ impl Engine {
         Ok(done)
     }
 
-    /// One system event for many customers (a fan-out's page): their states read (and their
-    /// profiles, unless read ahead), the engine run for each, the events its `assign_event`
-    /// steps assign stored through the sink, the log asked which message ids it holds already
-    /// when the page may be a replay, the caps judged on one read of the page's counted
-    /// messages, then the new messages written in one insert and the states in another.
-    /// Returns what to hand on: the queued messages and the wake-ups.
+    /// Inputs for many customers' runs of one campaign version, in the order given (a
+    /// customer's inputs in time order): their states read in one query (and their profiles,
+    /// unless `profiles` has them), the engine run for each input, the events its
+    /// `assign_event` steps assign stored through the sink, then, together, the log asked which
+    /// message ids it holds already (when the batch may be a replay), the profiles of whom a
+    /// message goes to and the counts the caps need; then the new messages written in one
+    /// insert and the changed states in another. Returns what to hand on: the queued messages
+    /// and the wake-ups. A fan-out's page is one system event for many customers; a hand-off
+    /// is many customers' events.
     #[allow(clippy::too_many_arguments)]
-    async fn advance_many(
+    pub(super) async fn advance_batch(
         &self,
         entry: &PartnerEntry,
         campaign: &Live,
-        customers: &[String],
+        inputs: &[(&str, Input<'_>)],
         profiles: Option<HashMap<String, CustomerProfileRow>>,
-        event: &StoredEvent,
         replaying: bool,
         now: i64,
     ) -> Result<Advanced, StorageError> {
         let c = &campaign.row;
         let started = std::time::Instant::now();
-        let states = runs::load_many(
+        let mut customers: Vec<String> = inputs.iter().map(|(c, _)| c.to_string()).collect();
+        customers.sort_unstable();
+        customers.dedup();
+        let mut loaded = runs::load_many(
             &self.store,
             c.partner_id,
             c.campaign_id,
             c.version,
-            customers,
-        );
-        let (mut loaded, profiles) = match profiles {
-            Some(profiles) => (states.await?, profiles),
-            None => {
-                let (states, profiles) = tokio::try_join!(
-                    states,
-                    customer_queries::profiles(&self.store, c.partner_id, customers)
-                )?;
-                (states, by_customer(profiles))
-            }
-        };
+            &customers,
+        )
+        .await?;
         let read = started.elapsed();
-        let mut changed = Vec::new();
-        let mut sends = Vec::new();
+        // Each customer's state as read (with its revision), and as its inputs move it.
+        let mut states: HashMap<&str, (State, u64, State)> = HashMap::new();
+        let mut sends: Vec<(&str, Message)> = Vec::new();
         let mut assigns = Vec::new();
-        for customer in customers {
-            let before = loaded.remove(customer).unwrap_or_default();
+        for &(customer, input) in inputs {
+            let (_, _, state) = states.entry(customer).or_insert_with(|| {
+                let before = loaded.remove(customer).unwrap_or_default();
+                (before.state.clone(), before.revision, before.state)
+            });
             let stepped = self
-                .step(
-                    entry,
-                    campaign,
-                    customer,
-                    Input::Event(event),
-                    &before.state,
-                    now,
-                )
+                .step(entry, campaign, customer, input, state, now)
                 .await?;
             assigns.extend(stepped.assigns.into_iter().map(|a| (customer, a)));
-            if stepped.state == before.state {
+            if stepped.state == *state {
                 continue;
             }
             sends.extend(stepped.sends.into_iter().map(|m| (customer, m)));
-            changed.push((run_key(c, customer), stepped.state, before.revision));
+            *state = stepped.state;
         }
         self.record_many(entry, campaign, &assigns, now).await?;
         let stepped = started.elapsed();
         let ids: Vec<Uuid> = sends.iter().map(|(_, m)| m.message_id).collect();
-        let held = if replaying {
-            messages::held(&self.store, c.partner_id, &ids).await?
-        } else {
-            std::collections::HashSet::new()
+        let window = caps::window_start(sends.iter().map(|(_, m)| m), now);
+        let mut to: Vec<String> = sends.iter().map(|(c, _)| c.to_string()).collect();
+        to.sort_unstable();
+        to.dedup();
+        let held = async {
+            if replaying && !ids.is_empty() {
+                messages::held(&self.store, c.partner_id, &ids).await
+            } else {
+                Ok(std::collections::HashSet::new())
+            }
         };
+        let profiles = async {
+            match profiles {
+                Some(profiles) => Ok(profiles),
+                None if to.is_empty() => Ok(HashMap::new()),
+                None => customer_queries::profiles(&self.store, c.partner_id, &to)
+                    .await
+                    .map(by_customer),
+            }
+        };
+        let counted = async {
+            match window {
+                Some(from) => {
+                    let who: Vec<&str> = to.iter().map(String::as_str).collect();
+                    caps::counted(&self.store, c.partner_id, &who, from)
+                        .await
+                        .map(Some)
+                }
+                None => Ok(None),
+            }
+        };
+        let (held, profiles, counted) = tokio::try_join!(held, profiles, counted)?;
         let looked_up = started.elapsed();
         let mut seen = std::collections::HashSet::new();
-        let fresh: Vec<&(&String, Message)> = sends
+        let fresh: Vec<&(&str, Message)> = sends
             .iter()
             .filter(|(_, m)| !held.contains(&m.message_id) && seen.insert(m.message_id))
             .collect();
@@ -671,17 +917,9 @@ impl Engine {
             .iter()
             .map(|(customer, m)| message_row(c, customer, m, profiles.get(*customer), created))
             .collect();
-        let rendered = started.elapsed();
-        // Caps: every message of the page is new to the log (held ones are left out above), so
-        // each one admitted counts for the next of the same customer.
-        let capped = fresh
-            .iter()
-            .zip(&rows)
-            .filter(|(_, row)| row.status == messages::QUEUED)
-            .map(|((customer, m), _)| (customer.as_str(), m));
-        if let Some(from) = caps::window_start(capped.clone().map(|(_, m)| m), now) {
-            let who: Vec<&str> = capped.map(|(customer, _)| customer).collect();
-            let mut counted = caps::counted(&self.store, c.partner_id, &who, from).await?;
+        // Caps: every message here is new to the log (held ones are left out above, and the
+        // counts include them), so each one admitted counts for the next of the same customer.
+        if let Some(mut counted) = counted {
             for ((customer, m), row) in fresh.iter().zip(rows.iter_mut()) {
                 if row.status != messages::QUEUED {
                     continue;
@@ -695,19 +933,24 @@ impl Engine {
                 }
             }
         }
-        let capped_at = started.elapsed();
+        let rendered = started.elapsed();
         messages::write_many(&self.store, &rows).await?;
         let logged = started.elapsed();
+        let changed: Vec<(RunKey, State, u64)> = states
+            .into_iter()
+            .filter(|(_, (before, _, after))| before != after)
+            .map(|(customer, (_, revision, after))| (run_key(c, customer), after, revision))
+            .collect();
         runs::save_many(&self.store, &changed).await?;
         tracing::debug!(
+            inputs = inputs.len(),
             read_ms = read.as_millis() as u64,
             engine_ms = (stepped - read).as_millis() as u64,
-            held_ms = (looked_up - stepped).as_millis() as u64,
+            lookups_ms = (looked_up - stepped).as_millis() as u64,
             render_ms = (rendered - looked_up).as_millis() as u64,
-            caps_ms = (capped_at - rendered).as_millis() as u64,
-            log_insert_ms = (logged - capped_at).as_millis() as u64,
+            log_insert_ms = (logged - rendered).as_millis() as u64,
             state_insert_ms = (started.elapsed() - logged).as_millis() as u64,
-            "campaign fan-out page phases"
+            "campaign batch phases"
         );
         Ok(Advanced {
             queued: rows
@@ -948,7 +1191,7 @@ impl Engine {
         &self,
         entry: &PartnerEntry,
         campaign: &Live,
-        assigns: &[(&String, Assign)],
+        assigns: &[(&str, Assign)],
         now: i64,
     ) -> Result<(), StorageError> {
         if assigns.is_empty() {
@@ -1199,19 +1442,22 @@ impl Outbox {
     }
 }
 
-/// The delivery task: sends queued messages in order of their next attempt, retrying failures
-/// with backoff; at start, picks up every message the log holds as queued or failed.
+/// A lane's delivery task: sends queued messages in order of their next attempt, retrying
+/// failures with backoff; at start, picks up every message of the lane's share the log holds
+/// as queued or failed.
 async fn deliver(
     store: Store,
     gateways: Gateways,
     mut incoming: mpsc::UnboundedReceiver<MessageRow>,
     clock: Clock,
+    shard: Shard,
 ) {
     let mut outbox = Outbox::default();
     loop {
         match messages::pending(&store).await {
             Ok(pending) => {
-                for row in pending {
+                // Another lane's (or share's) messages are its delivery's to send.
+                for row in pending.into_iter().filter(|r| shard.owns(&r.customer_id)) {
                     outbox.add(row);
                 }
                 break;

@@ -10,11 +10,12 @@
 //!   customer. A restart therefore runs a due day that was not finished, late, and never a
 //!   finished one again; a customer the unfinished day already reached is not run twice, because
 //!   the customer's run state remembers the day (`schedule:YYYY-MM-DD`) and message ids include
-//!   it.
+//!   it. Each engine lane runs the day for its own share of the customers ([`super::shard`])
+//!   and keeps its own last day (the share is part of the key, migration 0016).
 //! - **Which customers.** Profiles (`customer_profiles FINAL`, deleted ones left out) whose date
 //!   falls on the day: `birthday` by month and day, `attributes.<code>` by the month and day of
-//!   the datetime attribute's UTC date. Read in pages of [`PAGE`] by customer id, with bound
-//!   parameters only.
+//!   the datetime attribute's UTC date, in the lane's share. Read in pages of [`PAGE`] by
+//!   customer id, with bound parameters only; each page advanced as one batch.
 
 use clickhouse::Row;
 use jiff::civil::Date;
@@ -26,6 +27,7 @@ use eventline_campaigns::definition::Trigger;
 use eventline_campaigns::schedule;
 
 use super::runner::{live, Engine, Input};
+use super::shard::Shard;
 use crate::error::StorageError;
 use crate::store::rows::CampaignRow;
 use crate::store::Store;
@@ -45,6 +47,8 @@ struct ScheduleRow {
     #[serde(with = "clickhouse::serde::time::datetime64::millis")]
     updated_at: OffsetDateTime,
     revision: u64,
+    shard_count: u32,
+    shard_index: u32,
 }
 
 const EPOCH: Date = Date::constant(1970, 1, 1);
@@ -78,11 +82,12 @@ pub async fn campaigns(store: &Store) -> Result<Vec<CampaignRow>, StorageError> 
         .await
 }
 
-/// The last day run of a campaign, if it ever ran (or was first seen).
+/// The last day a campaign ran for `shard`, if it ever ran (or was first seen).
 pub async fn done_day(
     store: &Store,
     partner_id: Uuid,
     campaign_id: Uuid,
+    shard: Shard,
 ) -> Result<Option<Date>, StorageError> {
     let row: Option<ScheduleRow> = store
         .timed(
@@ -90,22 +95,26 @@ pub async fn done_day(
                 .client()
                 .query(
                     "SELECT ?fields FROM campaign_schedules FINAL \
-                     WHERE partner_id = {partner:UUID} AND campaign_id = {campaign:UUID}",
+                     WHERE partner_id = {partner:UUID} AND campaign_id = {campaign:UUID} \
+                       AND shard_count = {count:UInt32} AND shard_index = {index:UInt32}",
                 )
                 .param("partner", partner_id.to_string())
                 .param("campaign", campaign_id.to_string())
+                .param("count", shard.count())
+                .param("index", shard.index())
                 .fetch_optional(),
         )
         .await?;
     Ok(row.map(|r| from_day_number(r.done_day)))
 }
 
-/// Records `day` as the campaign's last day run.
+/// Records `day` as the campaign's last day run for `shard`.
 pub async fn set_done_day(
     store: &Store,
     partner_id: Uuid,
     campaign_id: Uuid,
     day: Date,
+    shard: Shard,
 ) -> Result<(), StorageError> {
     let now = OffsetDateTime::now_utc();
     let row = ScheduleRow {
@@ -114,19 +123,22 @@ pub async fn set_done_day(
         done_day: day_number(day),
         updated_at: now,
         revision: (now.unix_timestamp_nanos() / 1000) as u64,
+        shard_count: shard.count(),
+        shard_index: shard.index(),
     };
     store.insert_rows("campaign_schedules", &[row]).await
 }
 
 /// A page of the customers whose date attribute's month and day is one of `keys`
 /// (`month * 100 + day`, [`eventline_campaigns::schedule::occasion_keys`]), after `after` in
-/// customer id order.
+/// customer id order, of `shard`.
 pub async fn customers(
     store: &Store,
     partner_id: Uuid,
     date_attribute: &str,
     keys: &[u16],
     after: &str,
+    shard: Shard,
 ) -> Result<Vec<String>, StorageError> {
     // The date expression is one of two fixed texts; the attribute code is a bound parameter.
     let (date, attribute) = match date_attribute.strip_prefix("attributes.") {
@@ -137,11 +149,16 @@ pub async fn customers(
         ),
         None => ("birthday", None),
     };
+    let in_share = shard
+        .share()
+        .sql_predicate("customer_id", "share")
+        .map(|p| format!(" AND {p}"))
+        .unwrap_or_default();
     // FINAL first, then the filters on columns a newer version may change.
     let sql = format!(
         "SELECT customer_id FROM ( \
            SELECT customer_id, is_deleted, {date} AS d FROM customer_profiles FINAL \
-           WHERE partner_id = {{partner:UUID}} AND customer_id > {{after:String}}) \
+           WHERE partner_id = {{partner:UUID}} AND customer_id > {{after:String}}{in_share}) \
          WHERE is_deleted = 0 AND d IS NOT NULL \
            AND toMonth(d) * 100 + toDayOfMonth(d) IN {{keys:Array(UInt16)}} \
          ORDER BY customer_id LIMIT {{limit:UInt32}}"
@@ -152,7 +169,9 @@ pub async fn customers(
         .param("partner", partner_id.to_string())
         .param("after", after)
         .param("keys", keys.to_vec())
-        .param("limit", PAGE);
+        .param("limit", PAGE)
+        .param("share_count", shard.count())
+        .param("share_index", shard.index());
     if let Some(code) = attribute {
         query = query.param("attribute", code);
     }
@@ -205,14 +224,15 @@ impl Engine {
         };
         let zone = entry.time_zone.clone();
         let date_attribute = trigger.date_attribute.clone();
-        let done = match done_day(&self.store, partner_id, campaign_id).await? {
+        let shard = self.shard();
+        let done = match done_day(&self.store, partner_id, campaign_id, shard).await? {
             Some(day) => day,
             None => {
                 // First seen: it starts with its next day, never late with one already past.
                 let Ok(first) = schedule::first_done(&zone, at, now) else {
                     return Ok(None);
                 };
-                set_done_day(&self.store, partner_id, campaign_id, first).await?;
+                set_done_day(&self.store, partner_id, campaign_id, first, shard).await?;
                 first
             }
         };
@@ -225,24 +245,30 @@ impl Engine {
             let keys = schedule::occasion_keys(day);
             let mut after = String::new();
             loop {
-                let page =
-                    customers(&self.store, partner_id, &date_attribute, &keys, &after).await?;
-                for customer in &page {
-                    self.advance(
-                        &entry,
-                        &campaign,
-                        customer,
-                        Input::Schedule { day, at_ms },
-                        now,
-                    )
+                let page = customers(
+                    &self.store,
+                    partner_id,
+                    &date_attribute,
+                    &keys,
+                    &after,
+                    shard,
+                )
+                .await?;
+                let inputs: Vec<(&str, Input<'_>)> = page
+                    .iter()
+                    .map(|c| (c.as_str(), Input::Schedule { day, at_ms }))
+                    .collect();
+                // A replay of an unfinished day is possible: the log is asked.
+                let advanced = self
+                    .advance_batch(&entry, &campaign, &inputs, None, true, now)
                     .await?;
-                }
+                self.hand_on(advanced);
                 match page.last() {
                     Some(last) if page.len() as u32 == PAGE => after = last.clone(),
                     _ => break,
                 }
             }
-            set_done_day(&self.store, partner_id, campaign_id, day).await?;
+            set_done_day(&self.store, partner_id, campaign_id, day, shard).await?;
             tracing::info!(%partner_id, %campaign_id, %day, "scheduled campaign day run");
             done = day;
         }

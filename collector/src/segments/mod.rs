@@ -11,6 +11,7 @@ use std::time::Duration;
 use clickhouse::query::RowCursor;
 use clickhouse::Row;
 use eventline_audience::compile::{self, Query};
+use eventline_audience::share::Share;
 use eventline_audience::{validate_json, Catalogue, Clock, FieldError, Segment, UnknownTimeZone};
 use serde::Deserialize;
 use serde_json::Value;
@@ -343,20 +344,53 @@ impl Members {
             .await
     }
 
+    /// [`Self::page`] restricted to the members in `share` (a campaign lane's share).
+    pub async fn share_page(
+        &self,
+        partner_id: Uuid,
+        segment: &Segment,
+        clock: &Clock,
+        after: Option<&str>,
+        limit: u32,
+        share: Share,
+    ) -> Result<Vec<String>, StorageError> {
+        let query = compile::member_share_page(segment, clock, after, limit, share);
+        self.store
+            .timed(self.bind(&query, partner_id).fetch_all())
+            .await
+    }
+
     /// Up to `limit` of the partner's known customers (the universe every segment is taken
-    /// against, table `known_customers`) after `after`, in `customer_id` (byte) order.
-    pub async fn known_page(
+    /// against, table `known_customers`) in `share`, after `after`, in `customer_id` (byte)
+    /// order.
+    pub async fn known_share_page(
         &self,
         partner_id: Uuid,
         after: Option<&str>,
         limit: u32,
+        share: Share,
     ) -> Result<Vec<String>, StorageError> {
+        let in_share = share
+            .sql_predicate("customer_id", "share")
+            .map(|p| format!(" AND {p}"))
+            .unwrap_or_default();
         let query = Query {
-            sql: "SELECT DISTINCT customer_id FROM known_customers \
-                  WHERE partner_id = {partner:UUID} AND customer_id > {after:String} \
-                  ORDER BY customer_id LIMIT {limit:UInt32}"
-                .into(),
+            sql: format!(
+                "SELECT DISTINCT customer_id FROM known_customers \
+                 WHERE partner_id = {{partner:UUID}} AND customer_id > {{after:String}}{in_share} \
+                 ORDER BY customer_id LIMIT {{limit:UInt32}}"
+            ),
             params: vec![
+                compile::Param {
+                    name: "share_count".into(),
+                    ty: "UInt32",
+                    value: compile::ParamValue::UInt(u64::from(share.count)),
+                },
+                compile::Param {
+                    name: "share_index".into(),
+                    ty: "UInt32",
+                    value: compile::ParamValue::UInt(u64::from(share.index)),
+                },
                 compile::Param {
                     name: "after".into(),
                     ty: "String",

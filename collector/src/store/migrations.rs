@@ -96,6 +96,16 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0014_campaign_schedules.sql",
         sql: include_str!("../../clickhouse/migrations/0014_campaign_schedules.sql"),
     },
+    Migration {
+        version: 15,
+        name: "0015_campaign_checkpoints.sql",
+        sql: include_str!("../../clickhouse/migrations/0015_campaign_checkpoints.sql"),
+    },
+    Migration {
+        version: 16,
+        name: "0016_campaign_shares.sql",
+        sql: include_str!("../../clickhouse/migrations/0016_campaign_shares.sql"),
+    },
 ];
 
 /// Why migrating failed.

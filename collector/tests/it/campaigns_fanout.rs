@@ -111,9 +111,10 @@ fn recipients(mails: &[String]) -> Vec<String> {
 /// Waits until the fan-out of `event_id` is done; returns the customers it selected.
 async fn fanout_done(t: &TestCollector, event_id: &str) -> u64 {
     eventually("the fan-out recorded as done", 60, || async {
+        // One row per engine lane's share; done when every share's row is.
         t.db.query(
-            "SELECT customers FROM campaign_fanouts FINAL \
-             WHERE event_id = {e:String} AND status = 'done'",
+            "SELECT sum(customers) FROM campaign_fanouts FINAL \
+             WHERE event_id = {e:String} HAVING countIf(status != 'done') = 0 AND count() > 0",
         )
         .param("e", event_id)
         .fetch_optional::<u64>()
@@ -237,12 +238,15 @@ async fn back_in_stock_notifies_every_customer_who_viewed_the_product_and_nobody
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_fan_out_larger_than_one_page_reaches_every_selected_customer_once() {
+async fn a_fan_out_larger_than_one_page_in_three_engine_lanes_reaches_every_selected_customer_once()
+{
     let smtp = SmtpSink::start().await;
     let url = smtp.url();
+    // Three lanes: each fans out to its own share of the customers, selected in SQL.
     let t = TestCollector::start_with(clickhouse_url(), |c| {
         c.smtp_url = url;
         c.campaign_fanout_page = 7;
+        c.campaign_lanes = 3;
     })
     .await;
     let p = t.create_partner("Shop").await;
@@ -273,6 +277,24 @@ async fn a_fan_out_larger_than_one_page_reaches_every_selected_customer_once() {
     let event_id = back_in_stock_event(&t, &p, "Boots").await;
 
     assert_eq!(fanout_done(&t, &event_id).await, 40);
+    let shares: Vec<(u32, u32, u64)> =
+        t.db.query(
+            "SELECT shard_index, shard_count, customers FROM campaign_fanouts FINAL \
+             WHERE event_id = {e:String} ORDER BY shard_index",
+        )
+        .param("e", &event_id)
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(
+        shares.iter().map(|s| (s.0, s.1)).collect::<Vec<_>>(),
+        [(0, 3), (1, 3), (2, 3)],
+        "one progress row per lane"
+    );
+    assert!(
+        shares.iter().all(|s| s.2 > 0),
+        "every lane reached some: {shares:?}"
+    );
     let log = settled_log(&t, 40).await;
     assert!(log.iter().all(|(_, s)| s == "sent"), "{log:?}");
     let mails = smtp.wait_for(40, 60).await;
@@ -465,7 +487,7 @@ async fn a_restart_mid_fan_out_resumes_after_the_last_recorded_page_and_sends_ea
     }
     t.db.query(
         "INSERT INTO campaign_fanouts SELECT partner_id, campaign_id, version, event_id, event, \
-           clock_ms, 'c-10', 10, 'running', started_at, now64(3), revision + 1 \
+           clock_ms, 'c-10', 10, 'running', started_at, now64(3), revision + 1, shard_count, shard_index \
          FROM campaign_fanouts FINAL",
     )
     .execute()

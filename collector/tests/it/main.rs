@@ -7,6 +7,7 @@ mod abuse;
 mod admin;
 mod campaigns_api;
 mod campaigns_channels;
+mod campaigns_engine;
 mod campaigns_fanout;
 mod campaigns_gateways;
 mod campaigns_run;
