@@ -107,6 +107,9 @@ pub type Committed = mpsc::UnboundedSender<Vec<EventRow>>;
 
 /// How long a failed read at start-up (due runs, pending messages) waits before trying again.
 const START_RETRY: Duration = Duration::from_secs(1);
+/// Events past which waiting hand-offs stop joining a batch (a bound on one batch's queries,
+/// whose customer lists travel as parameters).
+const HANDOFF_BATCH: usize = 2_000;
 /// How long a run whose wake-up failed (ClickHouse down) waits before it is tried again.
 const DUE_RETRY_MS: i64 = 1_000;
 
@@ -440,8 +443,17 @@ impl Engine {
                 biased;
                 () = std::future::ready(()), if page_first => self.fanout_page().await,
                 batch = events.recv() => match batch {
-                    Some(rows) => {
+                    Some(mut rows) => {
                         page_owed = true;
+                        // Every hand-off waiting now joins this batch: while one batch is
+                        // advanced the next ones queue, so batches grow with the rate and the
+                        // round trips per event fall.
+                        while rows.len() < HANDOFF_BATCH {
+                            match events.try_recv() {
+                                Ok(more) => rows.extend(more),
+                                Err(_) => break,
+                            }
+                        }
                         let rows = tail.unseen(rows);
                         let keys = Tail::keys(&rows);
                         // What failed is read again by the tail.
@@ -1479,8 +1491,15 @@ async fn deliver(
                 if outbox.next_ms().is_none_or(|at| at > clock.now_ms()) {
                     continue;
                 }
-                let Some(row) = outbox.take_next() else { continue };
-                if let Some(retry) = attempt(&store, &gateways, row, &clock).await {
+                let now = clock.now_ms();
+                let mut due = Vec::new();
+                while due.len() < DELIVERY_BATCH && outbox.next_ms().is_some_and(|at| at <= now) {
+                    match outbox.take_next() {
+                        Some(row) => due.push(row),
+                        None => break,
+                    }
+                }
+                for retry in attempt_many(&store, &gateways, due, &clock).await {
                     outbox.add(retry);
                 }
             }
@@ -1488,38 +1507,59 @@ async fn deliver(
     }
 }
 
-/// One send; returns the row to try again (failed, or sent but not logged as sent).
-async fn attempt(
+/// Most due messages one delivery round takes; their outcomes are logged in one insert.
+const DELIVERY_BATCH: usize = 256;
+/// Sends in flight at once within a round: SMTP servers and gateways answer in parallel, and
+/// one slow receiver does not hold the others back for long.
+const DELIVERY_CONCURRENCY: usize = 16;
+
+/// Sends `rows` (up to [`DELIVERY_CONCURRENCY`] at a time), then logs every outcome in one
+/// insert: `sent`, or `failed` with the reason and the next attempt after backoff. Returns the
+/// rows to try again. A sent message whose `sent` row cannot be written is not sent again by
+/// this process; a restart before the write lands sends it once more under the same id (the
+/// documented window). A failed one is retried whether or not its row was written.
+async fn attempt_many(
     store: &Store,
     gateways: &Gateways,
-    mut row: MessageRow,
+    rows: Vec<MessageRow>,
     clock: &Clock,
-) -> Option<MessageRow> {
-    // A webhook's URL becomes the row's recipient here.
-    let result = gateways.send(&mut row).await;
-    let mut next = row.next();
-    next.attempts += 1;
-    match result {
-        Ok(()) => {
-            next.status = messages::SENT.into();
-            next.error = String::new();
-            if let Err(error) = messages::write(store, &next).await {
-                // Sent: not sent again by this process. A restart before the write lands
-                // sends it once more under the same Message-ID (the documented window).
-                tracing::warn!(%error, message = %next.message_id, "a sent message could not be logged as sent");
-            }
-            None
-        }
-        Err(reason) => {
-            let wait = messages::backoff(next.attempts);
-            next.status = messages::FAILED.into();
-            next.error = reason;
-            next.next_attempt_at = clock.now() + wait;
-            tracing::warn!(message = %next.message_id, attempts = next.attempts, error = %next.error, "campaign message failed; retrying");
-            if let Err(error) = messages::write(store, &next).await {
-                tracing::warn!(%error, message = %next.message_id, "a failed message could not be logged; retrying anyway");
-            }
-            Some(next)
-        }
+) -> Vec<MessageRow> {
+    use futures_util::StreamExt;
+    if rows.is_empty() {
+        return Vec::new();
     }
+    let sent: Vec<(MessageRow, Result<(), String>)> = futures_util::stream::iter(rows)
+        .map(|mut row| async move {
+            // A webhook's URL becomes the row's recipient here.
+            let result = gateways.send(&mut row).await;
+            (row, result)
+        })
+        .buffer_unordered(DELIVERY_CONCURRENCY)
+        .collect()
+        .await;
+    let mut logged = Vec::with_capacity(sent.len());
+    let mut retries = Vec::new();
+    for (row, result) in sent {
+        let mut next = row.next();
+        next.attempts += 1;
+        match result {
+            Ok(()) => {
+                next.status = messages::SENT.into();
+                next.error = String::new();
+            }
+            Err(reason) => {
+                let wait = messages::backoff(next.attempts);
+                next.status = messages::FAILED.into();
+                next.error = reason;
+                next.next_attempt_at = clock.now() + wait;
+                tracing::warn!(message = %next.message_id, attempts = next.attempts, error = %next.error, "campaign message failed; retrying");
+                retries.push(next.clone());
+            }
+        }
+        logged.push(next);
+    }
+    if let Err(error) = messages::write_many(store, &logged).await {
+        tracing::warn!(%error, messages = logged.len(), "message outcomes could not be logged; sent ones are not sent again by this process, failed ones are retried");
+    }
+    retries
 }
