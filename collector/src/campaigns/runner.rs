@@ -58,9 +58,11 @@
 //! who triggers more than `RECENT_TRIGGERS` runs of one campaign version within the replayed
 //! span can have an older run started again after a restart: its messages carry the ids the
 //! log holds, so nothing is sent twice, but until it ends a new trigger of that customer is
-//! ignored. Not handled yet: runs of an older version of a campaign (only the current version
-//! sees events); a paused campaign's due runs and fan-outs resume at the next start; a
-//! fan-out or schedule day in progress when `N` or the lanes change is left unfinished.
+//! ignored. Not handled yet: a fan-out or schedule day in progress when `N` or the lanes change is left
+//! unfinished. A paused campaign's due runs are looked at again every `PAUSED_RECHECK_MS` and
+//! its fan-outs at each schedule scan, and go on once it is active again. Runs of an older
+//! version (an edit leaves them running) are reached by the events of their customers, as a
+//! run in progress is, and start no new run.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
@@ -110,6 +112,8 @@ const START_RETRY: Duration = Duration::from_secs(1);
 /// Events past which waiting hand-offs stop joining a batch (a bound on one batch's queries,
 /// whose customer lists travel as parameters).
 const HANDOFF_BATCH: usize = 2_000;
+/// How often a due run of a paused campaign is looked at again.
+const PAUSED_RECHECK_MS: i64 = 30_000;
 /// How long a run whose wake-up failed (ClickHouse down) waits before it is tried again.
 const DUE_RETRY_MS: i64 = 1_000;
 
@@ -194,6 +198,7 @@ pub fn spawn(
             registry: registry.clone(),
             timer: BinaryHeap::new(),
             fanouts: VecDeque::new(),
+            held: Vec::new(),
             fanout_page: settings.fanout_page.max(1),
             to_deliver,
             clock: clock.clone(),
@@ -314,6 +319,16 @@ struct Fanout {
     selection: Selection,
 }
 
+/// What a fan-out page left.
+enum Paged {
+    /// Customers are left.
+    More,
+    /// Every selected customer was reached (or the campaign is gone).
+    Done,
+    /// The campaign is paused: the fan-out waits until it is active again.
+    Held,
+}
+
 /// A page selected ahead: its customer ids and their profiles.
 struct Ahead {
     ids: Vec<String>,
@@ -364,6 +379,9 @@ pub(super) struct Engine {
     timer: BinaryHeap<Reverse<(i64, RunKey)>>,
     /// Fan-outs with customers left, taken a page at a time in turn.
     fanouts: VecDeque<Fanout>,
+    /// Fan-outs of paused campaigns, looked at again at each schedule scan
+    /// (`EVENTLINE_CAMPAIGN_SCHEDULE_POLL_MS`).
+    held: Vec<Fanout>,
     fanout_page: u32,
     to_deliver: mpsc::UnboundedSender<MessageRow>,
     clock: Clock,
@@ -471,6 +489,8 @@ impl Engine {
                     if now >= self.next_scan_ms {
                         let next_due = self.on_schedules(now).await;
                         self.next_scan_ms = next_due.min(now + self.schedule_poll_ms);
+                        // A held fan-out's next page finds out whether its campaign is active.
+                        self.fanouts.extend(self.held.drain(..));
                     }
                 }
                 () = tokio::time::sleep_until(next_round) => {
@@ -577,11 +597,67 @@ impl Engine {
                     Err(error) => {
                         tracing::warn!(%error, campaign = %campaign.row.campaign_id, events = inputs.len(), "advancing campaign runs on events failed; tried again");
                         ok = false;
+                        continue;
                     }
+                }
+                if let Err(error) = self.advance_older(&entry, campaign, &events, now).await {
+                    tracing::warn!(%error, campaign = %campaign.row.campaign_id, "advancing older versions' runs on events failed; tried again");
+                    ok = false;
                 }
             }
         }
         ok
+    }
+
+    /// The runs that older versions of `campaign` still have in progress for these events'
+    /// customers (an edit leaves them running to their end): each event reaches them as it
+    /// reaches a run in progress (it can end a wait, turn a mailing off, postpone it), but
+    /// starts no run of an old version.
+    async fn advance_older(
+        &mut self,
+        entry: &PartnerEntry,
+        campaign: &Live,
+        events: &[(&str, StoredEvent, bool)],
+        now: i64,
+    ) -> Result<(), StorageError> {
+        let c = &campaign.row;
+        if c.version <= 1 {
+            return Ok(());
+        }
+        let mut customers: Vec<String> = events.iter().map(|(c, _, _)| c.to_string()).collect();
+        customers.sort_unstable();
+        customers.dedup();
+        let older = runs::older_in_progress(
+            &self.store,
+            c.partner_id,
+            c.campaign_id,
+            c.version,
+            &customers,
+        )
+        .await?;
+        for (version, running) in older {
+            let row = match super::version(&self.store, c.partner_id, c.campaign_id, version).await
+            {
+                Ok(row) => row,
+                Err(super::CampaignError::Storage(e)) => return Err(e),
+                Err(_) => continue,
+            };
+            let Some(mut old) = live(entry, row) else {
+                continue;
+            };
+            // Only the current version's row says whether the campaign runs.
+            old.valid.campaign.status = campaign.valid.campaign.status;
+            let inputs: Vec<(&str, Input<'_>)> = events
+                .iter()
+                .filter(|(customer, _, _)| running.iter().any(|r| r == customer))
+                .map(|(customer, event, _)| (*customer, Input::Assigned(event)))
+                .collect();
+            let advanced = self
+                .advance_batch(entry, &old, &inputs, None, true, now)
+                .await?;
+            self.hand_on(advanced);
+        }
+        Ok(())
     }
 
     /// Hands a batch's queued messages to delivery and its wake-ups to the timer.
@@ -723,8 +799,9 @@ impl Engine {
             return;
         };
         match self.page_of(&mut f).await {
-            Ok(true) => {}
-            Ok(false) => self.fanouts.push_back(f),
+            Ok(Paged::Done) => {}
+            Ok(Paged::More) => self.fanouts.push_back(f),
+            Ok(Paged::Held) => self.held.push(f),
             Err(error) => {
                 tracing::warn!(%error, campaign = %f.row.campaign_id, event = %f.row.event_id, after = %f.row.after, "a fan-out page failed; retrying");
                 // ClickHouse is failing: wait a little before the page is tried again. Some of
@@ -736,9 +813,8 @@ impl Engine {
         }
     }
 
-    /// Advances the runs of the next page of customers; `true` when the fan-out is over (or
-    /// held: a paused campaign's fan-out resumes at the next start).
-    async fn page_of(&mut self, f: &mut Fanout) -> Result<bool, StorageError> {
+    /// Advances the runs of the next page of customers.
+    async fn page_of(&mut self, f: &mut Fanout) -> Result<Paged, StorageError> {
         let row = &f.row;
         let current = match super::get(&self.store, row.partner_id, row.campaign_id).await {
             Ok(current) => current,
@@ -746,16 +822,16 @@ impl Engine {
             Err(_) => {
                 // Deleted: nothing runs a deleted campaign.
                 fanout::write(&self.store, &row.finished()).await?;
-                return Ok(true);
+                return Ok(Paged::Done);
             }
         };
         if super::row_status(&current) != Status::Active {
-            tracing::info!(campaign = %row.campaign_id, "campaign paused mid-fan-out; the fan-out resumes at the next start after it is active");
-            return Ok(true);
+            tracing::info!(campaign = %row.campaign_id, "campaign paused mid-fan-out; the fan-out is held until it is active again");
+            return Ok(Paged::Held);
         }
         let Ok(entry) = self.registry.partner(&row.partner_id) else {
             fanout::write(&self.store, &row.finished()).await?;
-            return Ok(true);
+            return Ok(Paged::Done);
         };
         let started = std::time::Instant::now();
         let (ids, profiles) = match f.ahead.take() {
@@ -828,7 +904,7 @@ impl Engine {
             tracing::info!(campaign = %next.campaign_id, event = %next.event_id, customers = next.customers, "campaign fan-out done");
         }
         f.row = next;
-        Ok(done)
+        Ok(if done { Paged::Done } else { Paged::More })
     }
 
     /// Inputs for many customers' runs of one campaign version, in the order given (a
@@ -978,6 +1054,9 @@ impl Engine {
 
     async fn on_due(&mut self) {
         let now = self.clock.now_ms();
+        // Campaigns as read in this round: many runs of one campaign falling due together
+        // (a paused campaign's runs, looked at again) cost one read.
+        let mut current = HashMap::new();
         while let Some(Reverse((due, _))) = self.timer.peek() {
             if *due > now {
                 break;
@@ -987,22 +1066,38 @@ impl Engine {
             };
             // The timer fired at `due`: the engine sees it reached even if the wall clock
             // lags the monotonic one by a few milliseconds.
-            if let Err(error) = self.fire(&key, now.max(due)).await {
+            if let Err(error) = self.fire(&key, now.max(due), &mut current).await {
                 tracing::warn!(%error, ?key, "a campaign wake-up failed; retrying");
                 self.timer.push(Reverse((now + DUE_RETRY_MS, key)));
             }
         }
     }
 
-    async fn fire(&mut self, key: &RunKey, now: i64) -> Result<(), StorageError> {
+    async fn fire(
+        &mut self,
+        key: &RunKey,
+        now: i64,
+        read: &mut HashMap<(Uuid, Uuid), Option<CampaignRow>>,
+    ) -> Result<(), StorageError> {
         let Ok(entry) = self.registry.partner(&key.partner_id) else {
             return Ok(());
         };
-        let current = match super::get(&self.store, key.partner_id, key.campaign_id).await {
-            Ok(row) => row,
-            Err(super::CampaignError::Storage(e)) => return Err(e),
-            // Deleted: nothing runs a deleted campaign.
-            Err(_) => return Ok(()),
+        let slot = (key.partner_id, key.campaign_id);
+        let current = match read.get(&slot) {
+            Some(row) => row.clone(),
+            None => {
+                let row = match super::get(&self.store, key.partner_id, key.campaign_id).await {
+                    Ok(row) => Some(row),
+                    Err(super::CampaignError::Storage(e)) => return Err(e),
+                    Err(_) => None,
+                };
+                read.insert(slot, row.clone());
+                row
+            }
+        };
+        // Deleted: nothing runs a deleted campaign.
+        let Some(current) = current else {
+            return Ok(());
         };
         let row = if current.version == key.version {
             current.clone()
@@ -1019,6 +1114,10 @@ impl Engine {
         // Pausing rewrites the current version's row only; it holds the older versions' runs.
         live.valid.campaign.status = super::row_status(&current);
         if live.valid.campaign.status != Status::Active {
+            // Paused: the run waits; it is looked at again, and goes on once the campaign is
+            // active again (late by at most this).
+            self.timer
+                .push(Reverse((now + PAUSED_RECHECK_MS, key.clone())));
             return Ok(());
         }
         let customer = key.customer_id.clone();

@@ -105,6 +105,45 @@ fn loaded(row: RunRow) -> Loaded {
     }
 }
 
+/// Which of `customers` have a run in progress in a version of the campaign older than
+/// `current`, by version (one query): the runs an edit left running, which events still reach
+/// (a purchase still ends the old version's wait for it).
+pub async fn older_in_progress(
+    store: &Store,
+    partner_id: Uuid,
+    campaign_id: Uuid,
+    current: u32,
+    customers: &[String],
+) -> Result<HashMap<u32, Vec<String>>, StorageError> {
+    if customers.is_empty() || current <= 1 {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<RunRow> = store
+        .timed(
+            store
+                .client()
+                .query(
+                    "SELECT ?fields FROM campaign_runs FINAL \
+                     WHERE partner_id = {partner:UUID} AND campaign_id = {campaign:UUID} \
+                       AND version < {version:UInt32} AND customer_id IN {customers:Array(String)}",
+                )
+                .param("partner", partner_id.to_string())
+                .param("campaign", campaign_id.to_string())
+                .param("version", current)
+                .param("customers", customers)
+                .fetch_all(),
+        )
+        .await?;
+    let mut found: HashMap<u32, Vec<String>> = HashMap::new();
+    for row in rows {
+        let (version, customer) = (row.version, row.customer_id.clone());
+        if loaded(row).state.run.is_some() {
+            found.entry(version).or_default().push(customer);
+        }
+    }
+    Ok(found)
+}
+
 /// The latest states of many customers in one campaign version, by customer (one query; a
 /// customer without a row is absent). For a fan-out's page.
 pub async fn load_many(

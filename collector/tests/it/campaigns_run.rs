@@ -287,6 +287,70 @@ async fn a_purchase_within_the_wait_sends_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_run_of_an_edited_campaigns_older_version_still_ends_on_the_purchase_it_waits_for() {
+    let smtp = SmtpSink::start().await;
+    let url = smtp.url();
+    let t = TestCollector::start_with(clickhouse_url(), |c| c.smtp_url = url).await;
+    let p = t.create_partner("Shop").await;
+    put_profile(&t, &p, "c-1", json!({"email": "ann@example.com"})).await;
+    // A wait far longer than the test: only the purchase can end it.
+    let id = create_campaign(&t, &p, abandoned_cart(3600)).await;
+    send(&t, &p, "added_to_cart", "c-1", &product("Trail Boots")).await;
+    eventually("c-1's version-1 run waiting", 30, || async {
+        let n = t
+            .count(
+                "SELECT count() FROM campaign_runs FINAL \
+                 WHERE customer_id = 'c-1' AND version = 1 AND wake_at IS NOT NULL",
+            )
+            .await;
+        (n == 1).then_some(())
+    })
+    .await;
+    // The edit makes version 2 current; version 1's run goes on.
+    let mut v2 = abandoned_cart(3600);
+    v2["name"] = json!("Abandoned cart, new words");
+    let (status, body) = t
+        .admin(
+            Method::PATCH,
+            &format!("/v1/admin/partners/{}/campaigns/{id}", p.id),
+            Some(json!({ "definition": v2 })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["version"], 2, "{body}");
+    send(
+        &t,
+        &p,
+        "purchase_completed",
+        "c-1",
+        &[("total_price", ContextValue::Number(120.0))],
+    )
+    .await;
+    eventually("the purchase ended c-1's version-1 run", 30, || async {
+        let ended = t
+            .count(
+                "SELECT count() FROM campaign_runs FINAL \
+                 WHERE customer_id = 'c-1' AND version = 1 AND wake_at IS NULL \
+                   AND state NOT LIKE '%\"run\"%'",
+            )
+            .await;
+        (ended == 1).then_some(())
+    })
+    .await;
+    // The purchase started nothing in version 2 (it is not the trigger), and nothing was sent.
+    assert_eq!(
+        t.count(
+            "SELECT count() FROM campaign_runs FINAL WHERE version = 2 AND state LIKE '%\"run\"%'"
+        )
+        .await,
+        0
+    );
+    assert!(message_log(&t).await.is_empty());
+    assert!(smtp.mails().is_empty());
+    t.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_restart_of_the_collector_mid_wait_sends_the_email_once() {
     let smtp = SmtpSink::start().await;
     let url = smtp.url();

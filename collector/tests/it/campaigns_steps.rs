@@ -3,10 +3,11 @@
 //! ClickHouse. Email goes through the real SMTP server of `campaigns_run`.
 
 use event_model::timestamp::parse_rfc3339_ms;
+use eventline_collector::campaigns::clock::Clock;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::campaigns_run::{create_campaign, put_profile, send, SmtpSink};
+use crate::campaigns_run::{abandoned_cart, create_campaign, product, put_profile, send, SmtpSink};
 use crate::common::*;
 
 fn at(t: &str) -> i64 {
@@ -526,5 +527,74 @@ async fn a_branch_on_the_triggering_events_total_price_sends_the_big_spender_mes
         subject_to("small@example.com").as_deref(),
         Some("B: thanks")
     );
+    t.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wait_that_ends_while_the_campaign_is_paused_goes_out_once_it_is_active_again() {
+    let smtp = SmtpSink::start().await;
+    let url = smtp.url();
+    // The clock starts at the real time (the wait counts from the event's time, which is real)
+    // and is moved past the wait's end by the test.
+    let (clock, hands) = Clock::shifted();
+    let start = clock.now_ms();
+    let t = TestCollector::start_with_clock(clickhouse_url(), clock, |c| {
+        c.smtp_url = url.clone();
+    })
+    .await;
+    let p = t.create_partner("Shop").await;
+    put_profile(&t, &p, "c-1", json!({"email": "c-1@example.com"})).await;
+    let id = create_campaign(&t, &p, abandoned_cart(60)).await;
+    let mut browsing = abandoned_cart(3600);
+    browsing["name"] = json!("Browsing");
+    browsing["trigger"] = json!({"event": {"name": "page_viewed"}});
+    create_campaign(&t, &p, browsing).await;
+    send(&t, &p, "added_to_cart", "c-1", &product("Trail Boots")).await;
+    eventually("c-1's run waiting", 30, || async {
+        let n = t
+            .count("SELECT count() FROM campaign_runs FINAL WHERE wake_at IS NOT NULL")
+            .await;
+        (n == 1).then_some(())
+    })
+    .await;
+    let one = format!("/v1/admin/partners/{}/campaigns/{id}", p.id);
+    let (status, body) = t.admin(Method::POST, &format!("{one}/pause"), None).await;
+    assert_eq!(status, 200, "{body}");
+
+    // The wait ends while paused: nothing goes out, and the run still waits (moving the clock
+    // wakes the engine at once; it finds the campaign paused and looks again 30 s later).
+    // (The wait counts from the event, a moment after `start`: 200 s is well past its end.)
+    hands.set_ms(start + 200_000);
+    // The engine takes its inputs one at a time: once c-2's page view (sent after the clock
+    // moved) has started c-2's run in another campaign, the wake-up due before it was handled.
+    send(&t, &p, "page_viewed", "c-2", &[]).await;
+    eventually("c-2's page view advanced", 30, || async {
+        let n = t
+            .count("SELECT count() FROM campaign_runs FINAL WHERE customer_id = 'c-2'")
+            .await;
+        (n == 1).then_some(())
+    })
+    .await;
+    eventually("the paused run still waiting", 30, || async {
+        let n = t
+            .count(
+                "SELECT count() FROM campaign_runs FINAL \
+                 WHERE customer_id = 'c-1' AND wake_at IS NOT NULL AND state LIKE '%\"run\"%'",
+            )
+            .await;
+        (n == 1).then_some(())
+    })
+    .await;
+    assert!(log(&t).await.is_empty(), "nothing sent while paused");
+
+    // Active again: the run goes on at its next look (every 30 s), without a restart.
+    let (status, body) = t
+        .admin(Method::POST, &format!("{one}/activate"), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    hands.set_ms(start + 240_000);
+    let mails = smtp.wait_for(1, 60).await;
+    assert_eq!(envelope_to(&mails[0]), "c-1@example.com", "{}", mails[0]);
+    assert_eq!(smtp.mails().len(), 1);
     t.finish().await;
 }
