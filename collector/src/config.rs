@@ -192,6 +192,13 @@ pub struct Config {
     #[arg(long, env = "EVENTLINE_SINK_LANES", default_value_t = 1)]
     pub sink_lanes: usize,
 
+    /// Inserts of events each sink lane may have running at once; the next batch's duplicate
+    /// look-up runs while they do. Default 4: ClickHouse takes each insert (and its
+    /// materialized views) on one thread, so one at a time left a core idle (see README,
+    /// "Benchmark"). Each running insert holds its rows in memory, within `sink_queue_bytes`.
+    #[arg(long, env = "EVENTLINE_SINK_INSERTS_IN_FLIGHT", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub sink_inserts_in_flight: u64,
+
     /// Requests that may wait for each sink lane before new ones are answered 429.
     #[arg(long, env = "EVENTLINE_SINK_QUEUE", default_value_t = 4096)]
     pub sink_queue: usize,
