@@ -54,9 +54,12 @@ impl QuarantineWriter for ClickHouseWriter {
 }
 
 impl BatchWriter for ClickHouseWriter {
-    /// A duplicate is a row with the same sort key ([`SortKey`]). The query narrows by the
-    /// primary-key prefix `(partner_id, name)`, probes the bloom filter on `event_id`, and skips partitions older
-    /// than any event that could still be accepted; the exact key is compared here.
+    /// A duplicate is a row with the same sort key ([`SortKey`]). The query finds the ids in
+    /// the `by_event_id` projection (migration 0016), which ClickHouse uses only for a plain
+    /// read (not with `DISTINCT`: copies of a row are merged here) and, by default, only for
+    /// tables of a million rows or more: the setting below uses it at any size, so the look-up
+    /// costs the same in tests as in production. It skips partitions older than any event that
+    /// could still be accepted; the exact key is compared here.
     async fn stored(&self, keys: &HashSet<SortKey>) -> Result<HashSet<SortKey>, StorageError> {
         #[derive(Row, Deserialize)]
         struct Found {
@@ -87,7 +90,7 @@ impl BatchWriter for ClickHouseWriter {
                     self.store
                         .client()
                         .query(
-                            "SELECT DISTINCT partner_id, name, customer_id, event_id FROM events \
+                            "SELECT partner_id, name, customer_id, event_id FROM events \
                              WHERE partner_id IN {partners:Array(UUID)} AND name IN {names:Array(String)} \
                              AND event_id IN {ids:Array(UUID)} AND event_time >= {since:DateTime64(3)}",
                         )
@@ -95,6 +98,7 @@ impl BatchWriter for ClickHouseWriter {
                         .param("names", names)
                         .param("ids", ids)
                         .param("since", since.as_str())
+                        .with_setting("min_table_rows_to_use_projection_index", "0")
                         .fetch_all(),
                 )
                 .await?;

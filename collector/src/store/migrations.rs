@@ -96,6 +96,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0014_campaign_schedules.sql",
         sql: include_str!("../../clickhouse/migrations/0014_campaign_schedules.sql"),
     },
+    // 0015 is reserved for another change; versions are applied one by one, so a gap is fine.
+    Migration {
+        version: 16,
+        name: "0016_event_id_lookup.sql",
+        sql: include_str!("../../clickhouse/migrations/0016_event_id_lookup.sql"),
+    },
 ];
 
 /// Why migrating failed.
