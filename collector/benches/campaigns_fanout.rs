@@ -33,6 +33,9 @@ struct Args {
     /// Customers per fan-out page (`EVENTLINE_CAMPAIGN_FANOUT_PAGE`).
     #[arg(long, default_value_t = 2_000)]
     page: u32,
+    /// Campaign engine lanes (`EVENTLINE_CAMPAIGN_LANES`): each fans out to its share.
+    #[arg(long, default_value_t = 1)]
+    lanes: u32,
     /// Database to load into; dropped first, and at the end unless `--keep`.
     #[arg(long, default_value = "eventline_bench_fanout")]
     database: String,
@@ -128,8 +131,8 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     let db = server.clone().with_database(&args.database);
     println!(
-        "Eventline campaign fan-out benchmark: ClickHouse at {ch_url}, database {}, {} customers, pages of {}",
-        args.database, args.customers, args.page
+        "Eventline campaign fan-out benchmark: ClickHouse at {ch_url}, database {}, {} customers, pages of {}, {} engine lane(s)",
+        args.database, args.customers, args.page, args.lanes
     );
 
     let smtp_port = silent_smtp().await?;
@@ -141,6 +144,7 @@ async fn main() -> anyhow::Result<()> {
     config.smtp_url = format!("smtp://127.0.0.1:{smtp_port}");
     config.smtp_timeout_ms = 3_600_000;
     config.campaign_fanout_page = args.page;
+    config.campaign_lanes = args.lanes;
     config.clickhouse_timeout_ms = 600_000;
     let running = app::start(config).await?;
     let base = format!("http://{}", running.addr);

@@ -27,6 +27,7 @@ pub mod branches;
 pub mod caps;
 pub mod channels;
 pub mod clock;
+pub mod dry_run;
 pub mod eligibility;
 pub mod email;
 pub mod fanout;

@@ -1318,9 +1318,7 @@ impl Engine {
         Ok(())
     }
 
-    /// Whether the customer meets `condition`, asked of ClickHouse with the audience
-    /// compiler's SQL narrowed to the one customer. A condition the partner's catalogue no
-    /// longer admits cannot hold.
+    /// Whether the customer meets `condition` ([`check_condition`]).
     async fn check(
         &self,
         entry: &PartnerEntry,
@@ -1328,36 +1326,48 @@ impl Engine {
         condition: &eventline_audience::Condition,
         now: i64,
     ) -> Result<bool, StorageError> {
-        let segment = match eventline_audience::validate(condition, &segments::catalogue(entry)) {
-            Ok(segment) => segment,
-            Err(errors) => {
-                tracing::warn!(
-                    ?errors,
-                    "a campaign check no longer fits the catalogue; it does not hold"
-                );
-                return Ok(false);
-            }
-        };
-        let Ok(clock) = segments::clock(entry, now) else {
-            return Ok(false);
-        };
-        let query = compile::members(&segment, &clock);
-        let sql = format!(
-            "SELECT count() FROM ({}) WHERE customer_id = {{campaign_customer:String}}",
-            query.sql
-        );
-        let mut q = self
-            .store
-            .client()
-            .query(&sql)
-            .param("partner", entry.partner.partner_id.to_string())
-            .param("campaign_customer", customer);
-        for p in &query.params {
-            q = q.param(&p.name, &p.value);
-        }
-        let found: u64 = self.store.timed(q.fetch_one()).await?;
-        Ok(found > 0)
+        check_condition(&self.store, entry, customer, condition, now).await
     }
+}
+
+/// Whether the customer meets `condition`, asked of ClickHouse with the audience compiler's SQL
+/// narrowed to the one customer. A condition the partner's catalogue no longer admits cannot
+/// hold.
+pub(super) async fn check_condition(
+    store: &Store,
+    entry: &PartnerEntry,
+    customer: &str,
+    condition: &eventline_audience::Condition,
+    now: i64,
+) -> Result<bool, StorageError> {
+    let segment = match eventline_audience::validate(condition, &segments::catalogue(entry)) {
+        Ok(segment) => segment,
+        Err(errors) => {
+            tracing::warn!(
+                ?errors,
+                "a campaign check no longer fits the catalogue; it does not hold"
+            );
+            return Ok(false);
+        }
+    };
+    let Ok(clock) = segments::clock(entry, now) else {
+        return Ok(false);
+    };
+    let query = compile::members(&segment, &clock);
+    let sql = format!(
+        "SELECT count() FROM ({}) WHERE customer_id = {{campaign_customer:String}}",
+        query.sql
+    );
+    let mut q = store
+        .client()
+        .query(&sql)
+        .param("partner", entry.partner.partner_id.to_string())
+        .param("campaign_customer", customer);
+    for p in &query.params {
+        q = q.param(&p.name, &p.value);
+    }
+    let found: u64 = store.timed(q.fetch_one()).await?;
+    Ok(found > 0)
 }
 
 /// The partner's active campaigns at their current versions, validated against its catalogue
@@ -1410,7 +1420,7 @@ fn run_key(campaign: &CampaignRow, customer: &str) -> RunKey {
 }
 
 /// A stored event as the engine reads it.
-fn stored_event(row: &EventRow) -> StoredEvent {
+pub(super) fn stored_event(row: &EventRow) -> StoredEvent {
     let mut context = BTreeMap::new();
     for (k, v) in &row.context_strings {
         context.insert(k.clone(), ContextValue::String(v.clone()));
@@ -1465,7 +1475,7 @@ fn client(customer: &str, profile: Option<&CustomerProfileRow>, message: &Messag
 }
 
 /// The log row of a message: queued, or skipped with the reason.
-fn message_row(
+pub(super) fn message_row(
     campaign: &CampaignRow,
     customer: &str,
     message: &Message,
