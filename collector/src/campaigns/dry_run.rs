@@ -1,5 +1,5 @@
-//! A dry run: what a campaign would send one customer, now, for a real stored event, without
-//! writing anything. `POST /v1/admin/partners/{id}/campaigns/{cid}/dry-run` (see README,
+//! A dry run: what a campaign (active, paused or a draft, run as if active) would send one
+//! customer, now, for a real stored event, without writing anything. `POST /v1/admin/partners/{id}/campaigns/{cid}/dry-run` (see README,
 //! "Campaigns API").
 //!
 //! - **The event** is the one named (`event_id`), or else the customer's most recent event that
@@ -19,7 +19,7 @@
 use std::collections::VecDeque;
 
 use eventline_audience::evaluate::StoredEvent;
-use eventline_campaigns::definition::Trigger;
+use eventline_campaigns::definition::{Status, Trigger};
 use eventline_campaigns::engine::{self, Action, DoneReason, Key, State};
 use serde::Serialize;
 use serde_json::Value;
@@ -154,7 +154,9 @@ pub async fn dry_run(
 ) -> Result<DryRun, DryRunError> {
     let partner_id = entry.partner.partner_id;
     let row = super::get(store, partner_id, campaign_id).await?;
-    let campaign = live(entry, row).ok_or(DryRunError::Outdated)?;
+    let mut campaign = live(entry, row).ok_or(DryRunError::Outdated)?;
+    // As if active: a draft or a paused campaign is dry-run to see what it would send.
+    campaign.valid.campaign.status = Status::Active;
     let valid = &campaign.valid;
     let id = campaign_id.to_string();
     let key = Key {

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use super::admin::{parse_id, rfc3339, Admin};
 use super::{json_config, AppState};
 use crate::audit;
+use crate::campaigns::dry_run::{self, DryRunError};
 use crate::campaigns::{
     self, status_str, CampaignError, CampaignPatch, CampaignSummary, Transition,
     MAX_DEFINITION_BYTES,
@@ -317,6 +318,83 @@ async fn pause(
     Ok(transition_answer(&state, &admin, "campaign.pause", t).await)
 }
 
+/// The body of a dry run.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DryRunBody {
+    customer_id: String,
+    #[serde(default)]
+    event_id: Option<String>,
+}
+
+impl From<DryRunError> for ApiError {
+    fn from(error: DryRunError) -> ApiError {
+        let message = error.to_string();
+        match error {
+            DryRunError::Campaign(e) => e.into(),
+            DryRunError::Storage(e) => ApiError::Storage(e),
+            DryRunError::EventNotFound(_) => ApiError::NotFound("event"),
+            DryRunError::NoTriggerEvent(_) => ApiError::Conflict {
+                code: "no_trigger_event",
+                message,
+            },
+            DryRunError::Schedule => ApiError::Conflict {
+                code: "dry_run_unsupported",
+                message,
+            },
+            DryRunError::Outdated => ApiError::Conflict {
+                code: "campaign_definition_outdated",
+                message,
+            },
+        }
+    }
+}
+
+/// What the campaign would send one customer now, for a real stored event, writing nothing
+/// ([`crate::campaigns::dry_run`]).
+async fn dry_run_one(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: web::Json<DryRunBody>,
+) -> Result<HttpResponse, ApiError> {
+    let entry = state.registry.partner(&parse_id(&path.0, "partner")?)?;
+    let campaign_id = parse_id(&path.1, "campaign")?;
+    let DryRunBody {
+        customer_id,
+        event_id,
+    } = body.into_inner();
+    if customer_id.is_empty() || customer_id.chars().count() > event_model::limits::MAX_ID_CHARS {
+        return Err(ApiError::Invalid {
+            code: "invalid_customer_id",
+            field: "customer_id".into(),
+            message: format!(
+                "`customer_id` must be 1 to {} characters",
+                event_model::limits::MAX_ID_CHARS
+            ),
+        });
+    }
+    let event_id = match event_id {
+        Some(id) => Some(uuid::Uuid::parse_str(&id).map_err(|_| ApiError::Invalid {
+            code: "invalid_event_id",
+            field: "event_id".into(),
+            message: format!("`event_id` `{id}` is not a UUID"),
+        })?),
+        None => None,
+    };
+    let now = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let run = dry_run::dry_run(
+        &state.store,
+        &entry,
+        campaign_id,
+        &customer_id,
+        event_id,
+        now,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(run))
+}
+
 /// Registers the campaign routes inside the `/v1/admin` scope, with a JSON body limit of their
 /// own (a definition may be far longer than other admin bodies).
 pub fn routes(scope: actix_web::Scope) -> actix_web::Scope {
@@ -333,6 +411,7 @@ pub fn routes(scope: actix_web::Scope) -> actix_web::Scope {
             .route("/{cid}/versions/{n}", web::get().to(version))
             .route("/{cid}/activate", web::post().to(activate))
             .route("/{cid}/pause", web::post().to(pause))
+            .route("/{cid}/dry-run", web::post().to(dry_run_one))
             .route(
                 "/{cid}/messages",
                 web::get().to(super::channels::campaign_messages),

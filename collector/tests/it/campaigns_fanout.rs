@@ -694,3 +694,62 @@ async fn the_readme_back_in_stock_example_works() {
     assert_eq!(smtp.mails().len(), 1, "Bob viewed another product");
     t.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dry_run_of_back_in_stock_shows_the_message_to_an_interested_customer_and_leaves_out_another(
+) {
+    let smtp = SmtpSink::start().await;
+    let url = smtp.url();
+    let t = TestCollector::start_with(clickhouse_url(), |c| c.smtp_url = url).await;
+    let p = t.create_partner("Shop").await;
+    declare_catalogue(&t, &p).await;
+    for c in ["c-ann", "c-bob"] {
+        put_profile(&t, &p, c, json!({"email": format!("{c}@example.com")})).await;
+    }
+    send_events(
+        &t,
+        &p,
+        vec![
+            customer_event("product_viewed", Some("c-ann"), None, product("Boots")),
+            customer_event("product_viewed", Some("c-bob"), None, product("Rain Coat")),
+        ],
+    )
+    .await;
+    // A draft: it runs nothing, but it can be dry-run.
+    let mut draft = back_in_stock();
+    draft["status"] = json!("draft");
+    let id = create_campaign(&t, &p, draft).await;
+    let event_id = back_in_stock_event(&t, &p, "Boots").await;
+    let path = format!("/v1/admin/partners/{}/campaigns/{id}/dry-run", p.id);
+
+    let (status, run) = t
+        .admin(Method::POST, &path, Some(json!({"customer_id": "c-ann"})))
+        .await;
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(
+        run["event"]["event_id"],
+        event_id.as_str(),
+        "the latest system event"
+    );
+    assert_eq!(run["started"], true, "{run}");
+    assert_eq!(run["messages"][0]["would"], "send", "{run}");
+    assert_eq!(run["messages"][0]["subject"], "Boots is back");
+    assert_eq!(run["messages"][0]["recipient"], "c-ann@example.com");
+
+    let (status, run) = t
+        .admin(Method::POST, &path, Some(json!({"customer_id": "c-bob"})))
+        .await;
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(run["started"], false, "{run}");
+    assert_eq!(run["messages"], json!([]));
+    assert!(
+        run["ends"].as_str().unwrap().starts_with("not selected"),
+        "{run}"
+    );
+    assert_eq!(
+        t.count("SELECT count() FROM campaign_messages").await,
+        0,
+        "a dry run writes nothing"
+    );
+    t.finish().await;
+}

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use event_model::timestamp::parse_rfc3339_ms;
 use event_model::{ContextValue, Event};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -345,6 +346,109 @@ async fn a_run_of_an_edited_campaigns_older_version_still_ends_on_the_purchase_i
         .await,
         0
     );
+    assert!(message_log(&t).await.is_empty());
+    assert!(smtp.mails().is_empty());
+    t.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dry_run_renders_what_a_customer_would_get_for_their_latest_cart_and_writes_nothing() {
+    let smtp = SmtpSink::start().await;
+    let url = smtp.url();
+    let t = TestCollector::start_with(clickhouse_url(), |c| c.smtp_url = url).await;
+    let p = t.create_partner("Shop").await;
+    put_profile(
+        &t,
+        &p,
+        "c-1",
+        json!({"first_name": "Ann", "email": "ann@example.com"}),
+    )
+    .await;
+    put_profile(&t, &p, "c-2", json!({"first_name": "Bob"})).await;
+    let id = create_campaign(&t, &p, abandoned_cart(3600)).await;
+    send(&t, &p, "added_to_cart", "c-1", &product("Rain Coat")).await;
+    send(&t, &p, "added_to_cart", "c-1", &product("Trail Boots")).await;
+    send(&t, &p, "added_to_cart", "c-2", &product("Hat")).await;
+    let path = format!("/v1/admin/partners/{}/campaigns/{id}/dry-run", p.id);
+    let dry = |body: Value| {
+        let path = path.clone();
+        let t = &t;
+        async move { t.admin(Method::POST, &path, Some(body)).await }
+    };
+
+    let (status, run) = dry(json!({"customer_id": "c-1"})).await;
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(run["started"], true, "{run}");
+    assert_eq!(run["event"]["name"], "added_to_cart");
+    let messages = run["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1, "{run}");
+    let m = &messages[0];
+    assert_eq!(m["would"], "send", "{run}");
+    assert_eq!(m["channel"], "email");
+    assert_eq!(m["recipient"], "ann@example.com");
+    // The latest cart (Trail Boots), rendered with the profile as it is.
+    assert_eq!(m["subject"], "Still thinking about Trail Boots?");
+    assert!(m["body"].as_str().unwrap().contains("Hi Ann"), "{m}");
+    let event_ms = parse_rfc3339_ms(run["event"]["event_time"].as_str().unwrap()).unwrap();
+    let due_ms = parse_rfc3339_ms(m["due_at"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        due_ms - event_ms,
+        3_600_000,
+        "sent when the hour's wait ends"
+    );
+    assert!(run["ends"].as_str().unwrap().starts_with("done"), "{run}");
+
+    // Bob has no email: the message would be skipped, with the reason.
+    let (status, run) = dry(json!({"customer_id": "c-2"})).await;
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(run["messages"][0]["would"], "skip", "{run}");
+    assert!(
+        run["messages"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("no_email"),
+        "{run}"
+    );
+
+    // Against a given event: the Rain Coat cart.
+    let rain_coat: String =
+        t.db.query(
+            "SELECT toString(event_id) FROM events \
+             WHERE customer_id = 'c-1' AND context_strings['product'] = 'Rain Coat'",
+        )
+        .fetch_one()
+        .await
+        .unwrap();
+    let (status, run) = dry(json!({"customer_id": "c-1", "event_id": rain_coat})).await;
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(
+        run["messages"][0]["subject"],
+        "Still thinking about Rain Coat?"
+    );
+
+    // Clear errors: nobody's cart, a bad or unknown event id, no customer.
+    for (body, want_status, code) in [
+        (json!({"customer_id": "c-9"}), 409, "no_trigger_event"),
+        (
+            json!({"customer_id": "c-1", "event_id": "nope"}),
+            400,
+            "invalid_event_id",
+        ),
+        (
+            json!({"customer_id": "c-1", "event_id": "01a22e22-085b-7411-86b1-acdf7238604a"}),
+            404,
+            "not_found",
+        ),
+        (json!({"customer_id": ""}), 400, "invalid_customer_id"),
+    ] {
+        let (status, answer) = dry(body.clone()).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (want_status, Some(code)),
+            "{body}: {answer}"
+        );
+    }
+    // Nothing was written: no message, and the real runs still wait.
     assert!(message_log(&t).await.is_empty());
     assert!(smtp.mails().is_empty());
     t.finish().await;
