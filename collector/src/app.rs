@@ -158,7 +158,7 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
         tracing::info!("campaigns are not run by this process (EVENTLINE_SERVE_CAMPAIGNS=false)");
     }
     let (sink, sink_task) = sink::spawn_with_listener(
-        ClickHouseWriter::new(store.clone()),
+        ClickHouseWriter::new(store.clone(), metrics.clone()),
         BatchLimits {
             max_rows: config.batch_max_rows,
             max_bytes: config.batch_max_bytes,
@@ -166,7 +166,6 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
             queue: config.sink_queue,
             queue_bytes: config.sink_queue_bytes as usize,
             lanes: config.sink_lanes,
-            inserts_in_flight: config.sink_inserts_in_flight as usize,
         },
         metrics.clone(),
         campaigns.as_ref().map(|c| c.committed.clone()),
@@ -175,7 +174,7 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
         campaigns.attach_sink(&sink);
     }
     let (quarantine, quarantine_task) = sink::quarantine::spawn(
-        ClickHouseWriter::new(store.clone()),
+        ClickHouseWriter::new(store.clone(), metrics.clone()),
         QuarantineLimits {
             max_rows: config.quarantine_queue_rows as usize,
             max_bytes: config.quarantine_queue_bytes as usize,

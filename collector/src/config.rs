@@ -199,17 +199,6 @@ pub struct Config {
     #[arg(long, env = "EVENTLINE_SINK_LANES", default_value_t = 1)]
     pub sink_lanes: usize,
 
-    /// Inserts of events each sink lane may have running at once; the next batch's duplicate
-    /// look-up runs while they do. Default 1: the look-up of the next batch overlaps the one
-    /// insert, and commits end in the order they began, which is the order the campaign
-    /// engine is handed events in (with more, a customer's purchase could reach it before the
-    /// cart added just before, in another insert). More keep ClickHouse's cores busier (it
-    /// takes each insert and its views on one thread; see README, "Benchmark") where no
-    /// campaign waits on the order of events. Each running insert holds its rows in memory,
-    /// within `sink_queue_bytes`.
-    #[arg(long, env = "EVENTLINE_SINK_INSERTS_IN_FLIGHT", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
-    pub sink_inserts_in_flight: u64,
-
     /// Requests that may wait for each sink lane before new ones are answered 429.
     #[arg(long, env = "EVENTLINE_SINK_QUEUE", default_value_t = 4096)]
     pub sink_queue: usize,

@@ -89,7 +89,7 @@ pub async fn start(config: Config) -> anyhow::Result<Engine> {
     let campaigns = runner::spawn(store.clone(), registry, &senders, settings, Clock::system())
         .map_err(anyhow::Error::msg)?;
     let (sink, sink_task) = sink::spawn(
-        ClickHouseWriter::new(store),
+        ClickHouseWriter::new(store, Metrics::new()),
         BatchLimits {
             max_rows: config.batch_max_rows,
             max_bytes: config.batch_max_bytes,
@@ -97,7 +97,6 @@ pub async fn start(config: Config) -> anyhow::Result<Engine> {
             queue: config.sink_queue,
             queue_bytes: config.sink_queue_bytes as usize,
             lanes: config.sink_lanes,
-            inserts_in_flight: config.sink_inserts_in_flight as usize,
         },
         Metrics::new(),
     );

@@ -1,14 +1,14 @@
 //! Grouping requests into commits: the loop, its limits, and the hand-off to requests.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::{JoinError, JoinHandle};
+use tokio::task::JoinHandle;
 
-use super::{sort_key, BatchWriter, EventKey, SortKey};
+use super::{Batch, BatchWriter, EventKey};
 use crate::error::StorageError;
 use crate::metrics::Metrics;
 use crate::store::rows::EventRow;
@@ -29,9 +29,20 @@ pub struct BatchLimits {
     pub queue_bytes: usize,
     /// Independent commit lanes; an event's lane is fixed by its `event_id`.
     pub lanes: usize,
-    /// Inserts each lane may have running at once (at least 1). The next batch's duplicate
-    /// look-up runs while they do.
-    pub inserts_in_flight: usize,
+}
+
+/// Why a commit failed, as far as the lane must know.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// Nothing of the commit can still be running in ClickHouse (the look-up failed, or the
+    /// insert was never sent).
+    #[error(transparent)]
+    Failed(StorageError),
+    /// The insert of events was sent and no definite answer came back (timeout, dropped
+    /// connection, an error from anything between us and ClickHouse): it may still be running,
+    /// and may commit. The lane settles it before its next look-up.
+    #[error("insert outcome unknown: {0}")]
+    InDoubt(StorageError),
 }
 
 /// Why a submission was not stored.
@@ -256,64 +267,6 @@ pub fn spawn_with_listener<W: BatchWriter>(
     )
 }
 
-/// An insert of a lane that is running: its keys, until its outcome is known.
-struct InFlight {
-    insert_id: String,
-    keys: HashSet<SortKey>,
-    /// Answers the insert's requests itself; `true` once the rows are stored, `false` when the
-    /// outcome is open (the requests were answered 503).
-    task: JoinHandle<bool>,
-}
-
-/// One lane: the only writer of its share of event ids in this process.
-struct Lane<W> {
-    writer: Arc<W>,
-    limits: BatchLimits,
-    metrics: Metrics,
-    listener: Option<CommitListener>,
-    /// Oldest first.
-    in_flight: VecDeque<InFlight>,
-    /// Inserts of this lane whose outcome is unknown. Until they are settled, a look-up could
-    /// miss rows they are still committing, and the events would be stored twice.
-    in_doubt: Vec<String>,
-}
-
-/// The requests of a batch being prepared, and what answering them needs.
-struct Prepared {
-    events: Vec<EventRow>,
-    replies: Vec<oneshot::Sender<Reply>>,
-    held: Vec<Held>,
-    rows: usize,
-}
-
-impl Prepared {
-    fn new(jobs: Vec<Job>) -> Prepared {
-        let mut prepared = Prepared {
-            events: Vec::new(),
-            replies: Vec::with_capacity(jobs.len()),
-            held: Vec::with_capacity(jobs.len()),
-            rows: 0,
-        };
-        for job in jobs {
-            prepared.rows += job.rows();
-            prepared.events.extend(job.events);
-            prepared.replies.push(job.reply);
-            prepared.held.push(job.held);
-        }
-        prepared
-    }
-
-    /// Answers every request 503 with `message`; nothing of the batch was sent.
-    fn fail(self, metrics: &Metrics, message: String) {
-        metrics.sink_failures.inc();
-        tracing::warn!(error = %message, rows = self.rows, "commit failed; answering 503 to its requests");
-        drop(self.held);
-        for reply in self.replies {
-            let _ = reply.send(Err(StorageError::Commit(message.clone())));
-        }
-    }
-}
-
 async fn run<W: BatchWriter>(
     writer: Arc<W>,
     limits: BatchLimits,
@@ -321,29 +274,10 @@ async fn run<W: BatchWriter>(
     mut rx: mpsc::Receiver<Job>,
     listener: Option<CommitListener>,
 ) {
-    let mut lane = Lane {
-        writer,
-        limits,
-        metrics,
-        listener,
-        in_flight: VecDeque::new(),
-        in_doubt: Vec::new(),
-    };
-    loop {
-        // Wait for a request; an insert that ends meanwhile is recorded at once.
-        let first = loop {
-            let Some(oldest) = lane.in_flight.front_mut() else {
-                break rx.recv().await;
-            };
-            tokio::select! {
-                job = rx.recv() => break job,
-                outcome = &mut oldest.task => {
-                    let ended = lane.in_flight.pop_front().expect("the oldest insert");
-                    lane.record(ended.insert_id, outcome);
-                }
-            }
-        };
-        let Some(first) = first else { break };
+    // An insert of this lane whose outcome is unknown. Until it is settled, a look-up could
+    // miss rows it is still committing, and the events would be stored twice.
+    let mut in_doubt: Option<String> = None;
+    while let Some(first) = rx.recv().await {
         let deadline = Instant::now() + limits.linger;
         let (mut rows, mut bytes) = (first.rows(), first.bytes());
         let mut jobs = vec![first];
@@ -365,192 +299,86 @@ async fn run<W: BatchWriter>(
             bytes += job.bytes();
             jobs.push(job);
         }
-        lane.commit(Prepared::new(jobs)).await;
-    }
-    // Closed: every request still waiting is answered by its insert.
-    while let Some(ended) = lane.in_flight.pop_front() {
-        let outcome = ended.task.await;
-        lane.record(ended.insert_id, outcome);
+        commit(
+            &*writer,
+            &metrics,
+            &mut in_doubt,
+            jobs,
+            rows,
+            listener.as_ref(),
+        )
+        .await;
     }
 }
 
-impl<W: BatchWriter> Lane<W> {
-    /// Notes how an insert ended: one whose outcome is open must be settled before a look-up.
-    fn record(&mut self, insert_id: String, outcome: Result<bool, JoinError>) {
-        if !matches!(outcome, Ok(true)) {
-            self.in_doubt.push(insert_id);
-        }
+async fn commit<W: BatchWriter>(
+    writer: &W,
+    metrics: &Metrics,
+    in_doubt: &mut Option<String>,
+    jobs: Vec<Job>,
+    rows: usize,
+    listener: Option<&CommitListener>,
+) {
+    let mut batch = Batch::default();
+    let mut replies = Vec::with_capacity(jobs.len());
+    let mut held = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        batch.events.extend(job.events);
+        replies.push(job.reply);
+        held.push(job.held);
     }
-
-    /// Waits for the insert at `index` of `in_flight` and records how it ended; `true` when
-    /// its rows are stored.
-    async fn finish(&mut self, index: usize) -> bool {
-        let ended = self.in_flight.remove(index).expect("an insert in flight");
-        let outcome = ended.task.await;
-        let stored = matches!(outcome, Ok(true));
-        self.record(ended.insert_id, outcome);
-        stored
+    if let Some(id) = in_doubt.as_deref() {
+        if let Err(error) = writer.settle(id).await {
+            metrics.sink_failures.inc();
+            tracing::warn!(%error, insert_id = id, rows, "an earlier insert is not settled; answering 503 without inserting");
+            let message = StorageError::Unsettled(id.to_string()).to_string();
+            drop((batch, held));
+            for reply in replies {
+                let _ = reply.send(Err(StorageError::Commit(message.clone())));
+            }
+            return;
+        }
+        tracing::info!(insert_id = id, "insert in doubt settled: no longer running");
+        *in_doubt = None;
     }
-
-    /// Settles every insert in doubt, or says which one could not be.
-    async fn settle(&mut self) -> Result<(), String> {
-        while let Some(id) = self.in_doubt.last() {
-            if let Err(error) = self.writer.settle(id).await {
-                tracing::warn!(%error, insert_id = %id, "an earlier insert is not settled; answering 503 without inserting");
-                return Err(StorageError::Unsettled(id.clone()).to_string());
-            }
-            tracing::info!(insert_id = %id, "insert in doubt settled: no longer running");
-            self.in_doubt.pop();
-        }
-        Ok(())
-    }
-
-    /// Looks up the batch's duplicates (while earlier inserts run) and starts its insert.
-    async fn commit(&mut self, batch: Prepared) {
-        let started = Instant::now();
-        // A free insert slot first, so that the look-up is as late (and the batch as large)
-        // as the slots allow.
-        while self.in_flight.len() >= self.limits.inserts_in_flight.max(1) {
-            self.finish(0).await;
-        }
-        while let Some(index) = self.in_flight.iter().position(|f| f.task.is_finished()) {
-            self.finish(index).await;
-        }
-        if let Err(message) = self.settle().await {
-            return batch.fail(&self.metrics, message);
-        }
-        let keys: HashSet<SortKey> = batch.events.iter().map(sort_key).collect();
-        let mut stored = match self.lookup(&keys).await {
-            Ok(stored) => stored,
-            Err(message) => return batch.fail(&self.metrics, message),
-        };
-        // A key that an insert running during the look-up holds may be missed by it: that
-        // insert decides. Stored: a duplicate. Outcome open: settled, and looked up again.
-        let mut again = HashSet::new();
-        while let Some(index) = self
-            .in_flight
-            .iter()
-            .position(|f| !f.keys.is_disjoint(&keys))
-        {
-            let shared: Vec<SortKey> = self.in_flight[index]
-                .keys
-                .intersection(&keys)
-                .cloned()
-                .collect();
-            if self.finish(index).await {
-                stored.extend(shared);
-            } else {
-                again.extend(shared);
-            }
-        }
-        if !again.is_empty() {
-            if let Err(message) = self.settle().await {
-                return batch.fail(&self.metrics, message);
-            }
-            match self.lookup(&again).await {
-                Ok(found) => stored.extend(found),
-                Err(message) => return batch.fail(&self.metrics, message),
-            }
-        }
-        self.insert(batch, &stored, started);
-    }
-
-    async fn lookup(&self, keys: &HashSet<SortKey>) -> Result<HashSet<SortKey>, String> {
-        if keys.is_empty() {
-            return Ok(HashSet::new());
-        }
-        self.writer.stored(keys).await.map_err(|e| e.to_string())
-    }
-
-    /// Starts inserting the batch's events that `stored` does not hold (each once); its task
-    /// answers the requests when the insert ends.
-    fn insert(&mut self, batch: Prepared, stored: &HashSet<SortKey>, started: Instant) {
-        let Prepared {
-            events,
-            replies,
-            held,
-            rows,
-        } = batch;
-        let mut skipped = HashSet::new();
-        let mut repeats = 0u64;
-        let mut fresh = Vec::with_capacity(events.len());
-        let mut keys = HashSet::with_capacity(events.len());
-        for row in events {
-            let key = sort_key(&row);
-            if stored.contains(&key) {
-                skipped.insert((row.partner_id, row.event_id));
-                repeats += 1;
-            } else if keys.insert(key) {
-                fresh.push(row);
-            } else {
-                // The same event twice in one commit (a retry racing its original): the
-                // first copy is stored now, so neither request is told "duplicate".
-                repeats += 1;
-            }
-        }
-        self.metrics.duplicates.inc_by(repeats);
-        let skipped = Arc::new(skipped);
-        let insert_id = format!("eventline-insert-{}", uuid::Uuid::new_v4());
-        let (writer, metrics, listener) = (
-            self.writer.clone(),
-            self.metrics.clone(),
-            self.listener.clone(),
-        );
-        let id = insert_id.clone();
-        let task = tokio::spawn(async move {
-            // Any failure once the insert is sent leaves its outcome open: a timeout or a reset
-            // can come after ClickHouse committed, and a 5xx can come from a proxy while the
-            // insert still runs. Settling an insert that had ended costs two short queries.
-            let result = if fresh.is_empty() {
-                Ok(())
-            } else {
-                writer.insert(&fresh, &id).await
-            };
-            // The rows are gone with the insert: their bytes are free before anyone hears.
-            drop(held);
-            metrics
-                .insert_seconds
-                .observe(started.elapsed().as_secs_f64());
-            metrics.batch_rows.observe(rows as f64);
-            match result {
-                Ok(()) => {
-                    for row in &fresh {
-                        metrics
-                            .accepted
-                            .with_label_values(&[row.ingest_path.as_str()])
-                            .inc();
-                    }
-                    if let Some(listener) = listener {
-                        let stored = newly_stored(fresh, &skipped);
-                        if !stored.is_empty() {
-                            // A listener that has ended (shutdown) has nothing more to learn.
-                            let _ = listener.send(stored);
-                        }
-                    }
-                    for reply in replies {
-                        // A request that gave up waiting has nothing to learn; its rows are
-                        // stored.
-                        let _ = reply.send(Ok(skipped.clone()));
-                    }
-                    true
-                }
-                Err(error) => {
-                    metrics.sink_inserts_in_doubt.inc();
-                    metrics.sink_failures.inc();
-                    tracing::warn!(%error, rows, "insert outcome unknown; answering 503 to its requests");
-                    let message = format!("insert outcome unknown: {error}");
-                    for reply in replies {
-                        let _ = reply.send(Err(StorageError::Commit(message.clone())));
-                    }
-                    false
+    let insert_id = format!("eventline-insert-{}", uuid::Uuid::new_v4());
+    // Kept only when someone listens: the writer consumes the batch.
+    let events = listener.map(|_| batch.events.clone());
+    let started = Instant::now();
+    let result = writer.commit(batch, &insert_id).await;
+    // The rows are gone with the batch: their bytes are free before anyone hears the answer.
+    drop(held);
+    metrics
+        .insert_seconds
+        .observe(started.elapsed().as_secs_f64());
+    metrics.batch_rows.observe(rows as f64);
+    match result {
+        Ok(skipped) => {
+            if let (Some(listener), Some(events)) = (listener, events) {
+                let stored = newly_stored(events, &skipped);
+                if !stored.is_empty() {
+                    // A listener that has ended (shutdown) has nothing more to learn.
+                    let _ = listener.send(stored);
                 }
             }
-        });
-        self.in_flight.push_back(InFlight {
-            insert_id,
-            keys,
-            task,
-        });
+            let skipped = Arc::new(skipped);
+            for reply in replies {
+                // A request that gave up waiting has nothing to learn; its rows are stored.
+                let _ = reply.send(Ok(skipped.clone()));
+            }
+        }
+        Err(error) => {
+            if let CommitError::InDoubt(_) = &error {
+                metrics.sink_inserts_in_doubt.inc();
+                *in_doubt = Some(insert_id);
+            }
+            metrics.sink_failures.inc();
+            tracing::warn!(%error, rows, "commit failed; answering 503 to its requests");
+            let message = error.to_string();
+            for reply in replies {
+                let _ = reply.send(Err(StorageError::Commit(message.clone())));
+            }
+        }
     }
 }
 
@@ -573,30 +401,25 @@ mod tests {
 
     #[tokio::test]
     async fn the_listener_hears_each_stored_event_once_and_no_event_stored_before() {
-        /// Reports `old` as stored before.
-        struct Stored(SortKey);
-        impl BatchWriter for Stored {
-            async fn stored(
+        /// Reports the first row's key as stored before.
+        struct FirstWasStored;
+        impl BatchWriter for FirstWasStored {
+            async fn commit(
                 &self,
-                keys: &HashSet<SortKey>,
-            ) -> Result<HashSet<SortKey>, StorageError> {
-                Ok(keys.iter().filter(|k| **k == self.0).cloned().collect())
-            }
-            async fn insert(&self, _: &[EventRow], _: &str) -> Result<(), StorageError> {
-                Ok(())
+                batch: Batch,
+                _: &str,
+            ) -> Result<HashSet<EventKey>, CommitError> {
+                let first = &batch.events[0];
+                Ok([(first.partner_id, first.event_id)].into())
             }
             async fn settle(&self, _: &str) -> Result<(), StorageError> {
                 Ok(())
             }
         }
-        let (old, new) = (row(), row());
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let (sink, _task) = spawn_with_listener(
-            Stored(sort_key(&old)),
-            limits(1000, 0),
-            Metrics::new(),
-            Some(tx),
-        );
+        let (sink, _task) =
+            spawn_with_listener(FirstWasStored, limits(1000, 0), Metrics::new(), Some(tx));
+        let (old, new) = (row(), row());
         sink.submit(vec![old.clone(), new.clone(), new.clone()])
             .await
             .unwrap();
@@ -615,16 +438,12 @@ mod tests {
     }
 
     impl BatchWriter for Recorder {
-        async fn stored(&self, _: &HashSet<SortKey>) -> Result<HashSet<SortKey>, StorageError> {
+        async fn commit(&self, batch: Batch, _: &str) -> Result<HashSet<EventKey>, CommitError> {
             if *self.fail.lock().unwrap() {
-                return Err(StorageError::Commit("down".into()));
+                return Err(CommitError::Failed(StorageError::Commit("down".into())));
             }
+            self.commits.lock().unwrap().push(batch.events.len());
             Ok(HashSet::new())
-        }
-
-        async fn insert(&self, rows: &[EventRow], _: &str) -> Result<(), StorageError> {
-            self.commits.lock().unwrap().push(rows.len());
-            Ok(())
         }
 
         async fn settle(&self, _: &str) -> Result<(), StorageError> {
@@ -635,18 +454,15 @@ mod tests {
     /// What a [`Scripted`] writer was asked, in order.
     #[derive(Debug, Clone, PartialEq)]
     enum Call {
-        Lookup,
         Commit(String),
         Settle(String),
     }
 
-    /// Answers look-ups, inserts and settles from scripts (then succeeds, finding nothing
-    /// stored), recording every call.
+    /// Answers commits and settles from scripts (then succeeds), recording every call.
     #[derive(Clone, Default)]
     struct Scripted {
         calls: Arc<Mutex<Vec<Call>>>,
-        lookups: Arc<Mutex<Vec<Result<(), StorageError>>>>,
-        commits: Arc<Mutex<Vec<Result<(), StorageError>>>>,
+        commits: Arc<Mutex<Vec<Result<(), CommitError>>>>,
         settles: Arc<Mutex<Vec<Result<(), StorageError>>>>,
     }
 
@@ -657,21 +473,12 @@ mod tests {
     }
 
     impl BatchWriter for Scripted {
-        async fn stored(&self, _: &HashSet<SortKey>) -> Result<HashSet<SortKey>, StorageError> {
-            self.calls.lock().unwrap().push(Call::Lookup);
-            let mut script = self.lookups.lock().unwrap();
-            match (!script.is_empty()).then(|| script.remove(0)) {
-                Some(Err(e)) => Err(e),
-                _ => Ok(HashSet::new()),
-            }
-        }
-
-        async fn insert(&self, _: &[EventRow], id: &str) -> Result<(), StorageError> {
+        async fn commit(&self, _: Batch, id: &str) -> Result<HashSet<EventKey>, CommitError> {
             self.calls.lock().unwrap().push(Call::Commit(id.into()));
             let mut script = self.commits.lock().unwrap();
             match (!script.is_empty()).then(|| script.remove(0)) {
                 Some(Err(e)) => Err(e),
-                _ => Ok(()),
+                _ => Ok(HashSet::new()),
             }
         }
 
@@ -693,17 +500,17 @@ mod tests {
     #[tokio::test]
     async fn after_an_insert_in_doubt_the_lane_settles_it_before_its_next_commit() {
         let writer = Scripted::default();
-        writer.commits.lock().unwrap().push(Err(timeout()));
+        writer
+            .commits
+            .lock()
+            .unwrap()
+            .push(Err(CommitError::InDoubt(timeout())));
         let metrics = Metrics::new();
         let (sink, _task) = spawn(writer.clone(), limits(1000, 0), metrics.clone());
         assert!(sink.submit(vec![row()]).await.is_err());
         sink.submit(vec![row()]).await.unwrap();
         sink.submit(vec![row()]).await.unwrap();
-        let calls: Vec<Call> = writer
-            .calls()
-            .into_iter()
-            .filter(|c| *c != Call::Lookup)
-            .collect();
+        let calls = writer.calls();
         let Call::Commit(first) = &calls[0] else {
             panic!("{calls:?}")
         };
@@ -719,7 +526,11 @@ mod tests {
     #[tokio::test]
     async fn until_an_insert_in_doubt_is_settled_commits_are_answered_503_without_inserting() {
         let writer = Scripted::default();
-        writer.commits.lock().unwrap().push(Err(timeout()));
+        writer
+            .commits
+            .lock()
+            .unwrap()
+            .push(Err(CommitError::InDoubt(timeout())));
         writer
             .settles
             .lock()
@@ -736,27 +547,30 @@ mod tests {
             .calls()
             .iter()
             .map(|c| match c {
-                Call::Lookup => "lookup",
                 Call::Commit(_) => "commit",
                 Call::Settle(_) => "settle",
             })
             .collect();
         assert_eq!(
             kinds,
-            ["lookup", "commit", "settle", "settle", "settle", "lookup", "commit"],
-            "no look-up and no insert while the first is unsettled"
+            ["commit", "settle", "settle", "settle", "commit"],
+            "no insert while the first is unsettled"
         );
     }
 
     #[tokio::test]
     async fn a_failure_before_the_insert_needs_no_settling() {
         let writer = Scripted::default();
-        writer.lookups.lock().unwrap().push(Err(timeout()));
+        writer
+            .commits
+            .lock()
+            .unwrap()
+            .push(Err(CommitError::Failed(timeout())));
         let (sink, _task) = spawn(writer.clone(), limits(1000, 0), Metrics::new());
         assert!(sink.submit(vec![row()]).await.is_err());
         sink.submit(vec![row()]).await.unwrap();
         assert!(
-            !writer.calls().iter().any(|c| matches!(c, Call::Settle(_))),
+            writer.calls().iter().all(|c| matches!(c, Call::Commit(_))),
             "{:?}",
             writer.calls()
         );
@@ -794,7 +608,6 @@ mod tests {
             queue: 100,
             queue_bytes: usize::MAX,
             lanes: 1,
-            inserts_in_flight: 1,
         }
     }
 
@@ -891,14 +704,10 @@ mod tests {
     }
 
     impl BatchWriter for Gated {
-        async fn stored(&self, _: &HashSet<SortKey>) -> Result<HashSet<SortKey>, StorageError> {
-            Ok(HashSet::new())
-        }
-
-        async fn insert(&self, _: &[EventRow], _: &str) -> Result<(), StorageError> {
+        async fn commit(&self, _: Batch, _: &str) -> Result<HashSet<EventKey>, CommitError> {
             self.started.notify_one();
             self.gate.acquire().await.expect("gate open").forget();
-            Ok(())
+            Ok(HashSet::new())
         }
 
         async fn settle(&self, _: &str) -> Result<(), StorageError> {
@@ -969,272 +778,5 @@ mod tests {
         let _second = sink.enqueue(vec![row()]).unwrap();
         let err = sink.submit(vec![row()]).await.unwrap_err();
         assert!(matches!(err, SubmitError::Overloaded), "{err:?}");
-    }
-}
-
-#[cfg(test)]
-mod pipeline_tests {
-    //! Exactly-once while the next batch is looked up during an insert.
-
-    use super::*;
-    use crate::store::rows::ms_to_datetime;
-    use std::sync::Mutex;
-    use uuid::Uuid;
-
-    /// How one insert of [`Memory`] ends: whether its rows land, and what the caller hears.
-    #[derive(Clone, Copy)]
-    struct Outcome {
-        stores: bool,
-        answers: bool,
-    }
-
-    /// A store in memory: look-ups see the rows of inserts that have landed. Each insert waits
-    /// for a permit of `gate`, then ends as the next scripted [`Outcome`] says (default: stored
-    /// and answered).
-    #[derive(Clone)]
-    struct Memory {
-        rows: Arc<Mutex<Vec<SortKey>>>,
-        script: Arc<Mutex<Vec<Outcome>>>,
-        calls: Arc<Mutex<Vec<String>>>,
-        called: Arc<tokio::sync::Notify>,
-        gate: Arc<tokio::sync::Semaphore>,
-    }
-
-    impl Memory {
-        fn new() -> Memory {
-            Memory {
-                rows: Arc::default(),
-                script: Arc::default(),
-                calls: Arc::default(),
-                called: Arc::default(),
-                gate: Arc::new(tokio::sync::Semaphore::new(0)),
-            }
-        }
-
-        fn calls(&self) -> Vec<String> {
-            self.calls.lock().unwrap().clone()
-        }
-
-        /// Waits (at most 10 s) until `n` calls start with `call`.
-        async fn called(&self, call: &str, n: usize) {
-            let count = || self.calls().iter().filter(|c| c.starts_with(call)).count();
-            tokio::time::timeout(Duration::from_secs(10), async {
-                loop {
-                    // Registered before the check, so a call in between is not missed.
-                    let notified = self.called.notified();
-                    tokio::pin!(notified);
-                    notified.as_mut().enable();
-                    if count() >= n {
-                        return;
-                    }
-                    notified.await;
-                }
-            })
-            .await
-            .unwrap_or_else(|_| panic!("{n} calls {call} within 10 s: {:?}", self.calls()));
-        }
-
-        async fn inserts_started(&self, n: usize) {
-            self.called("insert", n).await
-        }
-
-        async fn lookups_done(&self, n: usize) {
-            self.called("lookup", n).await
-        }
-    }
-
-    impl BatchWriter for Memory {
-        async fn stored(&self, keys: &HashSet<SortKey>) -> Result<HashSet<SortKey>, StorageError> {
-            let found = self
-                .rows
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|k| keys.contains(*k))
-                .cloned()
-                .collect();
-            self.calls.lock().unwrap().push("lookup".into());
-            self.called.notify_waiters();
-            Ok(found)
-        }
-
-        async fn insert(&self, rows: &[EventRow], _: &str) -> Result<(), StorageError> {
-            self.calls
-                .lock()
-                .unwrap()
-                .push(format!("insert {}", rows.len()));
-            self.called.notify_waiters();
-            self.gate.acquire().await.expect("gate open").forget();
-            let outcome = {
-                let mut script = self.script.lock().unwrap();
-                (!script.is_empty()).then(|| script.remove(0))
-            }
-            .unwrap_or(Outcome {
-                stores: true,
-                answers: true,
-            });
-            if outcome.stores {
-                self.rows.lock().unwrap().extend(rows.iter().map(sort_key));
-            }
-            if outcome.answers {
-                Ok(())
-            } else {
-                Err(StorageError::Timeout(Duration::from_secs(1)))
-            }
-        }
-
-        async fn settle(&self, _: &str) -> Result<(), StorageError> {
-            self.calls.lock().unwrap().push("settle".into());
-            Ok(())
-        }
-    }
-
-    fn row() -> EventRow {
-        EventRow {
-            partner_id: Uuid::nil(),
-            event_id: Uuid::now_v7(),
-            kind: "customer".into(),
-            name: "n".into(),
-            source: "s".into(),
-            source_id: Uuid::nil(),
-            customer_id: "c".into(),
-            anonymous_id: String::new(),
-            session_id: String::new(),
-            occurred_at: ms_to_datetime(0),
-            sent_at: ms_to_datetime(0),
-            received_at: ms_to_datetime(0),
-            event_time: ms_to_datetime(0),
-            context_strings: vec![],
-            context_numbers: vec![],
-            context_booleans: vec![],
-            ingest_path: "client".into(),
-            user_agent: String::new(),
-            client_ip: String::new(),
-        }
-    }
-
-    fn limits() -> BatchLimits {
-        BatchLimits {
-            max_rows: 1000,
-            max_bytes: usize::MAX,
-            linger: Duration::ZERO,
-            queue: 100,
-            queue_bytes: usize::MAX,
-            lanes: 1,
-            inserts_in_flight: 2,
-        }
-    }
-
-    /// Submits `rows` in a task of its own (it waits for its commit).
-    fn submit(
-        sink: &Sink,
-        rows: Vec<EventRow>,
-    ) -> JoinHandle<Result<Arc<HashSet<EventKey>>, SubmitError>> {
-        let sink = sink.clone();
-        tokio::spawn(async move { sink.submit(rows).await })
-    }
-
-    async fn answer(
-        request: JoinHandle<Result<Arc<HashSet<EventKey>>, SubmitError>>,
-    ) -> Result<Arc<HashSet<EventKey>>, SubmitError> {
-        tokio::time::timeout(Duration::from_secs(10), request)
-            .await
-            .expect("answered within 10 s")
-            .expect("the request task ends")
-    }
-
-    #[tokio::test]
-    async fn the_next_batch_is_looked_up_while_an_insert_runs() {
-        let store = Memory::new();
-        let (sink, _task) = spawn(store.clone(), limits(), Metrics::new());
-        let first = submit(&sink, vec![row()]);
-        store.inserts_started(1).await;
-        let second = submit(&sink, vec![row()]);
-        // The first insert is held; the second batch is looked up and inserted meanwhile.
-        store.inserts_started(2).await;
-        assert_eq!(store.calls(), ["lookup", "insert 1", "lookup", "insert 1"]);
-        store.gate.add_permits(2);
-        answer(first).await.unwrap();
-        answer(second).await.unwrap();
-        assert_eq!(store.rows.lock().unwrap().len(), 2);
-    }
-
-    #[tokio::test]
-    async fn a_copy_arriving_while_its_original_is_inserted_is_answered_duplicate_and_stored_once()
-    {
-        let store = Memory::new();
-        let (sink, _task) = spawn(store.clone(), limits(), Metrics::new());
-        let event = row();
-        let original = submit(&sink, vec![event.clone()]);
-        store.inserts_started(1).await;
-        let other = row();
-        let retry = submit(&sink, vec![event.clone(), other.clone()]);
-        // The retry's look-up runs while the original's insert is held: it cannot see it yet.
-        store.lookups_done(2).await;
-        store.gate.add_permits(2);
-        assert!(answer(original).await.unwrap().is_empty());
-        let already = answer(retry).await.unwrap();
-        assert_eq!(
-            *already,
-            HashSet::from([(event.partner_id, event.event_id)])
-        );
-        let rows = store.rows.lock().unwrap().clone();
-        assert_eq!(rows, vec![sort_key(&event), sort_key(&other)]);
-        assert_eq!(store.calls()[3], "insert 1", "{:?}", store.calls());
-    }
-
-    #[tokio::test]
-    async fn a_copy_of_an_insert_whose_answer_is_lost_waits_for_its_settling_and_is_found_stored() {
-        let store = Memory::new();
-        // The original lands, but its answer is lost.
-        store.script.lock().unwrap().push(Outcome {
-            stores: true,
-            answers: false,
-        });
-        let (sink, _task) = spawn(store.clone(), limits(), Metrics::new());
-        let event = row();
-        let original = submit(&sink, vec![event.clone()]);
-        store.inserts_started(1).await;
-        let retry = submit(&sink, vec![event.clone()]);
-        store.lookups_done(2).await;
-        store.gate.add_permits(1);
-        assert!(answer(original).await.is_err(), "an open outcome is a 503");
-        let already = answer(retry).await.unwrap();
-        assert_eq!(
-            *already,
-            HashSet::from([(event.partner_id, event.event_id)])
-        );
-        assert_eq!(store.rows.lock().unwrap().len(), 1, "stored once");
-        assert_eq!(
-            store.calls(),
-            ["lookup", "insert 1", "lookup", "settle", "lookup"],
-            "settled before the key is looked up again, and nothing inserted twice"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_copy_of_an_insert_that_did_not_land_is_stored_after_the_settling() {
-        let store = Memory::new();
-        store.script.lock().unwrap().push(Outcome {
-            stores: false,
-            answers: false,
-        });
-        let (sink, _task) = spawn(store.clone(), limits(), Metrics::new());
-        let event = row();
-        let original = submit(&sink, vec![event.clone()]);
-        store.inserts_started(1).await;
-        let retry = submit(&sink, vec![event.clone()]);
-        store.lookups_done(2).await;
-        store.gate.add_permits(2);
-        assert!(answer(original).await.is_err());
-        assert!(
-            answer(retry).await.unwrap().is_empty(),
-            "stored now, not a duplicate"
-        );
-        assert_eq!(*store.rows.lock().unwrap(), vec![sort_key(&event)]);
-        assert_eq!(
-            store.calls(),
-            ["lookup", "insert 1", "lookup", "settle", "lookup", "insert 1"]
-        );
     }
 }

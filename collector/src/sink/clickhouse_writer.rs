@@ -1,5 +1,5 @@
-//! ClickHouse for the sink: the duplicate look-up, the insert of events and its settling; and
-//! writing rejected rows for the quarantine path.
+//! Committing a batch to ClickHouse: drop events already stored, then insert; and writing
+//! rejected rows for the quarantine path.
 
 use std::collections::{BTreeSet, HashSet};
 use std::time::Instant;
@@ -11,8 +11,9 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::quarantine::QuarantineWriter;
-use super::{BatchWriter, SortKey};
+use super::{Batch, BatchWriter, CommitError, EventKey};
 use crate::error::StorageError;
+use crate::metrics::Metrics;
 use crate::store::rows::{EventRow, RejectedRow};
 use crate::store::Store;
 
@@ -27,39 +28,37 @@ const LOOKUP_CHUNK: usize = 2_000;
 const LOOKUP_WINDOW: Duration =
     Duration::milliseconds(event_model::limits::MAX_EVENT_AGE_MS + 86_400_000);
 
+/// The `events` sort key, which is also what makes two rows the same event.
+type SortKey = (Uuid, String, String, Uuid);
+
+fn sort_key(row: &EventRow) -> SortKey {
+    (
+        row.partner_id,
+        row.name.clone(),
+        row.customer_id.clone(),
+        row.event_id,
+    )
+}
+
 /// Writes batches to `events`, and rejected rows to `rejected_events`.
 pub struct ClickHouseWriter {
     store: Store,
+    metrics: Metrics,
 }
 
 impl ClickHouseWriter {
     /// A writer over `store`.
-    pub fn new(store: Store) -> ClickHouseWriter {
-        ClickHouseWriter { store }
+    pub fn new(store: Store, metrics: Metrics) -> ClickHouseWriter {
+        ClickHouseWriter { store, metrics }
     }
-}
 
-impl QuarantineWriter for ClickHouseWriter {
-    async fn write(&self, rows: &[RejectedRow]) -> Result<(), StorageError> {
-        let client = self.store.client();
-        let write = async {
-            let mut insert = client.insert::<RejectedRow>("rejected_events").await?;
-            for row in rows {
-                insert.write(row).await?;
-            }
-            insert.end().await
-        };
-        self.store.timed(write).await
-    }
-}
-
-impl BatchWriter for ClickHouseWriter {
-    /// A duplicate is a row with the same sort key ([`SortKey`]). The query finds the ids in
-    /// the `by_event_id` projection (migration 0017), which ClickHouse uses only for a plain
-    /// read (not with `DISTINCT`: copies of a row are merged here) and, by default, only for
-    /// tables of a million rows or more: the setting below uses it at any size, so the look-up
-    /// costs the same in tests as in production. It skips partitions older than any event that
-    /// could still be accepted; the exact key is compared here.
+    /// Which of these rows are already in `events`.
+    ///
+    /// A duplicate is a row with the same sort key `(partner_id, name, customer_id, event_id)`:
+    /// exactly what ReplacingMergeTree would collapse; a retry repeats all four fields, since
+    /// it resends the stored event unchanged. The query narrows by the primary-key prefix
+    /// `(partner_id, name)`, probes the bloom filter on `event_id`, and skips partitions older
+    /// than any event that could still be accepted; the exact key is compared here.
     async fn stored(&self, keys: &HashSet<SortKey>) -> Result<HashSet<SortKey>, StorageError> {
         #[derive(Row, Deserialize)]
         struct Found {
@@ -90,7 +89,7 @@ impl BatchWriter for ClickHouseWriter {
                     self.store
                         .client()
                         .query(
-                            "SELECT partner_id, name, customer_id, event_id FROM events \
+                            "SELECT DISTINCT partner_id, name, customer_id, event_id FROM events \
                              WHERE partner_id IN {partners:Array(UUID)} AND name IN {names:Array(String)} \
                              AND event_id IN {ids:Array(UUID)} AND event_time >= {since:DateTime64(3)}",
                         )
@@ -98,7 +97,6 @@ impl BatchWriter for ClickHouseWriter {
                         .param("names", names)
                         .param("ids", ids)
                         .param("since", since.as_str())
-                        .with_setting("min_table_rows_to_use_projection_index", "0")
                         .fetch_all(),
                 )
                 .await?;
@@ -112,7 +110,7 @@ impl BatchWriter for ClickHouseWriter {
         Ok(stored)
     }
 
-    async fn insert(&self, rows: &[EventRow], insert_id: &str) -> Result<(), StorageError> {
+    async fn insert_events(&self, rows: &[EventRow], insert_id: &str) -> Result<(), StorageError> {
         let client = self.store.client();
         let write = async {
             let mut insert = client
@@ -125,6 +123,66 @@ impl BatchWriter for ClickHouseWriter {
             insert.end().await
         };
         self.store.timed(write).await
+    }
+}
+
+impl QuarantineWriter for ClickHouseWriter {
+    async fn write(&self, rows: &[RejectedRow]) -> Result<(), StorageError> {
+        let client = self.store.client();
+        let write = async {
+            let mut insert = client.insert::<RejectedRow>("rejected_events").await?;
+            for row in rows {
+                insert.write(row).await?;
+            }
+            insert.end().await
+        };
+        self.store.timed(write).await
+    }
+}
+
+impl BatchWriter for ClickHouseWriter {
+    async fn commit(
+        &self,
+        batch: Batch,
+        insert_id: &str,
+    ) -> Result<HashSet<EventKey>, CommitError> {
+        let mut skipped = HashSet::new();
+        let mut repeats = 0u64;
+        let mut fresh = Vec::with_capacity(batch.events.len());
+        if !batch.events.is_empty() {
+            let keys: HashSet<SortKey> = batch.events.iter().map(sort_key).collect();
+            let already = self.stored(&keys).await.map_err(CommitError::Failed)?;
+            let mut seen = HashSet::with_capacity(batch.events.len());
+            for row in batch.events {
+                let key = sort_key(&row);
+                if already.contains(&key) {
+                    skipped.insert((row.partner_id, row.event_id));
+                    repeats += 1;
+                } else if seen.insert(key) {
+                    fresh.push(row);
+                } else {
+                    // The same event twice in one commit (a retry racing its original): the
+                    // first copy is stored now, so neither request is told "duplicate".
+                    repeats += 1;
+                }
+            }
+        }
+        if !fresh.is_empty() {
+            // Any failure once the insert is sent leaves its outcome open: a timeout or a reset
+            // can come after ClickHouse committed, and a 5xx can come from a proxy while the
+            // insert still runs. Settling an insert that had ended costs two short queries.
+            self.insert_events(&fresh, insert_id)
+                .await
+                .map_err(CommitError::InDoubt)?;
+            for row in &fresh {
+                self.metrics
+                    .accepted
+                    .with_label_values(&[row.ingest_path.as_str()])
+                    .inc();
+            }
+        }
+        self.metrics.duplicates.inc_by(repeats);
+        Ok(skipped)
     }
 
     /// `KILL QUERY … SYNC` stops the insert if it still runs (a query that has ended matches

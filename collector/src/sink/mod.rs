@@ -3,13 +3,10 @@
 //! after every insert holding its events is committed.
 //!
 //! An event's lane is fixed by its `event_id`, and each lane performs every commit of its share
-//! of ids in this process. A lane has at most `EVENTLINE_SINK_INSERTS_IN_FLIGHT` inserts in
-//! flight (default 1, so commits end in order), and looks up the next batch's duplicates while
-//! they run: a key of the batch that the running insert holds is
-//! decided by that insert's outcome (stored: a duplicate; in doubt: settled, then looked up
-//! again), since the look-up may not see it yet. An insert whose answer was lost is settled
-//! (killed or seen finished) before the lane's next look-up is trusted. That is what makes
-//! retried events land exactly once.
+//! of ids in this process, one at a time. So the duplicate check (which `event_id`s are already
+//! stored) and the insert that follows it cannot interleave with another commit of the same
+//! event; and an insert whose answer was lost is settled (killed or seen finished) before the
+//! lane's next check. That is what makes retried events land exactly once.
 //!
 //! Rejected rows take their own best-effort path ([`quarantine`]): no request waits for them.
 
@@ -18,7 +15,8 @@ mod clickhouse_writer;
 pub mod quarantine;
 
 pub use batcher::{
-    spawn, spawn_with_listener, BatchLimits, CommitListener, Sink, SubmitError, WeakSink,
+    spawn, spawn_with_listener, BatchLimits, CommitError, CommitListener, Sink, SubmitError,
+    WeakSink,
 };
 pub use clickhouse_writer::ClickHouseWriter;
 pub use quarantine::{dropped as quarantine_dropped, Quarantine, QuarantineLimits, QuarantineTask};
@@ -34,38 +32,24 @@ use crate::store::rows::EventRow;
 /// `(partner_id, event_id)`: the identity of a stored event.
 pub type EventKey = (Uuid, Uuid);
 
-/// `(partner_id, name, customer_id, event_id)`: the `events` sort key, which is also what makes
-/// two rows the same event (what ReplacingMergeTree would collapse). A retry repeats all four
-/// fields, since it resends the stored event unchanged.
-pub type SortKey = (Uuid, String, String, Uuid);
-
-/// The sort key of a row.
-pub fn sort_key(row: &EventRow) -> SortKey {
-    (
-        row.partner_id,
-        row.name.clone(),
-        row.customer_id.clone(),
-        row.event_id,
-    )
+/// Events of one or more requests, committed together.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Rows for `events`, possibly holding the same event twice (a retry racing the original).
+    pub events: Vec<EventRow>,
 }
 
-/// Looks up and stores events; the ClickHouse implementation is [`ClickHouseWriter`].
+/// Writes batches; the ClickHouse implementation is [`ClickHouseWriter`].
 pub trait BatchWriter: Send + Sync + 'static {
-    /// Which of `keys` are already in `events`. Exact for every insert that has ended (and
-    /// been settled, if its answer was lost); an insert still running may or may not be seen.
-    fn stored(
+    /// Stores the batch, skipping events already stored (and repeats within the batch), and
+    /// returns the keys that were already stored before this commit. The insert of events
+    /// carries `insert_id` as its ClickHouse `query_id`. On `Err` the events were not all
+    /// stored; some may be, and a later look-up finds them once the insert is settled.
+    fn commit(
         &self,
-        keys: &HashSet<SortKey>,
-    ) -> impl Future<Output = Result<HashSet<SortKey>, StorageError>> + Send;
-
-    /// Inserts `rows` (no two with the same sort key) into `events` as one insert whose
-    /// ClickHouse `query_id` is `insert_id`. On `Err` the outcome is open: the rows may have
-    /// been stored, or may still be, until [`BatchWriter::settle`] says the insert has ended.
-    fn insert(
-        &self,
-        rows: &[EventRow],
+        batch: Batch,
         insert_id: &str,
-    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+    ) -> impl Future<Output = Result<HashSet<EventKey>, CommitError>> + Send;
 
     /// Makes sure the insert `insert_id` is no longer running (killed, or finished on its
     /// own). `Ok` only once that is confirmed; until then its rows may still appear.

@@ -106,11 +106,6 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0016_campaign_shares.sql",
         sql: include_str!("../../clickhouse/migrations/0016_campaign_shares.sql"),
     },
-    Migration {
-        version: 17,
-        name: "0017_event_id_lookup.sql",
-        sql: include_str!("../../clickhouse/migrations/0017_event_id_lookup.sql"),
-    },
 ];
 
 /// Why migrating failed.
