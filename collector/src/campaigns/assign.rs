@@ -104,31 +104,12 @@ pub fn row(
     Ok(event_row(valid, source, partner_id, now_ms, &meta))
 }
 
-/// Stores an assigned event through the sink; `Ok` once committed (or found already stored).
-pub async fn record(
-    sink: &SinkSlot,
-    registry: &Registry,
-    entry: &PartnerEntry,
-    event: Assigned<'_>,
-    now_ms: i64,
-) -> Result<(), AssignError> {
-    let row = row(registry, entry, event, now_ms).map_err(AssignError::Refused)?;
-    let sink = sink
-        .get()
-        .and_then(WeakSink::upgrade)
-        .ok_or(StorageError::SinkClosed)?;
-    match sink.submit(vec![row]).await {
-        Ok(_) => Ok(()),
-        Err(SubmitError::Storage(e)) => Err(e.into()),
-        Err(e @ SubmitError::Overloaded) => Err(StorageError::Commit(e.to_string()).into()),
-    }
-}
-
-/// Assigned events per sink submit in [`record_many`]: a fan-out page's events go in a few
-/// submits rather than one per customer, each small enough for one lane's queue.
+/// Assigned events per sink submit in [`record_many`]: a batch's events go in a few submits
+/// rather than one per customer, each small enough for one lane's queue.
 pub const BATCH: usize = 100;
 
-/// [`record`] for many events (a fan-out page's), [`BATCH`] per sink submit. Returns the
+/// Stores assigned events through the sink (a batch's, or a fan-out page's), [`BATCH`] per
+/// sink submit; a replay submits the same event ids, which the sink skips. Returns the
 /// refused ones (their index in `events`, and why), which are not stored; `Err` when a submit
 /// failed (the caller retries the page, with the same event ids).
 pub async fn record_many<'a>(

@@ -3,8 +3,8 @@
 //! the reason and the time of the next attempt (retried with backoff), or `skipped` when the
 //! customer cannot receive it (no address, consent withdrawn).
 //!
-//! Exactly once: a run replayed after a crash produces the same message ids, and [`queue`]
-//! writes nothing for an id the log holds, so a message is queued once. The send itself is
+//! Exactly once: a run replayed after a crash produces the same message ids, and the engine asks
+//! the log which of them it [`held`] before writing a batch, so a message is queued once. The send itself is
 //! at-least-once: a crash after the SMTP server accepted a message and before `sent` was
 //! written sends it again at the next start, under the same id (the email `Message-ID`), so a
 //! receiver can drop the copy.
@@ -133,15 +133,6 @@ pub async fn get(
                 .fetch_optional(),
         )
         .await
-}
-
-/// Writes `row` (queued or skipped) unless the log holds its id already; `true` when written.
-pub async fn queue(store: &Store, row: &MessageRow) -> Result<bool, StorageError> {
-    if get(store, row.partner_id, row.message_id).await?.is_some() {
-        return Ok(false);
-    }
-    write(store, row).await?;
-    Ok(true)
 }
 
 /// Which of `ids` the log holds (one look-up). For a fan-out's page: a replayed page's

@@ -83,7 +83,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use super::assign::{self, AssignError, SinkSlot};
+use super::assign::{self, SinkSlot};
 use super::branches;
 use super::caps;
 use super::clock::Clock;
@@ -1120,74 +1120,12 @@ impl Engine {
                 .push(Reverse((now + PAUSED_RECHECK_MS, key.clone())));
             return Ok(());
         }
-        let customer = key.customer_id.clone();
-        self.advance(&entry, &live, &customer, Input::Due, now)
-            .await
-    }
-
-    /// One input for one customer's run: engine, checks, assigned events, message log (caps
-    /// judged), state, timer.
-    pub(super) async fn advance(
-        &mut self,
-        entry: &PartnerEntry,
-        campaign: &Live,
-        customer: &str,
-        input: Input<'_>,
-        now: i64,
-    ) -> Result<(), StorageError> {
-        let key = run_key(&campaign.row, customer);
-        let loaded = runs::load(&self.store, &key).await?;
-        let Stepped {
-            state,
-            sends,
-            assigns,
-        } = self
-            .step(entry, campaign, customer, input, &loaded.state, now)
+        // One run's wake-up is a batch of one input: the same path as events and pages.
+        let inputs = [(key.customer_id.as_str(), Input::Due)];
+        let advanced = self
+            .advance_batch(&entry, &live, &inputs, None, true, now)
             .await?;
-        for a in &assigns {
-            self.record(entry, campaign, customer, a, now).await?;
-        }
-        if state == loaded.state {
-            return Ok(());
-        }
-        let mut profile: Option<Option<CustomerProfileRow>> = None;
-        let mut counted = match caps::window_start(sends.iter(), now) {
-            Some(from) => {
-                Some(caps::counted(&self.store, key.partner_id, &[customer], from).await?)
-            }
-            None => None,
-        };
-        for message in &sends {
-            if profile.is_none() {
-                profile =
-                    Some(customer_queries::profile(&self.store, key.partner_id, customer).await?);
-            }
-            let mut row = message_row(
-                &campaign.row,
-                customer,
-                message,
-                profile.as_ref().and_then(Option::as_ref),
-                self.clock.now(),
-            );
-            let counted = counted.as_mut().filter(|_| row.status == messages::QUEUED);
-            if let Some(counted) = &counted {
-                if let Some(why) = counted.refusal(key.campaign_id, customer, message, now) {
-                    row.status = messages::SKIPPED.into();
-                    row.error = why;
-                }
-            }
-            // A message the log holds already (a replay) is counted in `counted` already.
-            if messages::queue(&self.store, &row).await? && row.status == messages::QUEUED {
-                if let Some(counted) = counted {
-                    counted.count(key.campaign_id, customer, message, now);
-                }
-                let _ = self.to_deliver.send(row);
-            }
-        }
-        runs::save(&self.store, &key, &state, loaded.revision).await?;
-        if let Some(due) = state.next_wake_ms() {
-            self.timer.push(Reverse((due, key)));
-        }
+        self.hand_on(advanced);
         Ok(())
     }
 
@@ -1274,30 +1212,9 @@ impl Engine {
         })
     }
 
-    /// Stores one assigned event through the sink (a replay submits the same event id, which
-    /// the sink skips). One the ingest rules refuse is skipped: retrying could not change the
-    /// verdict.
-    async fn record(
-        &self,
-        entry: &PartnerEntry,
-        campaign: &Live,
-        customer: &str,
-        a: &Assign,
-        now: i64,
-    ) -> Result<(), StorageError> {
-        match assign::record(&self.sink, &self.registry, entry, a.assigned(customer), now).await {
-            Ok(()) => Ok(()),
-            Err(AssignError::Storage(e)) => Err(e),
-            // Judged like ingest and refused (a type retired since the save).
-            Err(error @ AssignError::Refused(_)) => {
-                tracing::warn!(campaign = %campaign.row.campaign_id, step = %a.step, name = %a.name, %error, "an assigned event was refused; the step is skipped");
-                Ok(())
-            }
-        }
-    }
-
-    /// [`Self::record`] for a fan-out page's assigned events, in batches of
-    /// [`assign::BATCH`] per sink submit.
+    /// Stores a batch's assigned events through the sink, [`assign::BATCH`] per submit (a
+    /// replay submits the same event ids, which the sink skips). One the ingest rules refuse is
+    /// skipped: retrying could not change the verdict.
     async fn record_many(
         &self,
         entry: &PartnerEntry,

@@ -74,27 +74,6 @@ pub struct Loaded {
     pub revision: u64,
 }
 
-/// The latest state of `key`; an unreadable state (never written by this code) starts over.
-pub async fn load(store: &Store, key: &RunKey) -> Result<Loaded, StorageError> {
-    let row: Option<RunRow> = store
-        .timed(
-            store
-                .client()
-                .query(
-                    "SELECT ?fields FROM campaign_runs FINAL \
-                     WHERE partner_id = {partner:UUID} AND campaign_id = {campaign:UUID} \
-                       AND version = {version:UInt32} AND customer_id = {customer:String}",
-                )
-                .param("partner", key.partner_id.to_string())
-                .param("campaign", key.campaign_id.to_string())
-                .param("version", key.version)
-                .param("customer", key.customer_id.as_str())
-                .fetch_optional(),
-        )
-        .await?;
-    Ok(row.map(loaded).unwrap_or_default())
-}
-
 fn loaded(row: RunRow) -> Loaded {
     Loaded {
         state: serde_json::from_str(&row.state).unwrap_or_else(|error| {
@@ -103,6 +82,47 @@ fn loaded(row: RunRow) -> Loaded {
         }),
         revision: row.revision,
     }
+}
+
+/// Which versions of a campaign a read of run rows takes.
+#[derive(Clone, Copy)]
+enum Versions {
+    /// This one.
+    Exactly(u32),
+    /// Every one older than this.
+    Before(u32),
+}
+
+/// The latest rows of `customers` in the campaign's `versions` (one query).
+async fn latest_rows(
+    store: &Store,
+    partner_id: Uuid,
+    campaign_id: Uuid,
+    versions: Versions,
+    customers: &[String],
+) -> Result<Vec<RunRow>, StorageError> {
+    // One of two fixed texts; the version itself is a bound parameter.
+    let (op, version) = match versions {
+        Versions::Exactly(v) => ("=", v),
+        Versions::Before(v) => ("<", v),
+    };
+    let sql = format!(
+        "SELECT ?fields FROM campaign_runs FINAL \
+         WHERE partner_id = {{partner:UUID}} AND campaign_id = {{campaign:UUID}} \
+           AND version {op} {{version:UInt32}} AND customer_id IN {{customers:Array(String)}}"
+    );
+    store
+        .timed(
+            store
+                .client()
+                .query(&sql)
+                .param("partner", partner_id.to_string())
+                .param("campaign", campaign_id.to_string())
+                .param("version", version)
+                .param("customers", customers)
+                .fetch_all(),
+        )
+        .await
 }
 
 /// Which of `customers` have a run in progress in a version of the campaign older than
@@ -118,22 +138,14 @@ pub async fn older_in_progress(
     if customers.is_empty() || current <= 1 {
         return Ok(HashMap::new());
     }
-    let rows: Vec<RunRow> = store
-        .timed(
-            store
-                .client()
-                .query(
-                    "SELECT ?fields FROM campaign_runs FINAL \
-                     WHERE partner_id = {partner:UUID} AND campaign_id = {campaign:UUID} \
-                       AND version < {version:UInt32} AND customer_id IN {customers:Array(String)}",
-                )
-                .param("partner", partner_id.to_string())
-                .param("campaign", campaign_id.to_string())
-                .param("version", current)
-                .param("customers", customers)
-                .fetch_all(),
-        )
-        .await?;
+    let rows = latest_rows(
+        store,
+        partner_id,
+        campaign_id,
+        Versions::Before(current),
+        customers,
+    )
+    .await?;
     let mut found: HashMap<u32, Vec<String>> = HashMap::new();
     for row in rows {
         let (version, customer) = (row.version, row.customer_id.clone());
@@ -145,7 +157,8 @@ pub async fn older_in_progress(
 }
 
 /// The latest states of many customers in one campaign version, by customer (one query; a
-/// customer without a row is absent). For a fan-out's page.
+/// customer without a row is absent; an unreadable state, never written by this code, starts
+/// over).
 pub async fn load_many(
     store: &Store,
     partner_id: Uuid,
@@ -156,22 +169,14 @@ pub async fn load_many(
     if customers.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows: Vec<RunRow> = store
-        .timed(
-            store
-                .client()
-                .query(
-                    "SELECT ?fields FROM campaign_runs FINAL \
-                     WHERE partner_id = {partner:UUID} AND campaign_id = {campaign:UUID} \
-                       AND version = {version:UInt32} AND customer_id IN {customers:Array(String)}",
-                )
-                .param("partner", partner_id.to_string())
-                .param("campaign", campaign_id.to_string())
-                .param("version", version)
-                .param("customers", customers)
-                .fetch_all(),
-        )
-        .await?;
+    let rows = latest_rows(
+        store,
+        partner_id,
+        campaign_id,
+        Versions::Exactly(version),
+        customers,
+    )
+    .await?;
     Ok(rows
         .into_iter()
         .map(|row| (row.customer_id.clone(), loaded(row)))
@@ -190,17 +195,6 @@ fn row(key: &RunKey, state: &State, previous_revision: u64, now: OffsetDateTime)
         updated_at: now,
         revision: micros.max(previous_revision + 1),
     }
-}
-
-/// Writes `state` as the next version of `key`'s row.
-pub async fn save(
-    store: &Store,
-    key: &RunKey,
-    state: &State,
-    previous_revision: u64,
-) -> Result<(), StorageError> {
-    let row = row(key, state, previous_revision, OffsetDateTime::now_utc());
-    store.insert_rows("campaign_runs", &[row]).await
 }
 
 /// Writes many states (each above its previous revision) in one insert.
