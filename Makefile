@@ -21,8 +21,8 @@ size: ## build the tracker, its size (raw/gzip/brotli) against the budget, where
 test-e2e: ## only the end-to-end tests in headless Chromium
 	bash tests/e2e/run.sh
 
-bench: ## collector ingest throughput and latency vs raw ClickHouse inserts
-	bash scripts/bench.sh
+bench: ## collector ingest throughput and latency vs raw ClickHouse inserts (ARGS="--prefill 3000000": a table of that size first)
+	bash scripts/bench.sh $(ARGS)
 
 bench-campaigns: ## campaign latency: event acknowledged -> message queued at a steady 200 events/s (ARGS="--rate 200 --secs 30")
 	bash scripts/bench-campaigns.sh $(ARGS)

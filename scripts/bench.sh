@@ -12,4 +12,4 @@ if [[ -z "${EVENTLINE_BENCH_CLICKHOUSE_URL:-}" ]]; then
   trap 'scripts/clickhouse.sh stop --port "$port" --data-dir "$data"; rm -rf "$data"' EXIT
   export EVENTLINE_BENCH_CLICKHOUSE_URL="http://127.0.0.1:$port"
 fi
-cargo bench -p eventline-collector --bench ingest
+cargo bench -p eventline-collector --bench ingest -- "$@"

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use clap::Parser;
 use event_model::json::Batch;
 use event_model::timestamp::format_rfc3339_ms;
 use event_model::{ContextValue, Event, EventKind};
@@ -19,7 +20,50 @@ use serde_json::{json, Value};
 
 const CONCURRENCY: usize = 8;
 /// (events per batch, requests per path): about the same work for every size, bounded in time.
-const PLAN: &[(usize, usize)] = &[(1, 3_000), (20, 600), (500, 40)];
+const PLAN: &[(usize, usize)] = &[(1, 3_000), (20, 600), (500, 120)];
+
+#[derive(Parser)]
+struct Args {
+    /// Events stored for the benchmark partner before the timed runs (spread over the last 23
+    /// days, UUID v7 ids of their time), so the collector's duplicate look-up meets a table of
+    /// a production size; the raw paths' tables stay empty, as their inserts look nothing up.
+    #[arg(long, default_value_t = 0)]
+    prefill: u64,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+/// Stores `n` events of the partner with ClickHouse's own generator (through every view).
+async fn prefill(
+    ch: &clickhouse::Client,
+    partner_id: &str,
+    source_id: &str,
+    n: u64,
+) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    ch.query(
+        "INSERT INTO events (partner_id, event_id, kind, name, source, source_id, customer_id, \
+         anonymous_id, occurred_at, sent_at, received_at, event_time, context_strings) \
+         SELECT {partner:UUID}, dateTimeToUUIDv7(toDateTime(t)), 'customer', \
+           ['product_viewed', 'added_to_cart', 'purchase_completed'][number % 3 + 1], \
+           'online_store', {source:UUID}, concat('earlier-', toString(number % 500000)), \
+           concat('earlier-anon-', toString(number % 700000)), t, t, t, t, \
+           map('category', 'Hat', 'product_id', concat('sku-', toString(number % 997))) \
+         FROM (SELECT number, now64(3) - toIntervalMillisecond(number * 2000000000 / {n:UInt64}) AS t \
+               FROM numbers({n:UInt64}))",
+    )
+    .param("partner", partner_id)
+    .param("source", source_id)
+    .param("n", n)
+    .execute()
+    .await?;
+    println!(
+        "prefilled the collector's events with {n} earlier events of the partner in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -227,6 +271,7 @@ async fn drive(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter("warn").init();
+    let args = Args::parse();
     let ch_url = std::env::var("EVENTLINE_BENCH_CLICKHOUSE_URL")
         .unwrap_or_else(|_| "http://127.0.0.1:18123".into());
     let database = format!("eventline_bench_{}", std::process::id());
@@ -267,6 +312,9 @@ async fn main() -> anyhow::Result<()> {
     let ch = clickhouse::Client::default()
         .with_url(&ch_url)
         .with_database(&database);
+    if args.prefill > 0 {
+        prefill(&ch, &partner_id, &source_id, args.prefill).await?;
+    }
     ch.query("CREATE TABLE raw_events AS events")
         .execute()
         .await?;

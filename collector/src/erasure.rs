@@ -17,7 +17,10 @@
 //!   and the `identity_links` rows of the customer or of any of the anonymous ids below;
 //! - `events` whose `customer_id` is the customer's, and events whose `anonymous_id` appears on
 //!   any of the customer's events or is linked to the customer in `identity_links` (the visits
-//!   before they logged in), and the same rows of `event_context_strings`, their context index;
+//!   before they logged in), and the same rows of `event_context_strings`, their context index,
+//!   and of `event_keys`, the keys the duplicate look-up reads (after the events: while an
+//!   event is stored its key must be, or a resend would be stored twice; a resend after the
+//!   erasure is stored again like new data);
 //! - `rejected_events` (of the partner, or of no known partner) whose payload holds the customer
 //!   id or one of those anonymous ids as the JSON string value of `customer_id` /
 //!   `anonymous_id`, at the top level or in `events[*]`; in a payload that is not valid JSON
@@ -335,6 +338,8 @@ impl Erasure {
         let events = self
             .delete("events", "partner_id = {partner:UUID}", &p)
             .await?;
+        self.delete("event_keys", "partner_id = {partner:UUID}", &p)
+            .await?;
         Ok((events, rejected))
     }
 
@@ -432,6 +437,14 @@ impl Erasure {
                 &params,
             )
             .await?;
+        self.delete(
+            "event_keys",
+            "partner_id = {partner:UUID} \
+             AND (has({anonymous:Array(String)}, anonymous_id) \
+                  OR lower(hex(SHA256(customer_id))) = {hash:String})",
+            &params,
+        )
+        .await?;
         Ok((events, rejected))
     }
 }

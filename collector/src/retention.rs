@@ -1,6 +1,6 @@
 //! Per-partner event retention: a periodic sweep deletes each partner's events older than its
 //! `retention_days` (by `event_time`), and their rows of the context index
-//! `event_context_strings`, with ClickHouse lightweight deletes.
+//! `event_context_strings` and of `event_keys`, with ClickHouse lightweight deletes.
 //!
 //! Every collector instance sweeps; the deletes are idempotent. Rows vanish from queries when
 //! the delete returns and leave disk when ClickHouse merges their parts.
@@ -32,6 +32,18 @@ pub async fn sweep_partner(
                 .fetch_one(),
         )
         .await?;
+    // Keys go after their events (a key outliving its event only answers a resend of an
+    // expired event `duplicate`; the other way round it would be stored twice), so a sweep cut
+    // short between the two leaves keys alone, and they are counted on their own.
+    let old_keys: u64 = store
+        .timed(
+            client
+                .query(&format!("SELECT count() FROM event_keys WHERE {OLD}"))
+                .param("partner", partner_id.to_string())
+                .param("days", days)
+                .fetch_one(),
+        )
+        .await?;
     // An empty sweep issues no delete: each one is a mutation ClickHouse must schedule.
     if old > 0 {
         // The context index first: while its rows outlive their events a segment would still
@@ -51,6 +63,18 @@ pub async fn sweep_partner(
             .timed(
                 client
                     .query(&format!("DELETE FROM events WHERE {OLD}"))
+                    .param("partner", partner_id.to_string())
+                    .param("days", days)
+                    .with_setting("lightweight_deletes_sync", "2")
+                    .execute(),
+            )
+            .await?;
+    }
+    if old > 0 || old_keys > 0 {
+        store
+            .timed(
+                client
+                    .query(&format!("DELETE FROM event_keys WHERE {OLD}"))
                     .param("partner", partner_id.to_string())
                     .param("days", days)
                     .with_setting("lightweight_deletes_sync", "2")

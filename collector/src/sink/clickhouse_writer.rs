@@ -1,7 +1,12 @@
 //! Committing a batch to ClickHouse: drop events already stored, then insert; and writing
 //! rejected rows for the quarantine path.
+//!
+//! Which events are stored already is asked of `event_keys` (migration 0017): one narrow row
+//! per event sorted by `(partner_id, event_id)`, written by a materialized view inside every
+//! insert into `events`. A look-up then costs what its ids cost, not what the table holds.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use clickhouse::Row;
@@ -22,6 +27,9 @@ const SETTLE_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Most event ids in one duplicate look-up (2,000 UUIDs are about 80 KiB of parameter).
 const LOOKUP_CHUNK: usize = 2_000;
+
+/// Most events in one repair of `event_keys` (500 keys of four fields stay near 60 KiB).
+const REPAIR_CHUNK: usize = 500;
 
 /// How far back a stored copy of an arriving event can be: an event older than the age limit
 /// is refused anyway, so its earlier copy needs no look-up. A day of margin covers clock drift.
@@ -44,21 +52,40 @@ fn sort_key(row: &EventRow) -> SortKey {
 pub struct ClickHouseWriter {
     store: Store,
     metrics: Metrics,
+    /// The events of inserts whose outcome is unknown, by insert id, until they are settled:
+    /// such an insert may have committed its `events` part and not the `event_keys` part its
+    /// view writes after it (a view error, a kill in between), so settling repairs the keys.
+    in_doubt: Mutex<HashMap<String, Vec<SortKey>>>,
 }
 
 impl ClickHouseWriter {
     /// A writer over `store`.
     pub fn new(store: Store, metrics: Metrics) -> ClickHouseWriter {
-        ClickHouseWriter { store, metrics }
+        ClickHouseWriter {
+            store,
+            metrics,
+            in_doubt: Mutex::new(HashMap::new()),
+        }
     }
 
-    /// Which of these rows are already in `events`.
+    /// The earliest `event_time` a stored copy of an acceptable event can have, as ClickHouse
+    /// DateTime64 text.
+    fn window_start() -> String {
+        let since = OffsetDateTime::now_utc() - LOOKUP_WINDOW;
+        let since_ms = (since.unix_timestamp_nanos() / 1_000_000) as i64;
+        format_rfc3339_ms(since_ms)
+            .replace('T', " ")
+            .replace('Z', "")
+    }
+
+    /// Which of these rows are already in `events`, from their rows in `event_keys`.
     ///
     /// A duplicate is a row with the same sort key `(partner_id, name, customer_id, event_id)`:
     /// exactly what ReplacingMergeTree would collapse; a retry repeats all four fields, since
-    /// it resends the stored event unchanged. The query narrows by the primary-key prefix
-    /// `(partner_id, name)`, probes the bloom filter on `event_id`, and skips partitions older
-    /// than any event that could still be accepted; the exact key is compared here.
+    /// it resends the stored event unchanged. The query asks `event_keys` by its primary key
+    /// `(partner_id, event_id)`, so ClickHouse reads only granules where those ids would sort,
+    /// and skips weekly partitions older than any event that could still be accepted; the exact
+    /// key is compared here.
     async fn stored(&self, keys: &HashSet<SortKey>) -> Result<HashSet<SortKey>, StorageError> {
         #[derive(Row, Deserialize)]
         struct Found {
@@ -66,48 +93,74 @@ impl ClickHouseWriter {
             partner_id: Uuid,
             name: String,
             customer_id: String,
-            #[serde(with = "clickhouse::serde::uuid")]
-            event_id: Uuid,
+            event_id: String,
         }
-        let since = OffsetDateTime::now_utc() - LOOKUP_WINDOW;
-        let since_ms = (since.unix_timestamp_nanos() / 1_000_000) as i64;
-        let since = format_rfc3339_ms(since_ms)
-            .replace('T', " ")
-            .replace('Z', "");
+        let since = Self::window_start();
         let all = keys;
-        let keys: Vec<&SortKey> = all.iter().collect();
         let mut stored = HashSet::new();
         // Parameters travel as HTTP form fields, which ClickHouse caps at 128 KiB each
         // (http_max_field_value_size); a chunk of ids stays well below that.
-        for chunk in keys.chunks(LOOKUP_CHUNK) {
-            let partners: BTreeSet<String> = chunk.iter().map(|k| k.0.to_string()).collect();
-            let names: BTreeSet<&str> = chunk.iter().map(|k| k.1.as_str()).collect();
-            let ids: Vec<String> = chunk.iter().map(|k| k.3.to_string()).collect();
-            let found: Vec<Found> = self
-                .store
-                .timed(
-                    self.store
-                        .client()
-                        .query(
-                            "SELECT DISTINCT partner_id, name, customer_id, event_id FROM events \
-                             WHERE partner_id IN {partners:Array(UUID)} AND name IN {names:Array(String)} \
-                             AND event_id IN {ids:Array(UUID)} AND event_time >= {since:DateTime64(3)}",
-                        )
-                        .param("partners", partners)
-                        .param("names", names)
-                        .param("ids", ids)
-                        .param("since", since.as_str())
-                        .fetch_all(),
-                )
-                .await?;
-            stored.extend(
-                found
-                    .into_iter()
-                    .map(|f| (f.partner_id, f.name, f.customer_id, f.event_id)),
-            );
+        for (partner, ids) in ids_by_partner(all.iter()) {
+            for chunk in ids.chunks(LOOKUP_CHUNK) {
+                let found: Vec<Found> = self
+                    .store
+                    .timed(
+                        self.store
+                            .client()
+                            .query(
+                                "SELECT DISTINCT partner_id, name, customer_id, event_id \
+                                 FROM event_keys WHERE partner_id = {partner:UUID} \
+                                 AND event_id IN {ids:Array(String)} AND event_time >= {since:DateTime64(3)}",
+                            )
+                            .param("partner", partner.to_string())
+                            .param("ids", chunk)
+                            .param("since", since.as_str())
+                            .fetch_all(),
+                    )
+                    .await?;
+                stored.extend(found.into_iter().filter_map(|f| {
+                    let id = Uuid::parse_str(&f.event_id).ok()?;
+                    Some((f.partner_id, f.name, f.customer_id, id))
+                }));
+            }
         }
         stored.retain(|k| all.contains(k));
         Ok(stored)
+    }
+
+    /// Writes the `event_keys` rows of those of `keys` that are in `events`, whether or not
+    /// their view wrote them already (a second copy is harmless: the look-up reads keys).
+    async fn repair_keys(&self, keys: &[SortKey]) -> Result<(), StorageError> {
+        let since = Self::window_start();
+        let mut by_partner: BTreeMap<Uuid, Vec<(&str, &str, String)>> = BTreeMap::new();
+        for (partner, name, customer, id) in keys {
+            by_partner
+                .entry(*partner)
+                .or_default()
+                .push((name, customer, id.to_string()));
+        }
+        for (partner, keys) in by_partner {
+            for chunk in keys.chunks(REPAIR_CHUNK) {
+                self.store
+                    .timed(
+                        self.store
+                            .client()
+                            .query(
+                                "INSERT INTO event_keys \
+                                 SELECT partner_id, toString(event_id), name, customer_id, anonymous_id, event_time \
+                                 FROM events WHERE partner_id = {partner:UUID} \
+                                 AND (name, customer_id, event_id) IN {keys:Array(Tuple(String, String, UUID))} \
+                                 AND event_time >= {since:DateTime64(3)}",
+                            )
+                            .param("partner", partner.to_string())
+                            .param("keys", chunk)
+                            .param("since", since.as_str())
+                            .execute(),
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     async fn insert_events(&self, rows: &[EventRow], insert_id: &str) -> Result<(), StorageError> {
@@ -124,6 +177,15 @@ impl ClickHouseWriter {
         };
         self.store.timed(write).await
     }
+}
+
+/// The event ids of `keys` as canonical text, grouped by partner.
+fn ids_by_partner<'a>(keys: impl Iterator<Item = &'a SortKey>) -> BTreeMap<Uuid, Vec<String>> {
+    let mut by_partner: BTreeMap<Uuid, Vec<String>> = BTreeMap::new();
+    for (partner, _, _, id) in keys {
+        by_partner.entry(*partner).or_default().push(id.to_string());
+    }
+    by_partner
 }
 
 impl QuarantineWriter for ClickHouseWriter {
@@ -171,9 +233,13 @@ impl BatchWriter for ClickHouseWriter {
             // Any failure once the insert is sent leaves its outcome open: a timeout or a reset
             // can come after ClickHouse committed, and a 5xx can come from a proxy while the
             // insert still runs. Settling an insert that had ended costs two short queries.
-            self.insert_events(&fresh, insert_id)
-                .await
-                .map_err(CommitError::InDoubt)?;
+            if let Err(error) = self.insert_events(&fresh, insert_id).await {
+                self.in_doubt
+                    .lock()
+                    .expect("in-doubt map poisoned")
+                    .insert(insert_id.to_string(), fresh.iter().map(sort_key).collect());
+                return Err(CommitError::InDoubt(error));
+            }
             for row in &fresh {
                 self.metrics
                     .accepted
@@ -187,6 +253,8 @@ impl BatchWriter for ClickHouseWriter {
 
     /// `KILL QUERY … SYNC` stops the insert if it still runs (a query that has ended matches
     /// nothing); then `system.processes` must no longer list it, within the ClickHouse timeout.
+    /// Then the `event_keys` rows of whatever it stored in `events` are written, so the next
+    /// look-up sees every event it committed.
     /// `system.processes` is this server's: behind a load balancer over several replicas the
     /// collector must talk to one server (or this check must use `clusterAllReplicas`).
     async fn settle(&self, insert_id: &str) -> Result<(), StorageError> {
@@ -211,6 +279,19 @@ impl BatchWriter for ClickHouseWriter {
                 )
                 .await?;
             if running == 0 {
+                let keys = self
+                    .in_doubt
+                    .lock()
+                    .expect("in-doubt map poisoned")
+                    .get(insert_id)
+                    .cloned();
+                if let Some(keys) = keys {
+                    self.repair_keys(&keys).await?;
+                    self.in_doubt
+                        .lock()
+                        .expect("in-doubt map poisoned")
+                        .remove(insert_id);
+                }
                 return Ok(());
             }
             if Instant::now() >= deadline {

@@ -106,6 +106,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0016_campaign_shares.sql",
         sql: include_str!("../../clickhouse/migrations/0016_campaign_shares.sql"),
     },
+    Migration {
+        version: 17,
+        name: "0017_event_keys.sql",
+        sql: include_str!("../../clickhouse/migrations/0017_event_keys.sql"),
+    },
 ];
 
 /// Why migrating failed.

@@ -335,3 +335,44 @@ async fn a_segment_query_that_outlives_its_timeout_answers_503_and_the_next_one_
     assert_eq!(body["members"], 1, "{body}");
     t.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_insert_whose_key_rows_failed_after_its_events_committed_is_repaired_before_the_resend()
+{
+    let t = TestCollector::start_with(clickhouse_url(), |_| {}).await;
+    let p = t.create_partner("Acme").await;
+    // The duplicate look-up reads `event_keys`, which a view writes after the events part of
+    // an insert has committed. Here the view fails: every row it writes gets a column whose
+    // default throws.
+    t.db.query(
+        "ALTER TABLE event_keys ADD COLUMN fail_keys UInt8 \
+         DEFAULT throwIf(1, 'injected: the event_keys part fails')",
+    )
+    .execute()
+    .await
+    .unwrap();
+    let events: Vec<_> = (0..20).map(|i| event("keys", &format!("c-{i}"))).collect();
+    let pending = batch(&p, events);
+    let (status, _, body) = t.send(&pending, None).await;
+    assert_eq!(status, 503, "{body}");
+    // ClickHouse kept the events and has no keys for them: the state the sink must repair.
+    assert_eq!(t.count("SELECT count() FROM events").await, 20);
+    assert_eq!(t.count("SELECT count() FROM event_keys").await, 0);
+    t.db.query("ALTER TABLE event_keys DROP COLUMN fail_keys")
+        .execute()
+        .await
+        .unwrap();
+
+    // Without the repair the look-up would find no key, and the resend would store every
+    // event a second time.
+    let (status, _, body) = t.send(&pending, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(duplicates(&body), (20, true), "{body}");
+    assert_eq!(t.count("SELECT count() FROM events").await, 20);
+    assert_eq!(
+        t.count("SELECT uniqExact(event_id) FROM event_keys").await,
+        20
+    );
+    assert_eq!(t.metric("eventline_sink_inserts_in_doubt_total").await, 1);
+    t.finish().await;
+}
