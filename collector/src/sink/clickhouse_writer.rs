@@ -100,7 +100,7 @@ impl ClickHouseWriter {
         let mut stored = HashSet::new();
         // Parameters travel as HTTP form fields, which ClickHouse caps at 128 KiB each
         // (http_max_field_value_size); a chunk of ids stays well below that.
-        for (partner, ids) in ids_by_partner(all.iter()) {
+        for (partner, ids) in by_partner(all.iter(), |(_, _, _, id)| id.to_string()) {
             for chunk in ids.chunks(LOOKUP_CHUNK) {
                 let found: Vec<Found> = self
                     .store
@@ -132,14 +132,10 @@ impl ClickHouseWriter {
     /// their view wrote them already (a second copy is harmless: the look-up reads keys).
     async fn repair_keys(&self, keys: &[SortKey]) -> Result<(), StorageError> {
         let since = Self::window_start();
-        let mut by_partner: BTreeMap<Uuid, Vec<(&str, &str, String)>> = BTreeMap::new();
-        for (partner, name, customer, id) in keys {
-            by_partner
-                .entry(*partner)
-                .or_default()
-                .push((name, customer, id.to_string()));
-        }
-        for (partner, keys) in by_partner {
+        let grouped = by_partner(keys.iter(), |(_, name, customer, id)| {
+            (name.as_str(), customer.as_str(), id.to_string())
+        });
+        for (partner, keys) in grouped {
             for chunk in keys.chunks(REPAIR_CHUNK) {
                 self.store
                     .timed(
@@ -179,13 +175,16 @@ impl ClickHouseWriter {
     }
 }
 
-/// The event ids of `keys` as canonical text, grouped by partner.
-fn ids_by_partner<'a>(keys: impl Iterator<Item = &'a SortKey>) -> BTreeMap<Uuid, Vec<String>> {
-    let mut by_partner: BTreeMap<Uuid, Vec<String>> = BTreeMap::new();
-    for (partner, _, _, id) in keys {
-        by_partner.entry(*partner).or_default().push(id.to_string());
+/// `part` of each of `keys`, grouped by partner (the look-up and the repair ask per partner).
+fn by_partner<'a, T>(
+    keys: impl Iterator<Item = &'a SortKey>,
+    part: impl Fn(&'a SortKey) -> T,
+) -> BTreeMap<Uuid, Vec<T>> {
+    let mut grouped: BTreeMap<Uuid, Vec<T>> = BTreeMap::new();
+    for key in keys {
+        grouped.entry(key.0).or_default().push(part(key));
     }
-    by_partner
+    grouped
 }
 
 impl QuarantineWriter for ClickHouseWriter {
