@@ -336,6 +336,13 @@ pub struct Config {
     #[arg(long, env = "EVENTLINE_ERASURE_TIMEOUT_SECS", default_value_t = 3600)]
     pub erasure_timeout_secs: u64,
 
+    /// Timeout of each statement of a schema migration, in seconds. Some migrations fill a new
+    /// table from the events already stored (0017: the keys of the last 33 days), which takes
+    /// minutes on a large table; with the ordinary request timeout the migration would give
+    /// up while ClickHouse goes on, and every start would fail the same way.
+    #[arg(long, env = "EVENTLINE_MIGRATION_TIMEOUT_SECS", default_value_t = 3600)]
+    pub migration_timeout_secs: u64,
+
     /// Where campaign email goes: an SMTP server URL (`smtp://host:port`; user and password may
     /// be given as `smtp://user:pass@host:port`). Default `smtp://127.0.0.1:1025`: a local mail
     /// catcher, so nothing leaves a developer machine. Plain SMTP only (no TLS) in this version.

@@ -178,7 +178,9 @@ pub async fn migrate(config: &Config) -> Result<usize, MigrationError> {
     if db.is_empty() || !db.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         return Err(MigrationError::BadDatabaseName(db.clone()));
     }
-    let store = Store::new(config);
+    let store = Store::new(config).with_timeout(std::time::Duration::from_secs(
+        config.migration_timeout_secs.max(1),
+    ));
     let server = server_client(config);
     store
         .timed(
