@@ -85,7 +85,7 @@ def main() -> None:
         f"AS t FROM numbers({args.events}))"
     )
     print(f"{args.events} events of one partner over 23 days stored in {time.time() - started:.1f} s; "
-          f"median of {args.runs} runs, load average {os.getloadavg()[0]:.1f}\n")
+          f"median of {args.runs} runs, load average at the start {os.getloadavg()[0]:.1f}\n")
     one_hour = ch.text(
         "SELECT toString(event_id) FROM events ORDER BY event_time DESC LIMIT 2000 OFFSET 100000"
     ).split()
@@ -115,6 +115,7 @@ def main() -> None:
                 }))
             cells.append(f"{runs[-1][0]:,}, {statistics.median(r[1] for r in runs):.1f} ms")
         print(f"| {label} | {cells[0]} | {cells[1]} |")
+    print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
