@@ -183,18 +183,8 @@ pub async fn start_with_clock(config: Config, clock: Clock) -> anyhow::Result<Ru
         },
         metrics.clone(),
     );
-    let refresher = {
-        let registry = registry.clone();
-        let every = Duration::from_secs(config.registry_refresh_secs.max(1));
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(every).await;
-                if let Err(error) = registry.refresh().await {
-                    tracing::warn!(%error, "registry refresh failed; serving the last snapshot");
-                }
-            }
-        })
-    };
+    let refresher =
+        registry.spawn_refresher(Duration::from_secs(config.registry_refresh_secs.max(1)));
     let limits = Arc::new(RateLimits::new(&config));
     let limit_janitor = {
         let limits = limits.clone();

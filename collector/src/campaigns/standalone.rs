@@ -73,18 +73,8 @@ pub async fn start(config: Config) -> anyhow::Result<Engine> {
     tracing::info!(applied, database = %config.clickhouse_database, "schema is up to date");
     let store = Store::new(&config);
     let registry = Arc::new(Registry::load(store.clone()).await?);
-    let refresher = {
-        let registry = registry.clone();
-        let every = Duration::from_secs(config.registry_refresh_secs.max(1));
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(every).await;
-                if let Err(error) = registry.refresh().await {
-                    tracing::warn!(%error, "registry refresh failed; running on the last snapshot");
-                }
-            }
-        })
-    };
+    let refresher =
+        registry.spawn_refresher(Duration::from_secs(config.registry_refresh_secs.max(1)));
     let settings = runner::Settings::from_config(&config);
     let campaigns = runner::spawn(store.clone(), registry, &senders, settings, Clock::system())
         .map_err(anyhow::Error::msg)?;

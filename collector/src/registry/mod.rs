@@ -180,6 +180,23 @@ impl Registry {
         self.snapshot.read().expect("lock not poisoned").clone()
     }
 
+    /// Refreshes the registry every `every` for as long as the task runs, so changes made
+    /// through other instances arrive; a failed refresh keeps the last snapshot.
+    pub fn spawn_refresher(
+        self: &Arc<Self>,
+        every: std::time::Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let registry = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if let Err(error) = registry.refresh().await {
+                    tracing::warn!(%error, "registry refresh failed; using the last snapshot");
+                }
+            }
+        })
+    }
+
     /// Re-reads partners, sources, keys and settings from ClickHouse.
     pub async fn refresh(&self) -> Result<(), StorageError> {
         let client = self.store.client();
